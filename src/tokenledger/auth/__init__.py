@@ -1,0 +1,1 @@
+"""Who may do what: API keys (and, with the console, accounts and sessions)."""

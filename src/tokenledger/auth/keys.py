@@ -1,0 +1,126 @@
+"""API keys: what applications use to send events and read reports.
+
+A key is shown once, at creation; only its SHA-256 is stored (keys are 256-bit
+random, so a slow password hash would add nothing). ``ingest`` keys can only send
+events, ``report:read`` keys can only read reports.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from dataclasses import dataclass
+from typing import Literal, get_args
+
+from sqlalchemy import select, update
+
+from tokenledger.store.database import Database
+from tokenledger.store.schema import api_keys
+
+Scope = Literal["ingest", "report:read"]
+SCOPES: tuple[Scope, ...] = get_args(Scope)
+KEY_PREFIX = "tl_"
+_SHOWN_PREFIX = len(KEY_PREFIX) + 8
+# A key's last use is written at most this often, to keep reads read-only.
+LAST_USED_GRANULARITY_US = 60 * 1_000_000
+
+
+@dataclass(frozen=True, slots=True)
+class ApiKey:
+    id: int
+    name: str
+    prefix: str
+    scope: str
+    created_us: int
+    last_used_us: int | None
+    revoked_us: int | None
+
+    @property
+    def active(self) -> bool:
+        return self.revoked_us is None
+
+
+def hash_key(secret: str) -> bytes:
+    return hashlib.sha256(secret.encode("utf-8", "surrogatepass")).digest()
+
+
+def create_key(db: Database, *, name: str, scope: str, now_us: int) -> tuple[ApiKey, str]:
+    """Create a key; returns it and its secret (which is never retrievable again)."""
+    if scope not in SCOPES:
+        raise ValueError(f"scope must be one of {', '.join(SCOPES)}")
+    name = name.strip()
+    if not name or len(name) > 255:
+        raise ValueError("name must be 1-255 characters")
+    secret = KEY_PREFIX + secrets.token_urlsafe(32)
+    with db.write() as conn:
+        key_id = conn.execute(
+            api_keys.insert().returning(api_keys.c.id),
+            {
+                "name": name,
+                "prefix": secret[:_SHOWN_PREFIX],
+                "key_hash": hash_key(secret),
+                "scope": scope,
+                "created_us": now_us,
+            },
+        ).scalar_one()
+    return ApiKey(key_id, name, secret[:_SHOWN_PREFIX], scope, now_us, None, None), secret
+
+
+def list_keys(db: Database) -> list[ApiKey]:
+    columns = (
+        api_keys.c.id,
+        api_keys.c.name,
+        api_keys.c.prefix,
+        api_keys.c.scope,
+        api_keys.c.created_us,
+        api_keys.c.last_used_us,
+        api_keys.c.revoked_us,
+    )
+    with db.read() as conn:
+        rows = conn.execute(select(*columns).order_by(api_keys.c.id))
+        return [ApiKey(*row) for row in rows]
+
+
+def revoke_key(db: Database, key_id: int, *, now_us: int) -> ApiKey:
+    """Revoke key ``key_id`` (idempotent); LookupError if there is none."""
+    with db.write() as conn:
+        conn.execute(
+            update(api_keys)
+            .where(api_keys.c.id == key_id, api_keys.c.revoked_us.is_(None))
+            .values(revoked_us=now_us)
+        )
+    for key in list_keys(db):
+        if key.id == key_id:
+            return key
+    raise LookupError(f"no key with id {key_id}")
+
+
+def find_key(db: Database, secret: str) -> ApiKey | None:
+    """The active key whose secret is ``secret``, or None."""
+    if not secret.startswith(KEY_PREFIX) or len(secret) > 200:
+        return None
+    with db.read() as conn:
+        row = conn.execute(
+            select(
+                api_keys.c.id,
+                api_keys.c.name,
+                api_keys.c.prefix,
+                api_keys.c.scope,
+                api_keys.c.created_us,
+                api_keys.c.last_used_us,
+                api_keys.c.revoked_us,
+            ).where(api_keys.c.key_hash == hash_key(secret))
+        ).first()
+    if row is None or row.revoked_us is not None:
+        return None
+    return ApiKey(*row)
+
+
+def touch_key(db: Database, key: ApiKey, *, now_us: int) -> None:
+    """Record that ``key`` was used (at most once per minute per key)."""
+    if key.last_used_us is not None and now_us - key.last_used_us < LAST_USED_GRANULARITY_US:
+        return
+    with db.write() as conn:
+        conn.execute(
+            update(api_keys).where(api_keys.c.id == key.id).values(last_used_us=now_us)
+        )

@@ -1,0 +1,344 @@
+"""The usage event (one AI request): the ingest contract and its validation.
+
+Each event is validated on its own. A valid event becomes an immutable :class:`Event`
+with its instant in microseconds (UTC) and a content hash that tells a harmless retry
+(same content) from a conflicting reuse of an ``event_id``. An invalid one becomes a
+:class:`Rejection` with a machine-readable code and a message naming the field.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+import orjson
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictInt,
+    StrictStr,
+    ValidationError,
+    field_validator,
+)
+from pydantic_core import PydanticCustomError
+
+from tokenledger.localdays import US_PER_SECOND, to_us
+
+MAX_COUNT = 2**53
+METADATA_MAX_BYTES = 8 * 1024
+METADATA_MAX_DEPTH = 16
+EARLIEST_US = to_us(datetime.fromisoformat("1900-01-01T00:00:00+00:00"))
+
+Count = Annotated[StrictInt, Field(ge=0, le=MAX_COUNT)]
+Text255 = Annotated[StrictStr, Field(max_length=255)]
+
+_RFC3339 = re.compile(
+    r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(?:\.\d{1,9})?(?:[Zz]|[+-]\d{2}:\d{2})"
+)
+_NAIVE = re.compile(r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(?:\.\d+)?")
+# WHATWG's "valid e-mail address", widened to accept non-ASCII letters (EAI/IDN).
+_EMAIL = re.compile(
+    r"[\w.!#$%&'*+/=?^`{|}~-]+@[^\W_](?:[\w-]{0,61}[^\W_])?(?:\.[^\W_](?:[\w-]{0,61}[^\W_])?)*"
+)
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_SURROGATE = re.compile(r"[\ud800-\udfff]")
+
+
+def _clean_text(value: str, *, allow_controls: bool = False) -> str:
+    if "\x00" in value:
+        raise PydanticCustomError("invalid_string", "must not contain NUL characters")
+    if _SURROGATE.search(value):
+        raise PydanticCustomError("invalid_string", "must be valid Unicode (lone surrogate)")
+    if not allow_controls and _CONTROL.search(value):
+        raise PydanticCustomError("invalid_string", "must not contain control characters")
+    return value
+
+
+class UserIn(BaseModel):
+    """``user`` of an event: who made the request."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    id: Annotated[StrictStr, Field(min_length=1, max_length=255)]
+    name: Text255 | None = None
+    email: Annotated[StrictStr, Field(max_length=320)] | None = None
+
+    @field_validator("id", "name")
+    @classmethod
+    def _text(cls, value: str | None) -> str | None:
+        return None if value is None else _clean_text(value)
+
+    @field_validator("email")
+    @classmethod
+    def _email(cls, value: str | None) -> str | None:
+        if value is None or value == "":
+            return None
+        _clean_text(value)
+        if not _EMAIL.fullmatch(value) or len(value.partition("@")[0]) > 64:
+            raise PydanticCustomError("invalid_email", "is not a valid e-mail address")
+        return value
+
+
+class EventIn(BaseModel):
+    """One AI request as sent to ``POST /api/v1/events``."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    event_id: Annotated[StrictStr, Field(min_length=1, max_length=255)]
+    user: UserIn
+    started_at: Annotated[
+        StrictStr,
+        Field(
+            description="RFC 3339 timestamp with offset, e.g. 2026-11-25T09:30:00+01:00",
+            examples=["2026-11-25T09:30:00Z"],
+        ),
+    ]
+    duration_ms: Count
+    model: Text255 | None = None
+    provider: Text255 | None = None
+    input_tokens: Count
+    output_tokens: Count
+    cache_read_tokens: Count | None = Field(None, description="Part of input_tokens.")
+    cache_write_tokens: Count | None = Field(None, description="Part of input_tokens.")
+    reasoning_tokens: Count | None = Field(None, description="Part of output_tokens.")
+    status: Literal["ok", "error"] = "ok"
+    metadata: dict[str, Any] | None = Field(
+        None, description="Free-form JSON object up to 8 KB; stored, not aggregated."
+    )
+
+    @field_validator("event_id", "model", "provider")
+    @classmethod
+    def _text(cls, value: str | None) -> str | None:
+        return None if value is None else _clean_text(value)
+
+    @field_validator("started_at")
+    @classmethod
+    def _timestamp(cls, value: str) -> str:
+        if not _RFC3339.fullmatch(value):
+            if _NAIVE.fullmatch(value):
+                raise PydanticCustomError(
+                    "timestamp_without_offset",
+                    "needs a UTC offset or Z (RFC 3339), e.g. 2026-11-25T09:30:00Z",
+                )
+            raise PydanticCustomError(
+                "invalid_timestamp", "must be an RFC 3339 timestamp, e.g. 2026-11-25T09:30:00Z"
+            )
+        try:
+            datetime.fromisoformat(value)
+        except ValueError as exc:
+            raise PydanticCustomError(
+                "invalid_timestamp", "is not a real date and time: {reason}", {"reason": str(exc)}
+            ) from exc
+        return value
+
+    @field_validator("metadata")
+    @classmethod
+    def _metadata(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        if value is None:
+            return None
+        _check_json_value(value, depth=1)
+        return value
+
+
+def _check_json_value(value: Any, *, depth: int) -> None:
+    if depth > METADATA_MAX_DEPTH:
+        raise PydanticCustomError(
+            "metadata_too_deep", "nests deeper than {max} levels", {"max": METADATA_MAX_DEPTH}
+        )
+    if isinstance(value, dict):
+        for key, item in value.items():
+            _clean_text(key, allow_controls=True)
+            _check_json_value(item, depth=depth + 1)
+    elif isinstance(value, list):
+        for item in value:
+            _check_json_value(item, depth=depth + 1)
+    elif isinstance(value, str):
+        _clean_text(value, allow_controls=True)
+    elif isinstance(value, int) and not isinstance(value, bool) and abs(value) >= 2**63:
+        raise PydanticCustomError("out_of_range", "holds an integer that does not fit 64 bits")
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """A valid event, normalized for storage."""
+
+    event_id: str
+    user_id: str
+    user_name: str | None
+    user_email: str | None
+    started_us: int
+    duration_ms: int
+    model: str | None
+    provider: str | None
+    input_tokens: int
+    output_tokens: int
+    cache_read_tokens: int | None
+    cache_write_tokens: int | None
+    reasoning_tokens: int | None
+    status: str
+    metadata: str | None
+    content_hash: bytes
+
+    @property
+    def total_tokens(self) -> int:
+        return self.input_tokens + self.output_tokens
+
+    @property
+    def is_error(self) -> bool:
+        return self.status == "error"
+
+
+@dataclass(frozen=True, slots=True)
+class FieldError:
+    code: str
+    field: str
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
+class Rejection:
+    """Why an event was not stored; ``errors`` lists every problem found."""
+
+    errors: tuple[FieldError, ...]
+
+    @property
+    def code(self) -> str:
+        return self.errors[0].code
+
+    @property
+    def field(self) -> str:
+        return self.errors[0].field
+
+    @property
+    def message(self) -> str:
+        return self.errors[0].message
+
+    @classmethod
+    def one(cls, code: str, field: str, message: str) -> Rejection:
+        return cls((FieldError(code, field, f"{field}: {message}" if field else message),))
+
+
+_PARTS = (
+    ("cache_read_tokens", "input_tokens"),
+    ("cache_write_tokens", "input_tokens"),
+    ("reasoning_tokens", "output_tokens"),
+)
+
+_CODES = {
+    "missing": "missing",
+    "extra_forbidden": "unknown_field",
+    "literal_error": "invalid_value",
+    "greater_than_equal": "out_of_range",
+    "less_than_equal": "out_of_range",
+    "string_too_short": "too_short",
+    "string_too_long": "too_long",
+}
+_MESSAGES = {
+    "missing": "is required",
+    "unknown_field": "is not a known field (check the spelling)",
+}
+
+
+def _friendly(message: str) -> str:
+    for prefix in ("Input should", "String should", "Value should"):
+        if message.startswith(prefix):
+            return "must" + message[len(prefix) :]
+    return message
+
+
+def _field_name(loc: tuple[int | str, ...]) -> str:
+    parts: list[str] = []
+    for item in loc:
+        if isinstance(item, int):
+            parts.append(f"[{item}]")
+        elif parts:
+            parts.append(f".{item}")
+        else:
+            parts.append(str(item))
+    return "".join(parts)
+
+
+def _rejection(exc: ValidationError) -> Rejection:
+    errors: list[FieldError] = []
+    for error in exc.errors(include_url=False):
+        kind = error["type"]
+        if kind.endswith("_type") or kind == "int_from_float":
+            code = "invalid_type"
+        elif kind in {"value_error", "assertion_error"}:
+            code = "invalid_value"
+        else:  # a known pydantic type, or one of our own PydanticCustomError codes
+            code = _CODES.get(kind, kind)
+        field = _field_name(tuple(error["loc"]))
+        message = _MESSAGES.get(code) or _friendly(error["msg"])
+        if kind in {"model_type", "dict_type", "model_attributes_type"}:
+            message = "must be a JSON object"
+        errors.append(FieldError(code, field, f"{field}: {message}" if field else message))
+    return Rejection(tuple(errors))
+
+
+def validate_event(raw: Any, *, now_us: int, future_tolerance_s: int = 300) -> Event | Rejection:
+    """Validate one decoded JSON value as an event."""
+    if not isinstance(raw, dict):
+        return Rejection.one("invalid_type", "", "an event must be a JSON object")
+    try:
+        parsed = EventIn.model_validate(raw)
+    except ValidationError as exc:
+        return _rejection(exc)
+    for part, whole in _PARTS:
+        value = getattr(parsed, part)
+        if value is not None and value > getattr(parsed, whole):
+            return Rejection.one(
+                "part_exceeds_whole",
+                part,
+                f"is larger than {whole} ({value} > {getattr(parsed, whole)})",
+            )
+    started_us = to_us(datetime.fromisoformat(parsed.started_at))
+    if started_us > now_us + future_tolerance_s * US_PER_SECOND:
+        return Rejection.one(
+            "future_timestamp",
+            "started_at",
+            f"is more than {future_tolerance_s} s in the future",
+        )
+    if started_us < EARLIEST_US:
+        return Rejection.one("out_of_range", "started_at", "must not be before 1900-01-01")
+    metadata = None
+    if parsed.metadata is not None:
+        encoded = orjson.dumps(parsed.metadata, option=orjson.OPT_SORT_KEYS)
+        if len(encoded) > METADATA_MAX_BYTES:
+            return Rejection.one(
+                "metadata_too_large",
+                "metadata",
+                f"is {len(encoded)} bytes as JSON; at most {METADATA_MAX_BYTES} are kept",
+            )
+        metadata = encoded.decode()
+    name = parsed.user.name if parsed.user.name and parsed.user.name.strip() else None
+    canonical = (
+        parsed.event_id,
+        parsed.user.id,
+        name,
+        parsed.user.email,
+        started_us,
+        parsed.duration_ms,
+        parsed.model,
+        parsed.provider,
+        parsed.input_tokens,
+        parsed.output_tokens,
+        parsed.cache_read_tokens,
+        parsed.cache_write_tokens,
+        parsed.reasoning_tokens,
+        parsed.status,
+        metadata,
+    )
+    return Event(
+        *canonical,  # type: ignore[arg-type]
+        content_hash=hashlib.sha256(orjson.dumps(canonical)).digest(),
+    )
+
+
+def event_json_schema() -> dict[str, Any]:
+    """JSON schema of one event (for the OpenAPI document)."""
+    return EventIn.model_json_schema(ref_template="#/components/schemas/{model}")

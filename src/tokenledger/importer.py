@@ -1,0 +1,165 @@
+"""``tokenledger import FILE``: events from JSON Lines or CSV, through the ingest path.
+
+Lines are read lazily and stored in batches, so files of any size work in constant
+memory. Every line gets an outcome; rejected lines are reported with their number.
+Re-running the same file adds nothing (every event comes back ``duplicate``).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+from tokenledger.events import Rejection
+from tokenledger.ingest import EnvelopeError, loads_strict
+from tokenledger.store.database import Database
+from tokenledger.store.writes import Outcome, store_batch
+from tokenledger.events import validate_event
+
+CSV_INT_FIELDS = (
+    "duration_ms",
+    "input_tokens",
+    "output_tokens",
+    "cache_read_tokens",
+    "cache_write_tokens",
+    "reasoning_tokens",
+)
+CSV_FIELDS = (
+    "event_id",
+    "user_id",
+    "user_name",
+    "user_email",
+    "started_at",
+    *CSV_INT_FIELDS,
+    "model",
+    "provider",
+    "status",
+    "metadata",
+)
+
+
+@dataclass
+class ImportSummary:
+    accepted: int = 0
+    duplicate: int = 0
+    rejected: int = 0
+    # (line number, code, message) of each rejected line
+    rejections: list[tuple[int, str, str]] = field(default_factory=list)
+
+    @property
+    def lines(self) -> int:
+        return self.accepted + self.duplicate + self.rejected
+
+
+def _int_cell(value: str) -> Any:
+    """CSV cells are text: whole numbers become ints, anything else stays text
+    (and is then rejected by validation with the field named)."""
+    stripped = value.strip()
+    if stripped.isdigit() or (stripped.startswith("-") and stripped[1:].isdigit()):
+        return int(stripped)
+    return value
+
+
+def csv_records(stream: IO[str]) -> Iterator[tuple[int, Any]]:
+    reader = csv.DictReader(stream)
+    unknown = set(reader.fieldnames or ()) - set(CSV_FIELDS)
+    if unknown:
+        raise ValueError(f"unknown CSV column(s): {', '.join(sorted(unknown))}")
+    for row in reader:
+        line = reader.line_num
+        event: dict[str, Any] = {}
+        user: dict[str, Any] = {}
+        for name, value in row.items():
+            if value is None or value == "" or name is None:
+                continue
+            if name.startswith("user_"):
+                user[name.removeprefix("user_")] = value
+            elif name in CSV_INT_FIELDS:
+                event[name] = _int_cell(value)
+            elif name == "metadata":
+                try:
+                    event[name] = loads_strict(value.encode())
+                except EnvelopeError:
+                    event[name] = value  # rejected by validation: not an object
+            else:
+                event[name] = value
+        if user:
+            event["user"] = user
+        yield line, event
+
+
+class _BadLine:
+    def __init__(self, message: str) -> None:
+        self.message = message
+
+
+def jsonl_records(stream: IO[bytes]) -> Iterator[tuple[int, Any]]:
+    for number, raw in enumerate(stream, start=1):
+        if not raw.strip():
+            continue
+        try:
+            yield number, loads_strict(raw)
+        except EnvelopeError as exc:
+            yield number, _BadLine(exc.message)
+
+
+def _batches(records: Iterable[tuple[int, Any]], size: int) -> Iterator[list[tuple[int, Any]]]:
+    batch: list[tuple[int, Any]] = []
+    for record in records:
+        batch.append(record)
+        if len(batch) >= size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def import_records(
+    db: Database,
+    records: Iterable[tuple[int, Any]],
+    *,
+    now_us: Callable[[], int],
+    future_tolerance_s: int = 300,
+    batch_size: int = 1000,
+    progress: Callable[[int], None] | None = None,
+) -> ImportSummary:
+    summary = ImportSummary()
+    for batch in _batches(records, batch_size):
+        now = now_us()
+        items = [
+            Rejection.one("invalid_json", "", raw.message)
+            if isinstance(raw, _BadLine)
+            else validate_event(raw, now_us=now, future_tolerance_s=future_tolerance_s)
+            for _, raw in batch
+        ]
+        result = store_batch(db, items, now_us=now)
+        for (line, _), outcome in zip(batch, result.outcomes, strict=True):
+            _count(summary, line, outcome)
+        if progress is not None:
+            progress(len(batch))
+    return summary
+
+
+def _count(summary: ImportSummary, line: int, outcome: Outcome) -> None:
+    if outcome.status == "accepted":
+        summary.accepted += 1
+    elif outcome.status == "duplicate":
+        summary.duplicate += 1
+    else:
+        summary.rejected += 1
+        rejection = outcome.rejection
+        assert rejection is not None
+        summary.rejections.append((line, rejection.code, rejection.message))
+
+
+def open_records(path: Path) -> tuple[Iterator[tuple[int, Any]], IO[Any]]:
+    """Records of ``path`` (CSV by extension ``.csv``, JSON Lines otherwise)."""
+    if path.suffix.lower() == ".csv":
+        text_stream = io.open(path, encoding="utf-8-sig", newline="")  # noqa: UP020
+        return csv_records(text_stream), text_stream
+    binary = path.open("rb")
+    return jsonl_records(binary), binary

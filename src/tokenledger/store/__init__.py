@@ -1,0 +1,1 @@
+"""Database access: schema, migrations, the write path, rollups and their checks."""

@@ -1,0 +1,410 @@
+"""The write path: store a batch of validated events and their rollups atomically.
+
+One transaction per batch. Events are inserted with ``ON CONFLICT DO NOTHING`` so an
+``event_id`` is stored at most once whatever the concurrency; only the rows that were
+really inserted feed the rollups, so nothing is counted twice. The caller acknowledges
+after this function returns, i.e. after the commit.
+
+PostgreSQL writers take per-user advisory locks in key order first: batches that share
+a user serialize, batches that don't run in parallel, and lock order rules out
+deadlocks (any left, e.g. between event ids, are retried by ``Database.run_write``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+from sqlalchemy import bindparam, text
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection
+
+from tokenledger.events import Event, Rejection
+from tokenledger.localdays import US_PER_DAY, US_PER_HOUR, US_PER_QUARTER
+from tokenledger.search import search_key
+from tokenledger.store.database import Database
+from tokenledger.store.schema import METRICS, events, users
+
+Status = Literal["accepted", "duplicate", "rejected"]
+Metrics = list[int]  # in the order of schema.METRICS, then first_us, last_us
+_N = len(METRICS)
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What happened to one input item of a batch."""
+
+    status: Status
+    event_id: str | None = None
+    rejection: Rejection | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class BatchResult:
+    outcomes: list[Outcome]
+
+    def count(self, status: Status) -> int:
+        return sum(1 for outcome in self.outcomes if outcome.status == status)
+
+
+def conflict(event_id: str) -> Rejection:
+    return Rejection.one(
+        "conflict",
+        "event_id",
+        f"{event_id!r} is already stored with different content (event ids are unique forever)",
+    )
+
+
+def store_batch(
+    db: Database, items: Sequence[Event | Rejection], *, now_us: int
+) -> BatchResult:
+    """Store the valid events of ``items``; return one outcome per item, in order."""
+    outcomes: list[Outcome | None] = [None] * len(items)
+    first_seen: dict[str, tuple[int, Event]] = {}
+    for index, item in enumerate(items):
+        if isinstance(item, Rejection):
+            outcomes[index] = Outcome("rejected", rejection=item)
+        elif item.event_id not in first_seen:
+            first_seen[item.event_id] = (index, item)
+        elif first_seen[item.event_id][1].content_hash == item.content_hash:
+            outcomes[index] = Outcome("duplicate", item.event_id)
+        else:
+            outcomes[index] = Outcome("rejected", item.event_id, conflict(item.event_id))
+
+    candidates = [event for _, event in first_seen.values()]
+    if candidates:
+        stored = db.run_write(lambda conn: _write(db, conn, candidates, now_us=now_us))
+        for event_id, (index, event) in first_seen.items():
+            found = stored.get(event_id)
+            if found is None:
+                outcomes[index] = Outcome("accepted", event_id)
+            elif found == event.content_hash:
+                outcomes[index] = Outcome("duplicate", event_id)
+            else:
+                outcomes[index] = Outcome("rejected", event_id, conflict(event_id))
+    return BatchResult([outcome for outcome in outcomes if outcome is not None])
+
+
+def _write(
+    db: Database, conn: Connection, batch: list[Event], *, now_us: int
+) -> dict[str, bytes]:
+    """Insert what is new; return ``{event_id: stored hash}`` for ids already stored."""
+    if not db.is_sqlite:
+        _lock_users(conn, {event.user_id for event in batch})
+    user_pks = _ensure_users(conn, batch)
+    inserted = _insert_events(db, conn, batch, user_pks, now_us=now_us)
+    new_events = [event for event in batch if event.event_id in inserted]
+    if new_events:
+        _update_profiles(conn, new_events, user_pks)
+        write_rollups(db, conn, _aggregate(new_events, user_pks))
+    leftover = [event.event_id for event in batch if event.event_id not in inserted]
+    return _stored_hashes(conn, leftover)
+
+
+def _lock_key(user_id: str) -> int:
+    return int.from_bytes(hashlib.sha256(user_id.encode()).digest()[:8], "big", signed=True)
+
+
+def _lock_users(conn: Connection, user_ids: Iterable[str]) -> None:
+    keys = sorted({_lock_key(user_id) for user_id in user_ids})
+    conn.execute(
+        text("SELECT pg_advisory_xact_lock(k) FROM unnest(CAST(:keys AS bigint[])) AS k"),
+        {"keys": keys},
+    )
+
+
+def _chunks(values: Sequence[str], size: int = 500) -> Iterable[Sequence[str]]:
+    for start in range(0, len(values), size):
+        yield values[start : start + size]
+
+
+def _ensure_users(conn: Connection, batch: list[Event]) -> dict[str, int]:
+    """``{external_id: users.id}`` for every user in the batch, creating missing ones."""
+    wanted = sorted({event.user_id for event in batch})
+    found: dict[str, int] = {}
+    select = text("SELECT external_id, id FROM users WHERE external_id IN :ids").bindparams(
+        bindparam("ids", expanding=True)
+    )
+    for chunk in _chunks(wanted):
+        found.update(conn.execute(select, {"ids": list(chunk)}).all())
+    missing = [user_id for user_id in wanted if user_id not in found]
+    if missing:
+        spans: dict[str, list[int]] = {}
+        for event in batch:
+            span = spans.setdefault(event.user_id, [event.started_us, event.started_us])
+            span[0] = min(span[0], event.started_us)
+            span[1] = max(span[1], event.started_us)
+        rows = [
+            {
+                "external_id": user_id,
+                "search_key": search_key(user_id, None, None),
+                "first_us": spans[user_id][0],
+                "last_us": spans[user_id][1],
+            }
+            for user_id in missing
+        ]
+        result = conn.execute(
+            users.insert().returning(users.c.external_id, users.c.id, sort_by_parameter_order=True),
+            rows,
+        )
+        found.update(result.all())
+    return found
+
+
+def _insert_events(
+    db: Database,
+    conn: Connection,
+    batch: list[Event],
+    user_pks: dict[str, int],
+    *,
+    now_us: int,
+) -> set[str]:
+    rows = [
+        {
+            "event_id": event.event_id,
+            "user_pk": user_pks[event.user_id],
+            "started_us": event.started_us,
+            "duration_ms": event.duration_ms,
+            "model": event.model,
+            "provider": event.provider,
+            "input_tokens": event.input_tokens,
+            "output_tokens": event.output_tokens,
+            "cache_read_tokens": event.cache_read_tokens,
+            "cache_write_tokens": event.cache_write_tokens,
+            "reasoning_tokens": event.reasoning_tokens,
+            "status": event.status,
+            "metadata": event.metadata,
+            "content_hash": event.content_hash,
+            "ingested_us": now_us,
+        }
+        # Sorted, so that concurrent PostgreSQL writers wait on ids in one order.
+        for event in sorted(batch, key=lambda event: event.event_id)
+    ]
+    dialect_insert = sqlite.insert if db.is_sqlite else postgresql.insert
+    statement = (
+        dialect_insert(events)
+        .on_conflict_do_nothing(index_elements=["event_id"])
+        .returning(events.c.event_id)
+    )
+    return set(conn.execute(statement, rows).scalars())
+
+
+def _stored_hashes(conn: Connection, event_ids: list[str]) -> dict[str, bytes]:
+    stored: dict[str, bytes] = {}
+    select = text(
+        "SELECT event_id, content_hash FROM events WHERE event_id IN :ids"
+    ).bindparams(bindparam("ids", expanding=True))
+    for chunk in _chunks(event_ids):
+        stored.update((row[0], bytes(row[1])) for row in conn.execute(select, {"ids": list(chunk)}))
+    return stored
+
+
+@dataclass
+class _Seen:
+    """What one batch says about a user: activity span, latest name and e-mail."""
+
+    first_us: int
+    last_us: int
+    name: str | None = None
+    name_at_us: int | None = None
+    email: str | None = None
+    email_at_us: int | None = None
+
+    def observe(self, event: Event) -> None:
+        self.first_us = min(self.first_us, event.started_us)
+        self.last_us = max(self.last_us, event.started_us)
+        if event.user_name and _newer(event.started_us, self.name_at_us):
+            self.name, self.name_at_us = event.user_name, event.started_us
+        if event.user_email and _newer(event.started_us, self.email_at_us):
+            self.email, self.email_at_us = event.user_email, event.started_us
+
+
+def _newer(candidate: int | None, current: int | None) -> bool:
+    return candidate is not None and (current is None or candidate >= current)
+
+
+def _update_profiles(conn: Connection, new_events: list[Event], user_pks: dict[str, int]) -> None:
+    """Keep the latest non-empty name and e-mail (by event time) and the activity span."""
+    seen: dict[int, _Seen] = {}
+    for event in new_events:
+        pk = user_pks[event.user_id]
+        if pk not in seen:
+            seen[pk] = _Seen(event.started_us, event.started_us)
+        seen[pk].observe(event)
+    rows = conn.execute(
+        text(
+            "SELECT id, external_id, name, name_at_us, email, email_at_us, first_us, last_us "
+            "FROM users WHERE id IN :ids"
+        ).bindparams(bindparam("ids", expanding=True)),
+        {"ids": sorted(seen)},
+    )
+    updates = []
+    for row in rows:
+        batch = seen[row.id]
+        name, name_at = row.name, row.name_at_us
+        if _newer(batch.name_at_us, name_at):
+            name, name_at = batch.name, batch.name_at_us
+        email, email_at = row.email, row.email_at_us
+        if _newer(batch.email_at_us, email_at):
+            email, email_at = batch.email, batch.email_at_us
+        first_us, last_us = min(row.first_us, batch.first_us), max(row.last_us, batch.last_us)
+        if (name, email, first_us, last_us) != (row.name, row.email, row.first_us, row.last_us):
+            updates.append(
+                {
+                    "pk": row.id,
+                    "name": name,
+                    "name_at_us": name_at,
+                    "email": email,
+                    "email_at_us": email_at,
+                    "search_key": search_key(row.external_id, name, email),
+                    "first_us": first_us,
+                    "last_us": last_us,
+                }
+            )
+    if updates:
+        updates.sort(key=lambda update: int(update["pk"]))
+        conn.execute(
+            text(
+                "UPDATE users SET name = :name, name_at_us = :name_at_us, email = :email, "
+                "email_at_us = :email_at_us, search_key = :search_key, first_us = :first_us, "
+                "last_us = :last_us WHERE id = :pk"
+            ),
+            updates,
+        )
+
+
+@dataclass
+class Aggregates:
+    """Sums of a set of events per bucket, ready to be added to the rollup tables."""
+
+    user_quarter: dict[tuple[int, int], Metrics]
+    user_hour: dict[tuple[int, int], Metrics]
+    user_day: dict[tuple[int, int], Metrics]
+    total_quarter: dict[int, Metrics]
+    total_hour: dict[int, Metrics]
+
+
+def _add(target: Metrics | None, source: Metrics) -> Metrics:
+    if target is None:
+        return list(source)
+    for i in range(_N):
+        target[i] += source[i]
+    target[_N] = min(target[_N], source[_N])
+    target[_N + 1] = max(target[_N + 1], source[_N + 1])
+    return target
+
+
+def _aggregate(new_events: list[Event], user_pks: dict[str, int]) -> Aggregates:
+    quarter: dict[tuple[int, int], Metrics] = {}
+    for event in new_events:
+        key = (user_pks[event.user_id], event.started_us // US_PER_QUARTER)
+        quarter[key] = _add(
+            quarter.get(key),
+            [
+                1,
+                1 if event.is_error else 0,
+                event.input_tokens,
+                event.output_tokens,
+                event.cache_read_tokens or 0,
+                event.cache_write_tokens or 0,
+                event.reasoning_tokens or 0,
+                event.duration_ms,
+                event.started_us,
+                event.started_us,
+            ],
+        )
+    return aggregate_quarters(quarter)
+
+
+def aggregate_quarters(quarter: dict[tuple[int, int], Metrics]) -> Aggregates:
+    """Derive the coarser buckets from per-user 15-minute sums."""
+    per_hour = US_PER_HOUR // US_PER_QUARTER
+    per_day = US_PER_DAY // US_PER_QUARTER
+    aggregates = Aggregates(quarter, {}, {}, {}, {})
+    for (user_pk, bucket), metrics in quarter.items():
+        hour_key = (user_pk, bucket // per_hour)
+        day_key = (user_pk, bucket // per_day)
+        aggregates.user_hour[hour_key] = _add(aggregates.user_hour.get(hour_key), metrics)
+        aggregates.user_day[day_key] = _add(aggregates.user_day.get(day_key), metrics)
+        aggregates.total_quarter[bucket] = _add(aggregates.total_quarter.get(bucket), metrics)
+        hour = bucket // per_hour
+        aggregates.total_hour[hour] = _add(aggregates.total_hour.get(hour), metrics)
+    return aggregates
+
+
+def _bucket_upsert(db: Database, table: str, keys: tuple[str, ...]) -> str:
+    columns = (*keys, *METRICS, "first_us", "last_us")
+    updates = [f"{name} = {table}.{name} + excluded.{name}" for name in METRICS]
+    updates.append(f"first_us = {db.least(f'{table}.first_us', 'excluded.first_us')}")
+    updates.append(f"last_us = {db.greatest(f'{table}.last_us', 'excluded.last_us')}")
+    return (
+        f"INSERT INTO {table} ({', '.join(columns)}) "
+        f"VALUES ({', '.join(':' + name for name in columns)}) "
+        f"ON CONFLICT ({', '.join(keys)}) DO UPDATE SET {', '.join(updates)}"
+    )
+
+
+def _params(keys: tuple[str, ...], key: tuple[int, ...], metrics: Metrics) -> dict[str, int]:
+    params = dict(zip(keys, key, strict=True))
+    params.update(zip((*METRICS, "first_us", "last_us"), metrics, strict=True))
+    return params
+
+
+def write_rollups(db: Database, conn: Connection, aggregates: Aggregates) -> None:
+    """Add ``aggregates`` to every rollup table (keys in sorted order)."""
+    user_keys = ("user_pk", "bucket")
+    for table, rows in (
+        ("rollup_user_quarter", aggregates.user_quarter),
+        ("rollup_user_hour", aggregates.user_hour),
+    ):
+        conn.execute(
+            text(_bucket_upsert(db, table, user_keys)),
+            [_params(user_keys, key, rows[key]) for key in sorted(rows)],
+        )
+    _add_to_cumulative_days(db, conn, aggregates.user_day)
+    for table, totals in (
+        ("rollup_total_quarter", aggregates.total_quarter),
+        ("rollup_total_hour", aggregates.total_hour),
+    ):
+        conn.execute(
+            text(_bucket_upsert(db, table, ("bucket",))),
+            [_params(("bucket",), (key,), totals[key]) for key in sorted(totals)],
+        )
+
+
+def _add_to_cumulative_days(
+    db: Database, conn: Connection, days: dict[tuple[int, int], Metrics]
+) -> None:
+    """Add each (user, day) delta to that day's row and every later row of the user.
+
+    A missing (user, day) row is first created holding the user's running totals up
+    to the day before, so that afterwards every row is "all usage up to the end of
+    this UTC day". Events arriving in time order touch only the newest row.
+    """
+    cum = [f"cum_{name}" for name in METRICS]
+    conn.execute(
+        text(
+            f"INSERT INTO rollup_user_day (user_pk, day, {', '.join(cum)}) "
+            f"SELECT :user_pk, :day, {', '.join(f'coalesce(p.{c}, 0)' for c in cum)} "
+            "FROM (SELECT 1 AS one) AS o LEFT JOIN ("
+            "  SELECT * FROM rollup_user_day WHERE user_pk = :user_pk AND day < :day"
+            "  ORDER BY day DESC LIMIT 1"
+            ") AS p ON true WHERE true "
+            "ON CONFLICT (user_pk, day) DO NOTHING"
+        ),
+        [{"user_pk": user_pk, "day": day} for user_pk, day in sorted(days)],
+    )
+    first = db.least("coalesce(day_first_us, :first_us)", ":first_us")
+    last = db.greatest("coalesce(day_last_us, :last_us)", ":last_us")
+    conn.execute(
+        text(
+            "UPDATE rollup_user_day SET "
+            + ", ".join(f"cum_{name} = cum_{name} + :{name}" for name in METRICS)
+            + f", day_first_us = CASE WHEN day = :day THEN {first} ELSE day_first_us END"
+            + f", day_last_us = CASE WHEN day = :day THEN {last} ELSE day_last_us END"
+            + " WHERE user_pk = :user_pk AND day >= :day"
+        ),
+        [_params(("user_pk", "day"), key, days[key]) for key in sorted(days)],
+    )

@@ -1,0 +1,1 @@
+"""The HTTP side: the FastAPI app factory, the JSON API and the console pages."""

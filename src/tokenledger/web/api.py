@@ -1,0 +1,305 @@
+"""The JSON API under ``/api/v1``: ingest events, read reports."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import date
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Query, Request
+from starlette.concurrency import run_in_threadpool
+from starlette.responses import Response
+
+from tokenledger import ingest as ingest_service
+from tokenledger.clock import now_us
+from tokenledger.events import event_json_schema
+from tokenledger.localdays import LocalRange, iso, today, zone
+from tokenledger.reports import (
+    SORT_COLUMNS,
+    Usage,
+    UserUsage,
+    parse_sort,
+    usage_series,
+    user_usage,
+)
+from tokenledger.web.context import AppContext
+from tokenledger.web.deps import Ctx, IngestKey, ReadKey
+from tokenledger.web.errors import JSON, ApiError, error_body
+
+router = APIRouter()
+
+_ENVELOPE_SCHEMA = {
+    "type": "object",
+    "required": ["events"],
+    "additionalProperties": False,
+    "properties": {
+        "events": {
+            "type": "array",
+            "minItems": 1,
+            "maxItems": 1000,
+            "items": {"$ref": "#/components/schemas/EventIn"},
+        }
+    },
+}
+_ERROR_SCHEMA = {
+    "type": "object",
+    "required": ["error"],
+    "properties": {
+        "error": {
+            "type": "object",
+            "required": ["code", "message"],
+            "properties": {
+                "code": {"type": "string"},
+                "message": {"type": "string"},
+                "field": {"type": "string"},
+            },
+        }
+    },
+}
+
+
+def _errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    return {
+        status: {"description": "Error", "content": {"application/json": {"schema": _ERROR_SCHEMA}}}
+        for status in statuses
+    }
+
+
+@router.get("/healthz", include_in_schema=False)
+def healthz() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+async def read_body(request: Request, *, limit: int, timeout_s: float) -> bytes:
+    """The request body, refusing more than ``limit`` bytes or a client too slow."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise ApiError(413, "payload_too_large", f"body is larger than {limit} bytes")
+    chunks: list[bytes] = []
+    size = 0
+
+    async def consume() -> None:
+        nonlocal size
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise ApiError(413, "payload_too_large", f"body is larger than {limit} bytes")
+            chunks.append(chunk)
+
+    try:
+        await asyncio.wait_for(consume(), timeout_s)
+    except TimeoutError as exc:
+        raise ApiError(408, "body_timeout", f"body not received within {timeout_s:g} s") from exc
+    return b"".join(chunks)
+
+
+@router.post(
+    "/api/v1/events",
+    summary="Send usage events",
+    status_code=200,
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": _ENVELOPE_SCHEMA}},
+        }
+    },
+    responses={
+        207: {"description": "Some events were rejected; see `results`."},
+        **_errors(400, 401, 403, 408, 413, 415, 503),
+    },
+)
+async def post_events(request: Request, ctx: Ctx, key: IngestKey) -> Response:
+    """Store a batch of up to 1000 events. The answer comes after the commit and
+    gives, for every input index, `accepted`, `duplicate` or `rejected` (with a code
+    and a message naming the field)."""
+    media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if media_type != "application/json":
+        raise ApiError(
+            415, "unsupported_media_type", "content-type must be application/json"
+        )
+    settings = ctx.settings
+    body = await read_body(
+        request, limit=settings.max_body_bytes, timeout_s=settings.body_timeout_s
+    )
+    try:
+        raw_events = ingest_service.parse_envelope(body, max_events=settings.max_batch_events)
+    except ingest_service.EnvelopeError as exc:
+        return JSON(error_body(exc.code, exc.message), status_code=exc.status)
+    result = await run_in_threadpool(
+        ingest_service.ingest,
+        ctx.db,
+        raw_events,
+        now_us=now_us(ctx.clock),
+        future_tolerance_s=settings.future_tolerance_s,
+    )
+    payload = ingest_service.result_json(result, raw_events)
+    return JSON(payload, status_code=207 if payload["rejected"] else 200)
+
+
+def _parse_date(value: str | None, name: str, default: date) -> date:
+    if value is None or value == "":
+        return default
+    try:
+        if len(value) != 10:
+            raise ValueError(value)
+        return date.fromisoformat(value)
+    except ValueError as exc:
+        raise ApiError(
+            400, "invalid_parameter", f"{name}: must be a date YYYY-MM-DD, got {value!r}",
+            field=name,
+        ) from exc
+
+
+def local_range_from(
+    ctx: AppContext, *, start: str | None, end: str | None, tz: str | None
+) -> LocalRange:
+    """The range named by the common report parameters (400 naming the bad one)."""
+    tz_name = tz or ctx.settings.timezone
+    try:
+        zone_info = zone(tz_name)
+    except ValueError as exc:
+        raise ApiError(400, "invalid_parameter", f"tz: {exc}", field="tz") from exc
+    current = today(zone_info, ctx.clock())
+    first = _parse_date(start, "start", current)
+    last = _parse_date(end, "end", first if start else current)
+    if last < first:
+        raise ApiError(
+            400, "invalid_parameter", f"end: {last} is before start {first}", field="end"
+        )
+    try:
+        return LocalRange.of(first, last, zone_info)
+    except ValueError as exc:
+        raise ApiError(400, "invalid_parameter", f"start: {exc}", field="start") from exc
+
+
+def check_sort(sort: str) -> str:
+    try:
+        parse_sort(sort)
+    except ValueError as exc:
+        raise ApiError(400, "invalid_parameter", f"sort: {exc}", field="sort") from exc
+    return sort
+
+
+def usage_json(usage: Usage, tz: Any) -> dict[str, Any]:
+    values: dict[str, Any] = usage.metrics()
+    values["first_request_at"] = iso(usage.first_us, tz)
+    values["last_request_at"] = iso(usage.last_us, tz)
+    return values
+
+
+def row_json(row: UserUsage, tz: Any) -> dict[str, Any]:
+    return {"user_id": row.user_id, "name": row.name, "email": row.email, **usage_json(row.usage, tz)}
+
+
+def range_json(local_range: LocalRange) -> dict[str, Any]:
+    return {
+        "start": local_range.start.isoformat(),
+        "end": local_range.end.isoformat(),
+        "start_at": iso(local_range.start_us, local_range.tz),
+        "end_at": iso(local_range.end_us, local_range.tz),
+        "timezone": local_range.tz.key,
+    }
+
+
+DateParam = Annotated[
+    str | None,
+    Query(description="Local date YYYY-MM-DD (inclusive); default today in `tz`.",
+          pattern=r"^\d{4}-\d{2}-\d{2}$"),
+]
+TzParam = Annotated[
+    str | None, Query(description="IANA time zone; default TOKENLEDGER_TIMEZONE.", max_length=64)
+]
+QParam = Annotated[
+    str | None,
+    Query(description="Substring of name, e-mail or user id; case and accents ignored.",
+          max_length=200),
+]
+SortParam = Annotated[
+    str,
+    Query(description=f"One of {', '.join(SORT_COLUMNS)}; prefix '-' for descending.",
+          max_length=40),
+]
+
+
+@router.get("/api/v1/reports/user-usage", summary="Usage per user", responses=_errors(400, 401, 403, 503))
+def get_user_usage(
+    ctx: Ctx,
+    _key: ReadKey,
+    start: DateParam = None,
+    end: DateParam = None,
+    tz: TzParam = None,
+    q: QParam = None,
+    sort: SortParam = "-total_tokens",
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
+    include_inactive: bool = False,
+) -> dict[str, Any]:
+    """Requests, tokens and usage time per user between two local dates."""
+    local_range = local_range_from(ctx, start=start, end=end, tz=tz)
+    report = user_usage(
+        ctx.db,
+        local_range=local_range,
+        q=q,
+        sort=check_sort(sort),
+        limit=limit,
+        offset=offset,
+        include_inactive=include_inactive,
+    )
+    tz_info = local_range.tz
+    totals = report.totals.metrics()
+    return {
+        "range": range_json(local_range),
+        "tz": tz_info.key,
+        "q": q or "",
+        "sort": sort,
+        "limit": limit,
+        "offset": offset,
+        "total_users": report.total_users,
+        "totals": totals,
+        "users": [row_json(row, tz_info) for row in report.rows],
+    }
+
+
+@router.get(
+    "/api/v1/reports/usage-series",
+    summary="Usage per local hour or day",
+    responses=_errors(400, 401, 403, 503),
+)
+def get_usage_series(
+    ctx: Ctx,
+    _key: ReadKey,
+    start: DateParam = None,
+    end: DateParam = None,
+    tz: TzParam = None,
+    q: QParam = None,
+    interval: Literal["hour", "day"] = "day",
+    user_id: Annotated[str | None, Query(max_length=255)] = None,
+) -> dict[str, Any]:
+    """Requests, tokens and duration per local hour or day, zero-filled."""
+    local_range = local_range_from(ctx, start=start, end=end, tz=tz)
+    if interval == "hour" and (local_range.end - local_range.start).days > 92:
+        raise ApiError(
+            400, "invalid_parameter", "interval: hourly series cover at most 93 days",
+            field="interval",
+        )
+    points = usage_series(
+        ctx.db, local_range=local_range, interval=interval, q=q, user_id=user_id
+    )
+    return {
+        "range": range_json(local_range),
+        "tz": local_range.tz.key,
+        "interval": interval,
+        "points": [
+            {"start": point.start.isoformat(), **point.usage.metrics()} for point in points
+        ],
+    }
+
+
+def install_openapi_schemas(schema: dict[str, Any]) -> dict[str, Any]:
+    """Add the event schema that the ingest body refers to."""
+    components = schema.setdefault("components", {}).setdefault("schemas", {})
+    event_schema = event_json_schema()
+    for name, definition in event_schema.pop("$defs", {}).items():
+        components[name] = definition
+    components["EventIn"] = event_schema
+    return schema

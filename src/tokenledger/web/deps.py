@@ -1,0 +1,63 @@
+"""Dependencies shared by routes: the app context and who is calling."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from tokenledger.auth.keys import ApiKey, find_key, touch_key
+from tokenledger.clock import now_us
+from tokenledger.store.database import DatabaseUnavailable
+from tokenledger.web.context import AppContext
+from tokenledger.web.errors import ApiError
+
+
+def get_ctx(request: Request) -> AppContext:
+    ctx: AppContext = request.app.state.ctx
+    return ctx
+
+
+Ctx = Annotated[AppContext, Depends(get_ctx)]
+
+
+def _bearer_token(request: Request) -> str | None:
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        return None
+    return token.strip()
+
+
+def require_key(scope: str) -> Callable[[Request, AppContext], ApiKey]:
+    """A dependency accepting only an active API key with ``scope``."""
+
+    def dependency(request: Request, ctx: Ctx) -> ApiKey:
+        token = _bearer_token(request)
+        challenge = {"WWW-Authenticate": 'Bearer realm="tokenledger"'}
+        if token is None:
+            raise ApiError(
+                401, "unauthorized", "missing API key: send 'Authorization: Bearer <key>'",
+                headers=challenge,
+            )
+        key = find_key(ctx.db, token)
+        if key is None:
+            raise ApiError(401, "unauthorized", "unknown or revoked API key", headers=challenge)
+        if key.scope != scope:
+            raise ApiError(
+                403,
+                "insufficient_scope",
+                f"this key has scope {key.scope!r}; this endpoint needs {scope!r}",
+            )
+        try:
+            touch_key(ctx.db, key, now_us=now_us(ctx.clock))
+        except DatabaseUnavailable:
+            pass  # recording "last used" must never fail a request
+        return key
+
+    return dependency
+
+
+IngestKey = Annotated[ApiKey, Depends(require_key("ingest"))]
+ReadKey = Annotated[ApiKey, Depends(require_key("report:read"))]

@@ -1,0 +1,98 @@
+"""One error shape for the whole API: ``{"error": {"code", "message", "field"?}}``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import JSONResponse, Response
+
+from tokenledger.store.database import DatabaseUnavailable
+
+
+class JSON(JSONResponse):
+    """JSON rendered by orjson (fast, and strict about what it accepts)."""
+
+    def render(self, content: Any) -> bytes:
+        return orjson.dumps(content)
+
+
+class ApiError(Exception):
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        message: str,
+        *,
+        field: str | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+        self.field = field
+        self.headers = headers
+
+
+def error_body(code: str, message: str, field: str | None = None) -> dict[str, Any]:
+    error: dict[str, Any] = {"code": code, "message": message}
+    if field is not None:
+        error["field"] = field
+    return {"error": error}
+
+
+def error_response(
+    status: int,
+    code: str,
+    message: str,
+    field: str | None = None,
+    headers: dict[str, str] | None = None,
+) -> Response:
+    return JSON(error_body(code, message, field), status_code=status, headers=headers)
+
+
+_STATUS_CODES = {
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    406: "not_acceptable",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+}
+
+
+def install(app: FastAPI) -> None:
+    """Register the handlers that turn exceptions into the error shape."""
+
+    @app.exception_handler(ApiError)
+    async def _api_error(_request: Request, exc: ApiError) -> Response:
+        return error_response(exc.status, exc.code, exc.message, exc.field, exc.headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid_request(_request: Request, exc: RequestValidationError) -> Response:
+        first = exc.errors()[0]
+        loc = [str(part) for part in first.get("loc", ()) if part not in {"query", "path", "body"}]
+        field = ".".join(loc) or None
+        message = str(first.get("msg", "invalid value")).replace("Input should", "must")
+        return error_response(
+            400, "invalid_parameter", f"{field}: {message}" if field else message, field
+        )
+
+    @app.exception_handler(DatabaseUnavailable)
+    async def _unavailable(_request: Request, exc: DatabaseUnavailable) -> Response:
+        return error_response(
+            503,
+            "database_unavailable",
+            f"the database cannot be used right now ({exc}); nothing was stored, retry later",
+            headers={"Retry-After": "5"},
+        )
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(_request: Request, exc: StarletteHTTPException) -> Response:
+        code = _STATUS_CODES.get(exc.status_code, "http_error")
+        return error_response(exc.status_code, code, str(exc.detail), headers=exc.headers)
