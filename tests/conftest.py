@@ -166,9 +166,7 @@ def post_events(client: TestClient, ingest_key: str) -> Callable[..., Any]:
 @pytest.fixture
 def get_report(client: TestClient, read_key: str) -> Callable[..., Any]:
     def get(path: str = "/api/v1/reports/user-usage", **params: Any) -> Any:
-        response = client.get(
-            path, params=params, headers={"Authorization": f"Bearer {read_key}"}
-        )
+        response = client.get(path, params=params, headers={"Authorization": f"Bearer {read_key}"})
         return response
 
     return get

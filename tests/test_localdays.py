@@ -49,7 +49,10 @@ def test_midnight_skipped_by_dst_starts_the_day_at_the_jump() -> None:
 def test_kolkata_and_kathmandu_day_bounds() -> None:
     kolkata = LocalRange.of(date(2024, 6, 2), date(2024, 6, 2), zone("Asia/Kolkata"))
     # 2024-06-02 00:00 +05:30 is 2024-06-01 18:30 UTC.
-    assert kolkata.start_us == local_midnight_us(date(2024, 6, 1), zone("UTC")) + 18 * HOUR + 2 * US_PER_QUARTER
+    assert (
+        kolkata.start_us
+        == local_midnight_us(date(2024, 6, 1), zone("UTC")) + 18 * HOUR + 2 * US_PER_QUARTER
+    )
     kathmandu = LocalRange.of(date(2024, 6, 2), date(2024, 6, 2), zone("Asia/Kathmandu"))
     assert kathmandu.start_us == kolkata.start_us - US_PER_QUARTER
 

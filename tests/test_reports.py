@@ -160,8 +160,13 @@ def test_rows_totals_sort_and_paging(
         user = _user(f"u{index}", f"User {index}", f"user{index}@example.com")
         for n in range(index + 1):
             events.append(
-                make_event(user=user, input_tokens=10 * (7 - index), output_tokens=n,
-                           started_at=f"2026-11-25T0{n}:00:00Z", duration_ms=1000)
+                make_event(
+                    user=user,
+                    input_tokens=10 * (7 - index),
+                    output_tokens=n,
+                    started_at=f"2026-11-25T0{n}:00:00Z",
+                    duration_ms=1000,
+                )
             )
     assert post_events(events).status_code == 200
     report = get_report(sort="requests", limit=3, offset=0).json()
@@ -176,9 +181,20 @@ def test_rows_totals_sort_and_paging(
     assert by_tokens == sorted(by_tokens, reverse=True)
     row = everyone["users"][0]
     assert set(row) >= {
-        "user_id", "name", "email", "requests", "error_requests", "input_tokens",
-        "output_tokens", "total_tokens", "cache_read_tokens", "cache_write_tokens",
-        "reasoning_tokens", "duration_ms", "first_request_at", "last_request_at",
+        "user_id",
+        "name",
+        "email",
+        "requests",
+        "error_requests",
+        "input_tokens",
+        "output_tokens",
+        "total_tokens",
+        "cache_read_tokens",
+        "cache_write_tokens",
+        "reasoning_tokens",
+        "duration_ms",
+        "first_request_at",
+        "last_request_at",
     }
 
 
@@ -196,8 +212,14 @@ def test_ties_are_broken_by_user_id(
 
 @pytest.mark.parametrize(
     ("query", "found"),
-    [("nguyen", "Nguyễn Thị Thảo"), ("dang", "Đặng Văn Lâm"), ("zoe", "Zoë Dubois"),
-     ("ZOË", "Zoë Dubois"), ("@corp.example", "Zoë Dubois"), ("emp-77", "Đặng Văn Lâm")],
+    [
+        ("nguyen", "Nguyễn Thị Thảo"),
+        ("dang", "Đặng Văn Lâm"),
+        ("zoe", "Zoë Dubois"),
+        ("ZOË", "Zoë Dubois"),
+        ("@corp.example", "Zoë Dubois"),
+        ("emp-77", "Đặng Văn Lâm"),
+    ],
 )
 def test_search_ignores_case_and_accents(
     post_events: Callable[..., Any], get_report: Callable[..., Any], query: str, found: str
@@ -231,22 +253,38 @@ def test_include_inactive_lists_matching_users_without_usage(
     report = get_report(include_inactive="true").json()
     assert report["total_users"] == 2
     inactive = next(row for row in report["users"] if row["user_id"] == "old-timer")
-    assert inactive["requests"] == 0 and inactive["last_request_at"] is None
+    assert inactive["requests"] == 0
+    assert inactive["last_request_at"] is None
 
 
 def test_latest_non_empty_name_and_email_are_shown(
     post_events: Callable[..., Any], get_report: Callable[..., Any]
 ) -> None:
-    assert post_events([
-        make_event(user=_user("u1", "Old Name", "old@example.com"), started_at="2026-11-25T08:00:00Z"),
-        make_event(user=_user("u1", "New Name"), started_at="2026-11-25T09:00:00Z"),
-    ]).status_code == 200
+    assert (
+        post_events(
+            [
+                make_event(
+                    user=_user("u1", "Old Name", "old@example.com"),
+                    started_at="2026-11-25T08:00:00Z",
+                ),
+                make_event(user=_user("u1", "New Name"), started_at="2026-11-25T09:00:00Z"),
+            ]
+        ).status_code
+        == 200
+    )
     # A backfilled older event does not overwrite the newer name.
-    assert post_events([
-        make_event(user=_user("u1", "Ancient Name", "ancient@example.com"),
-                   started_at="2026-11-01T09:00:00Z"),
-        make_event(user=_user("u1", ""), started_at="2026-11-25T11:00:00Z"),
-    ]).status_code == 200
+    assert (
+        post_events(
+            [
+                make_event(
+                    user=_user("u1", "Ancient Name", "ancient@example.com"),
+                    started_at="2026-11-01T09:00:00Z",
+                ),
+                make_event(user=_user("u1", ""), started_at="2026-11-25T11:00:00Z"),
+            ]
+        ).status_code
+        == 200
+    )
     row = get_report().json()["users"][0]
     assert (row["name"], row["email"]) == ("New Name", "old@example.com")
 
@@ -283,16 +321,23 @@ def test_usage_series_is_zero_filled_and_sums_to_the_report(
     params = {"start": "2024-11-01", "end": "2024-11-04", "tz": "America/New_York"}
     series = get_report("/api/v1/reports/usage-series", **params).json()
     assert [point["start"][:10] for point in series["points"]] == [
-        "2024-11-01", "2024-11-02", "2024-11-03", "2024-11-04"
+        "2024-11-01",
+        "2024-11-02",
+        "2024-11-03",
+        "2024-11-04",
     ]
     assert [point["requests"] for point in series["points"]] == [0, 1, 2, 0]
     hourly = get_report(
-        "/api/v1/reports/usage-series", start="2024-11-03", end="2024-11-03",
-        tz="America/New_York", interval="hour",
+        "/api/v1/reports/usage-series",
+        start="2024-11-03",
+        end="2024-11-03",
+        tz="America/New_York",
+        interval="hour",
     ).json()
     assert len(hourly["points"]) == 25
     assert [p["start"] for p in hourly["points"][1:3]] == [
-        "2024-11-03T01:00:00-04:00", "2024-11-03T01:00:00-05:00"
+        "2024-11-03T01:00:00-04:00",
+        "2024-11-03T01:00:00-05:00",
     ]
     assert sum(p["requests"] for p in hourly["points"]) == 2
     report = get_report(**params).json()
@@ -302,10 +347,16 @@ def test_usage_series_is_zero_filled_and_sums_to_the_report(
 def test_series_filters_by_search_and_user(
     post_events: Callable[..., Any], get_report: Callable[..., Any]
 ) -> None:
-    assert post_events([
-        make_event(user=_user("u1", "Zoë")), make_event(user=_user("u2", "Bob")),
-        make_event(user=_user("u2", "Bob")),
-    ]).status_code == 200
+    assert (
+        post_events(
+            [
+                make_event(user=_user("u1", "Zoë")),
+                make_event(user=_user("u2", "Bob")),
+                make_event(user=_user("u2", "Bob")),
+            ]
+        ).status_code
+        == 200
+    )
     path = "/api/v1/reports/usage-series"
     assert get_report(path, q="zoe").json()["points"][0]["requests"] == 1
     assert get_report(path, user_id="u2").json()["points"][0]["requests"] == 2

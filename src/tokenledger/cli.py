@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
 
@@ -41,14 +42,16 @@ def settings() -> Settings:
     return State.settings
 
 
-def database() -> Database:
-    return open_database(settings())
-
-
-def migrated_database() -> Database:
-    db = database()
-    migrations.upgrade(db)
-    return db
+@contextmanager
+def database(*, migrate: bool = True) -> Iterator[Database]:
+    """The configured database (migrated unless told otherwise), closed afterwards."""
+    db = open_database(settings())
+    try:
+        if migrate:
+            migrations.upgrade(db)
+        yield db
+    finally:
+        db.dispose()
 
 
 def _progress() -> Progress:
@@ -76,9 +79,8 @@ def main_options(
 @app.command()
 def migrate() -> None:
     """Create or upgrade the database schema."""
-    db = database()
-    migrations.upgrade(db)
-    console.print(f"Database is at revision {migrations.current_revision(db)}.")
+    with database() as db:
+        console.print(f"Database is at revision {migrations.current_revision(db)}.")
 
 
 @app.command()
@@ -92,19 +94,21 @@ def serve(
     from tokenledger.web.app import create_app
 
     current = settings()
-    db = migrated_database()
     bind_host, bind_port = host or current.host, port or current.port
-    console.print(f"TokenLedger serving on http://{bind_host}:{bind_port}  (API docs: /api/docs)")
-    uvicorn.run(
-        create_app(current, db=db),
-        host=bind_host,
-        port=bind_port,
-        log_level="info",
-        timeout_keep_alive=current.keep_alive_s,
-        limit_concurrency=current.max_connections,
-        timeout_graceful_shutdown=10,
-        proxy_headers=False,
-    )
+    with database() as db:
+        console.print(
+            f"TokenLedger serving on http://{bind_host}:{bind_port}  (API docs: /api/docs)"
+        )
+        uvicorn.run(
+            create_app(current, db=db),
+            host=bind_host,
+            port=bind_port,
+            log_level="info",
+            timeout_keep_alive=current.keep_alive_s,
+            limit_concurrency=current.max_connections,
+            timeout_graceful_shutdown=10,
+            proxy_headers=False,
+        )
 
 
 @keys_app.command("create")
@@ -114,9 +118,10 @@ def keys_create(
 ) -> None:
     """Create an API key and print it (once: it is not stored, only its hash)."""
     try:
-        key, secret = api_keys.create_key(
-            migrated_database(), name=name, scope=scope, now_us=now_us(system_clock)
-        )
+        with database() as db:
+            key, secret = api_keys.create_key(
+                db, name=name, scope=scope, now_us=now_us(system_clock)
+            )
     except ValueError as exc:
         console.print(f"error: {exc}")
         raise typer.Exit(2) from exc
@@ -131,7 +136,9 @@ def keys_list() -> None:
     from tokenledger.localdays import iso, zone
 
     utc = zone("UTC")
-    for key in api_keys.list_keys(migrated_database()):
+    with database() as db:
+        found = api_keys.list_keys(db)
+    for key in found:
         table.add_row(
             str(key.id),
             key.name,
@@ -148,7 +155,8 @@ def keys_list() -> None:
 def keys_revoke(key_id: Annotated[int, typer.Argument(help="Key id (see keys list).")]) -> None:
     """Revoke a key: requests with it get 401 from now on."""
     try:
-        key = api_keys.revoke_key(migrated_database(), key_id, now_us=now_us(system_clock))
+        with database() as db:
+            key = api_keys.revoke_key(db, key_id, now_us=now_us(system_clock))
     except LookupError as exc:
         console.print(f"error: {exc}")
         raise typer.Exit(2) from exc
@@ -158,7 +166,8 @@ def keys_revoke(key_id: Annotated[int, typer.Argument(help="Key id (see keys lis
 @app.command()
 def verify() -> None:
     """Recompute every rollup from the raw events; exit 1 on any difference."""
-    differences = rollups.verify(migrated_database())
+    with database() as db:
+        differences = rollups.verify(db)
     for table, count in differences.items():
         console.print(f"{table}: {'ok' if count == 0 else f'{count} rows differ'}")
     if any(differences.values()):
@@ -170,7 +179,8 @@ def verify() -> None:
 @app.command("rebuild-rollups")
 def rebuild_rollups() -> None:
     """Rewrite every rollup from the raw events (one transaction)."""
-    counts = rollups.rebuild(migrated_database())
+    with database() as db:
+        counts = rollups.rebuild(db)
     for table, count in counts.items():
         console.print(f"{table}: {count} rows")
 
@@ -188,21 +198,20 @@ def demo(
     from tokenledger.demo import demo_events
     from tokenledger.ingest import Tally, ingest
 
-    db = migrated_database()
-    if if_empty:
-        with db.read() as conn:
-            if conn.execute(text("SELECT 1 FROM events LIMIT 1")).first():
-                console.print("Events exist already; demo data not loaded.")
-                return
-    now = system_clock()
-    events = list(demo_events(now=now, days=days, users=users, seed=seed))
-    tally = Tally()
-    with _progress() as progress:
-        task = progress.add_task("Loading demo events", total=len(events))
-        for start in range(0, len(events), 1000):
-            batch = events[start : start + 1000]
-            tally = tally.plus(ingest(db, batch, now_us=now_us(system_clock)))
-            progress.advance(task, len(batch))
+    with database() as db:
+        if if_empty:
+            with db.read() as conn:
+                if conn.execute(text("SELECT 1 FROM events LIMIT 1")).first():
+                    console.print("Events exist already; demo data not loaded.")
+                    return
+        events = list(demo_events(now=system_clock(), days=days, users=users, seed=seed))
+        tally = Tally()
+        with _progress() as progress:
+            task = progress.add_task("Loading demo events", total=len(events))
+            for start in range(0, len(events), 1000):
+                batch = events[start : start + 1000]
+                tally = tally.plus(ingest(db, batch, now_us=now_us(system_clock)))
+                progress.advance(task, len(batch))
     console.print(
         f"Demo: {tally.accepted} events accepted, {tally.duplicate} already there, "
         f"{tally.rejected} rejected ({users} users, {days} days)."
@@ -218,11 +227,9 @@ def import_file(
     """Import events from JSON Lines or CSV (same validation as the API)."""
     from tokenledger.importer import import_records, open_records
 
-    db = migrated_database()
     current = settings()
-    records, stream = open_records(file)
     try:
-        with _progress() as progress, stream:
+        with database() as db, _progress() as progress, open_records(file) as records:
             task = progress.add_task(f"Importing {file.name}", total=None)
             summary = import_records(
                 db,
@@ -249,7 +256,3 @@ def import_file(
 
 def main() -> None:
     app(prog_name="tokenledger")
-
-
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())

@@ -334,7 +334,7 @@ def validate_event(raw: Any, *, now_us: int, future_tolerance_s: int = 300) -> E
         metadata,
     )
     return Event(
-        *canonical,  # type: ignore[arg-type]
+        *canonical,
         content_hash=hashlib.sha256(orjson.dumps(canonical)).digest(),
     )
 

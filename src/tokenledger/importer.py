@@ -8,17 +8,16 @@ Re-running the same file adds nothing (every event comes back ``duplicate``).
 from __future__ import annotations
 
 import csv
-import io
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-from tokenledger.events import Rejection
+from tokenledger.events import Rejection, validate_event
 from tokenledger.ingest import EnvelopeError, loads_strict
 from tokenledger.store.database import Database
 from tokenledger.store.writes import Outcome, store_batch
-from tokenledger.events import validate_event
 
 CSV_INT_FIELDS = (
     "duration_ms",
@@ -156,10 +155,12 @@ def _count(summary: ImportSummary, line: int, outcome: Outcome) -> None:
         summary.rejections.append((line, rejection.code, rejection.message))
 
 
-def open_records(path: Path) -> tuple[Iterator[tuple[int, Any]], IO[Any]]:
+@contextmanager
+def open_records(path: Path) -> Iterator[Iterator[tuple[int, Any]]]:
     """Records of ``path`` (CSV by extension ``.csv``, JSON Lines otherwise)."""
     if path.suffix.lower() == ".csv":
-        text_stream = io.open(path, encoding="utf-8-sig", newline="")  # noqa: UP020
-        return csv_records(text_stream), text_stream
-    binary = path.open("rb")
-    return jsonl_records(binary), binary
+        with path.open(encoding="utf-8-sig", newline="") as text_stream:
+            yield csv_records(text_stream)
+    else:
+        with path.open("rb") as binary:
+            yield jsonl_records(binary)

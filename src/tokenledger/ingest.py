@@ -48,14 +48,13 @@ def loads_strict(body: bytes) -> Any:
     if not text.strip():
         raise EnvelopeError("empty_body", 'body is empty; expected {"events": [...]}')
     try:
-        return json.loads(
-            text, object_pairs_hook=_no_duplicate_keys, parse_constant=_no_constants
-        )
+        return json.loads(text, object_pairs_hook=_no_duplicate_keys, parse_constant=_no_constants)
     except RecursionError as exc:
         raise EnvelopeError("invalid_json", "JSON nests too deeply") from exc
     except json.JSONDecodeError as exc:
         raise EnvelopeError(
-            "invalid_json", f"body is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
+            "invalid_json",
+            f"body is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}",
         ) from exc
 
 

@@ -78,9 +78,7 @@ class Usage:
             self.last_us = last_us
 
     def merge(self, other: Usage) -> None:
-        self.add(
-            [getattr(other, name) for name in METRICS], other.first_us, other.last_us
-        )
+        self.add([getattr(other, name) for name in METRICS], other.first_us, other.last_us)
 
     def metrics(self) -> dict[str, int]:
         values = {name: getattr(self, name) for name in METRICS}
@@ -147,9 +145,7 @@ class UsageReader:
         if plan.days is not None:
             self._add_days(result, plan, start_us, end_us, users)
         match_sql, match_params = users.sql()
-        member = (
-            f" AND user_pk IN (SELECT id FROM users WHERE {match_sql})" if users.active else ""
-        )
+        member = f" AND user_pk IN (SELECT id FROM users WHERE {match_sql})" if users.active else ""
         for table, ranges in (
             ("rollup_user_hour", plan.hours),
             ("rollup_user_quarter", plan.quarters),
@@ -199,7 +195,9 @@ class UsageReader:
         match_sql, match_params = users.sql("u")
         diffs = ", ".join(f"hi.cum_{name} - coalesce(lo.cum_{name}, 0)" for name in METRICS)
         # Users whose activity span misses the range cannot have usage in it.
-        matched = f"SELECT u.id FROM users u WHERE {match_sql} AND u.last_us >= :a AND u.first_us < :b"
+        matched = (
+            f"SELECT u.id FROM users u WHERE {match_sql} AND u.last_us >= :a AND u.first_us < :b"
+        )
         if self.db.is_sqlite:
             query = text(
                 f"WITH m AS MATERIALIZED ({matched}), "
@@ -260,7 +258,9 @@ class UsageReader:
                 found[row[0]] = (row[1], row[2], row[3])
         return found
 
-    def matching_users(self, users: UserFilter) -> Iterator[tuple[int, str, str | None, str | None]]:
+    def matching_users(
+        self, users: UserFilter
+    ) -> Iterator[tuple[int, str, str | None, str | None]]:
         match_sql, params = users.sql()
         yield from self.conn.execute(
             text(f"SELECT id, external_id, name, email FROM users WHERE {match_sql}"), params
@@ -268,9 +268,7 @@ class UsageReader:
 
     # -- series -------------------------------------------------------------------
 
-    def series(
-        self, buckets: Sequence[tuple[int, int]], users: UserFilter
-    ) -> list[Usage]:
+    def series(self, buckets: Sequence[tuple[int, int]], users: UserFilter) -> list[Usage]:
         """Usage for each ``[start_us, end_us)`` in ``buckets`` (adjacent, ascending)."""
         plans = [plan_buckets(start, end, use_days=False) for start, end in buckets]
         hours = {h for plan in plans for lo, hi in plan.hours for h in range(lo, hi)}

@@ -58,8 +58,16 @@ class Cluster:
     def start(self) -> None:
         log = self.datadir.parent / "postgres.log"
         self._run(
-            self.pg_ctl, "-D", str(self.datadir), "-l", str(log), "-w", "-t", "60",
-            "-o", f"-p {self.port} -k {self.datadir.parent} -c listen_addresses=127.0.0.1",
+            self.pg_ctl,
+            "-D",
+            str(self.datadir),
+            "-l",
+            str(log),
+            "-w",
+            "-t",
+            "60",
+            "-o",
+            f"-p {self.port} -k {self.datadir.parent} -c listen_addresses=127.0.0.1",
             "start",
         )
 
@@ -82,8 +90,18 @@ def start_cluster(*, fsync: bool = False) -> Cluster:
         shutil.chown(base, "postgres", "postgres")
     datadir = base / "data"
     cluster = Cluster(datadir, free_port(), pg_ctl, as_postgres)
-    cluster._run(initdb, "-D", str(datadir), "-A", "trust", "-U", "postgres", "-E", "UTF8",
-                 "--locale=C.UTF-8")
+    cluster._run(
+        initdb,
+        "-D",
+        str(datadir),
+        "-A",
+        "trust",
+        "-U",
+        "postgres",
+        "-E",
+        "UTF8",
+        "--locale=C.UTF-8",
+    )
     with (datadir / "postgresql.conf").open("a") as conf:
         conf.write(
             "\nmax_connections = 200\nshared_buffers = 256MB\n"

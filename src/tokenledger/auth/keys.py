@@ -121,6 +121,4 @@ def touch_key(db: Database, key: ApiKey, *, now_us: int) -> None:
     if key.last_used_us is not None and now_us - key.last_used_us < LAST_USED_GRANULARITY_US:
         return
     with db.write() as conn:
-        conn.execute(
-            update(api_keys).where(api_keys.c.id == key.id).values(last_used_us=now_us)
-        )
+        conn.execute(update(api_keys).where(api_keys.c.id == key.id).values(last_used_us=now_us))

@@ -57,9 +57,7 @@ def conflict(event_id: str) -> Rejection:
     )
 
 
-def store_batch(
-    db: Database, items: Sequence[Event | Rejection], *, now_us: int
-) -> BatchResult:
+def store_batch(db: Database, items: Sequence[Event | Rejection], *, now_us: int) -> BatchResult:
     """Store the valid events of ``items``; return one outcome per item, in order."""
     outcomes: list[Outcome | None] = [None] * len(items)
     first_seen: dict[str, tuple[int, Event]] = {}
@@ -87,9 +85,7 @@ def store_batch(
     return BatchResult([outcome for outcome in outcomes if outcome is not None])
 
 
-def _write(
-    db: Database, conn: Connection, batch: list[Event], *, now_us: int
-) -> dict[str, bytes]:
+def _write(db: Database, conn: Connection, batch: list[Event], *, now_us: int) -> dict[str, bytes]:
     """Insert what is new; return ``{event_id: stored hash}`` for ids already stored."""
     if not db.is_sqlite:
         _lock_users(conn, {event.user_id for event in batch})
@@ -193,9 +189,9 @@ def _insert_events(
 
 def _stored_hashes(conn: Connection, event_ids: list[str]) -> dict[str, bytes]:
     stored: dict[str, bytes] = {}
-    select = text(
-        "SELECT event_id, content_hash FROM events WHERE event_id IN :ids"
-    ).bindparams(bindparam("ids", expanding=True))
+    select = text("SELECT event_id, content_hash FROM events WHERE event_id IN :ids").bindparams(
+        bindparam("ids", expanding=True)
+    )
     for chunk in _chunks(event_ids):
         stored.update((row[0], bytes(row[1])) for row in conn.execute(select, {"ids": list(chunk)}))
     return stored

@@ -114,9 +114,7 @@ async def post_events(request: Request, ctx: Ctx, key: IngestKey) -> Response:
     and a message naming the field)."""
     media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if media_type != "application/json":
-        raise ApiError(
-            415, "unsupported_media_type", "content-type must be application/json"
-        )
+        raise ApiError(415, "unsupported_media_type", "content-type must be application/json")
     settings = ctx.settings
     body = await read_body(
         request, limit=settings.max_body_bytes, timeout_s=settings.body_timeout_s
@@ -145,7 +143,9 @@ def _parse_date(value: str | None, name: str, default: date) -> date:
         return date.fromisoformat(value)
     except ValueError as exc:
         raise ApiError(
-            400, "invalid_parameter", f"{name}: must be a date YYYY-MM-DD, got {value!r}",
+            400,
+            "invalid_parameter",
+            f"{name}: must be a date YYYY-MM-DD, got {value!r}",
             field=name,
         ) from exc
 
@@ -188,7 +188,12 @@ def usage_json(usage: Usage, tz: Any) -> dict[str, Any]:
 
 
 def row_json(row: UserUsage, tz: Any) -> dict[str, Any]:
-    return {"user_id": row.user_id, "name": row.name, "email": row.email, **usage_json(row.usage, tz)}
+    return {
+        "user_id": row.user_id,
+        "name": row.name,
+        "email": row.email,
+        **usage_json(row.usage, tz),
+    }
 
 
 def range_json(local_range: LocalRange) -> dict[str, Any]:
@@ -203,25 +208,32 @@ def range_json(local_range: LocalRange) -> dict[str, Any]:
 
 DateParam = Annotated[
     str | None,
-    Query(description="Local date YYYY-MM-DD (inclusive); default today in `tz`.",
-          pattern=r"^\d{4}-\d{2}-\d{2}$"),
+    Query(
+        description="Local date YYYY-MM-DD (inclusive); default today in `tz`.",
+        pattern=r"^\d{4}-\d{2}-\d{2}$",
+    ),
 ]
 TzParam = Annotated[
     str | None, Query(description="IANA time zone; default TOKENLEDGER_TIMEZONE.", max_length=64)
 ]
 QParam = Annotated[
     str | None,
-    Query(description="Substring of name, e-mail or user id; case and accents ignored.",
-          max_length=200),
+    Query(
+        description="Substring of name, e-mail or user id; case and accents ignored.",
+        max_length=200,
+    ),
 ]
 SortParam = Annotated[
     str,
-    Query(description=f"One of {', '.join(SORT_COLUMNS)}; prefix '-' for descending.",
-          max_length=40),
+    Query(
+        description=f"One of {', '.join(SORT_COLUMNS)}; prefix '-' for descending.", max_length=40
+    ),
 ]
 
 
-@router.get("/api/v1/reports/user-usage", summary="Usage per user", responses=_errors(400, 401, 403, 503))
+@router.get(
+    "/api/v1/reports/user-usage", summary="Usage per user", responses=_errors(400, 401, 403, 503)
+)
 def get_user_usage(
     ctx: Ctx,
     _key: ReadKey,
@@ -279,19 +291,17 @@ def get_usage_series(
     local_range = local_range_from(ctx, start=start, end=end, tz=tz)
     if interval == "hour" and (local_range.end - local_range.start).days > 92:
         raise ApiError(
-            400, "invalid_parameter", "interval: hourly series cover at most 93 days",
+            400,
+            "invalid_parameter",
+            "interval: hourly series cover at most 93 days",
             field="interval",
         )
-    points = usage_series(
-        ctx.db, local_range=local_range, interval=interval, q=q, user_id=user_id
-    )
+    points = usage_series(ctx.db, local_range=local_range, interval=interval, q=q, user_id=user_id)
     return {
         "range": range_json(local_range),
         "tz": local_range.tz.key,
         "interval": interval,
-        "points": [
-            {"start": point.start.isoformat(), **point.usage.metrics()} for point in points
-        ],
+        "points": [{"start": point.start.isoformat(), **point.usage.metrics()} for point in points],
     }
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from contextlib import suppress
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -38,7 +39,9 @@ def require_key(scope: str) -> Callable[[Request, AppContext], ApiKey]:
         challenge = {"WWW-Authenticate": 'Bearer realm="tokenledger"'}
         if token is None:
             raise ApiError(
-                401, "unauthorized", "missing API key: send 'Authorization: Bearer <key>'",
+                401,
+                "unauthorized",
+                "missing API key: send 'Authorization: Bearer <key>'",
                 headers=challenge,
             )
         key = find_key(ctx.db, token)
@@ -50,10 +53,8 @@ def require_key(scope: str) -> Callable[[Request, AppContext], ApiKey]:
                 "insufficient_scope",
                 f"this key has scope {key.scope!r}; this endpoint needs {scope!r}",
             )
-        try:
+        with suppress(DatabaseUnavailable):  # "last used" must never fail a request
             touch_key(ctx.db, key, now_us=now_us(ctx.clock))
-        except DatabaseUnavailable:
-            pass  # recording "last used" must never fail a request
         return key
 
     return dependency

@@ -1,0 +1,138 @@
+"""The write path: idempotent under concurrency, rollups always equal the events."""
+
+from __future__ import annotations
+
+import random
+import threading
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import text
+
+from tests.conftest import make_event
+from tokenledger.demo import demo_events
+from tokenledger.ingest import ingest
+from tokenledger.localdays import to_us
+from tokenledger.store import rollups
+from tokenledger.store.database import Database
+
+NOW = datetime(2026, 11, 25, 12, tzinfo=UTC)
+NOW_US = to_us(NOW)
+
+
+def _run_parallel(count: int, work: Callable[[int], Any]) -> list[Any]:
+    results: list[Any] = [None] * count
+    errors: list[BaseException] = []
+    barrier = threading.Barrier(count)
+
+    def run(index: int) -> None:
+        try:
+            barrier.wait()
+            results[index] = work(index)
+        except BaseException as exc:  # collected and re-raised below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    if errors:
+        raise errors[0]
+    return results
+
+
+def _totals(db: Database) -> tuple[int, int]:
+    with db.read() as conn:
+        events = conn.execute(text("SELECT count(*), sum(input_tokens) FROM events")).one()
+    return int(events[0]), int(events[1] or 0)
+
+
+def test_twenty_parallel_posts_of_one_event_count_once(db: Database) -> None:
+    event = make_event()
+    results = _run_parallel(20, lambda _: ingest(db, [event], now_us=NOW_US))
+    statuses = sorted(result.outcomes[0].status for result in results)
+    assert statuses == ["accepted"] + ["duplicate"] * 19
+    assert _totals(db) == (1, 100)
+    assert not any(rollups.verify(db).values())
+
+
+def test_overlapping_concurrent_batches_are_exact(db: Database) -> None:
+    rng = random.Random(5)
+    pool = [
+        make_event(
+            event_id=f"shared-{n}",
+            user={"id": f"user-{rng.randrange(12)}", "name": f"Name {n % 7}"},
+            started_at=(NOW - timedelta(minutes=rng.randrange(60 * 24 * 40))).isoformat(),
+            input_tokens=rng.randrange(1000),
+        )
+        for n in range(600)
+    ]
+
+    def writer(index: int) -> None:
+        local = random.Random(index)
+        for _ in range(6):
+            batch = local.sample(pool, 80)
+            ingest(db, batch, now_us=NOW_US)
+            ingest(db, batch, now_us=NOW_US)  # every batch sent twice
+
+    _run_parallel(8, writer)
+    with db.read() as conn:
+        stored_ids = {row[0] for row in conn.execute(text("SELECT event_id FROM events"))}
+    expected = [event for event in pool if event["event_id"] in stored_ids]
+    assert _totals(db) == (len(expected), sum(event["input_tokens"] for event in expected))
+    assert not any(rollups.verify(db).values())
+
+
+def test_random_ingest_in_any_order_keeps_rollups_exact(db: Database) -> None:
+    rng = random.Random(11)
+    events = [
+        make_event(
+            user={"id": f"u{rng.randrange(30)}"},
+            started_at=(NOW - timedelta(seconds=rng.randrange(86400 * 400))).isoformat(),
+            input_tokens=rng.randrange(5000),
+            output_tokens=rng.randrange(5000),
+            status=rng.choice(["ok", "ok", "error"]),
+            duration_ms=rng.randrange(60_000),
+        )
+        for _ in range(1500)
+    ]
+    for start in range(0, len(events), 97):  # backfills interleaved with recent events
+        ingest(db, events[start : start + 97], now_us=NOW_US)
+    assert rollups.verify(db) == dict.fromkeys(rollups.verify(db), 0)
+    assert _totals(db) == (1500, sum(e["input_tokens"] for e in events))
+
+
+def test_verify_is_clean_after_demo_and_detects_tampering(db: Database) -> None:
+    demo = list(demo_events(now=NOW, days=20, users=25, seed=3))
+    for start in range(0, len(demo), 1000):
+        ingest(db, demo[start : start + 1000], now_us=NOW_US)
+    assert len(demo) > 500
+    assert not any(rollups.verify(db).values())
+    with db.write() as conn:
+        conn.execute(
+            text(
+                "UPDATE rollup_user_hour SET requests = requests + 1 WHERE bucket = "
+                "(SELECT min(bucket) FROM rollup_user_hour)"
+            )
+        )
+        conn.execute(
+            text(
+                "DELETE FROM rollup_total_quarter WHERE bucket = "
+                "(SELECT max(bucket) FROM rollup_total_quarter)"
+            )
+        )
+    differences = rollups.verify(db)
+    assert differences["rollup_user_hour"] > 0
+    assert differences["rollup_total_quarter"] > 0
+    rollups.rebuild(db)
+    assert not any(rollups.verify(db).values())
+
+
+def test_demo_twice_adds_nothing(db: Database) -> None:
+    demo = list(demo_events(now=NOW, days=5, users=10))
+    first = ingest(db, demo[:1000], now_us=NOW_US)
+    again = ingest(db, demo[:1000], now_us=NOW_US)
+    assert first.count("accepted") == min(1000, len(demo))
+    assert again.count("duplicate") == min(1000, len(demo))
