@@ -35,6 +35,8 @@ class Database:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self.is_sqlite = engine.dialect.name == "sqlite"
+        # Placeholder of the driver's paramstyle, for hot paths that skip SQLAlchemy.
+        self.param = "?" if self.is_sqlite else "%s"
 
     @contextmanager
     def write(self) -> Iterator[Connection]:

@@ -15,17 +15,16 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 from sqlalchemy import bindparam, text
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
 from tokenledger.events import Event, Rejection
 from tokenledger.localdays import US_PER_DAY, US_PER_HOUR, US_PER_QUARTER
 from tokenledger.search import search_key
 from tokenledger.store.database import Database
-from tokenledger.store.schema import METRICS, events, users
+from tokenledger.store.schema import METRICS, users
 
 Status = Literal["accepted", "duplicate", "rejected"]
 Metrics = list[int]  # in the order of schema.METRICS, then first_us, last_us
@@ -149,6 +148,26 @@ def _ensure_users(conn: Connection, batch: list[Event]) -> dict[str, int]:
     return found
 
 
+_EVENT_COLUMNS = (
+    "event_id",
+    "user_pk",
+    "started_us",
+    "duration_ms",
+    "model",
+    "provider",
+    "input_tokens",
+    "output_tokens",
+    "cache_read_tokens",
+    "cache_write_tokens",
+    "reasoning_tokens",
+    "status",
+    "metadata",
+    "content_hash",
+    "ingested_us",
+)
+_EVENTS_PER_STATEMENT = 500
+
+
 def _insert_events(
     db: Database,
     conn: Connection,
@@ -157,34 +176,39 @@ def _insert_events(
     *,
     now_us: int,
 ) -> set[str]:
-    rows = [
-        {
-            "event_id": event.event_id,
-            "user_pk": user_pks[event.user_id],
-            "started_us": event.started_us,
-            "duration_ms": event.duration_ms,
-            "model": event.model,
-            "provider": event.provider,
-            "input_tokens": event.input_tokens,
-            "output_tokens": event.output_tokens,
-            "cache_read_tokens": event.cache_read_tokens,
-            "cache_write_tokens": event.cache_write_tokens,
-            "reasoning_tokens": event.reasoning_tokens,
-            "status": event.status,
-            "metadata": event.metadata,
-            "content_hash": event.content_hash,
-            "ingested_us": now_us,
-        }
-        # Sorted, so that concurrent PostgreSQL writers wait on ids in one order.
-        for event in sorted(batch, key=lambda event: event.event_id)
-    ]
-    dialect_insert = sqlite.insert if db.is_sqlite else postgresql.insert
-    statement = (
-        dialect_insert(events)
-        .on_conflict_do_nothing(index_elements=["event_id"])
-        .returning(events.c.event_id)
-    )
-    return set(conn.execute(statement, rows).scalars())
+    """Insert the batch (multi-row VALUES); return the ids that were really inserted."""
+    # Sorted, so that concurrent PostgreSQL writers wait on ids in one order.
+    ordered = sorted(batch, key=lambda event: event.event_id)
+    one_row = "(" + ", ".join([db.param] * len(_EVENT_COLUMNS)) + ")"
+    inserted: set[str] = set()
+    for start in range(0, len(ordered), _EVENTS_PER_STATEMENT):
+        chunk = ordered[start : start + _EVENTS_PER_STATEMENT]
+        params: list[object] = []
+        for event in chunk:
+            params += (
+                event.event_id,
+                user_pks[event.user_id],
+                event.started_us,
+                event.duration_ms,
+                event.model,
+                event.provider,
+                event.input_tokens,
+                event.output_tokens,
+                event.cache_read_tokens,
+                event.cache_write_tokens,
+                event.reasoning_tokens,
+                event.status,
+                event.metadata,
+                event.content_hash,
+                now_us,
+            )
+        sql = (
+            f"INSERT INTO events ({', '.join(_EVENT_COLUMNS)}) VALUES "
+            + ", ".join([one_row] * len(chunk))
+            + " ON CONFLICT (event_id) DO NOTHING RETURNING event_id"
+        )
+        inserted.update(row[0] for row in conn.exec_driver_sql(sql, tuple(params)))
+    return inserted
 
 
 def _stored_hashes(conn: Connection, event_ids: list[str]) -> dict[str, bytes]:
@@ -282,51 +306,55 @@ class Aggregates:
     total_hour: dict[int, Metrics]
 
 
-def _add(target: Metrics | None, source: Metrics) -> Metrics:
-    if target is None:
-        return list(source)
+def _merge_into(target: dict[Any, Metrics], key: Any, source: Metrics) -> None:
+    current = target.get(key)
+    if current is None:
+        target[key] = list(source)
+        return
     for i in range(_N):
-        target[i] += source[i]
-    target[_N] = min(target[_N], source[_N])
-    target[_N + 1] = max(target[_N + 1], source[_N + 1])
-    return target
+        current[i] += source[i]
+    if source[_N] < current[_N]:
+        current[_N] = source[_N]
+    if source[_N + 1] > current[_N + 1]:
+        current[_N + 1] = source[_N + 1]
 
 
 def _aggregate(new_events: list[Event], user_pks: dict[str, int]) -> Aggregates:
     quarter: dict[tuple[int, int], Metrics] = {}
     for event in new_events:
-        key = (user_pks[event.user_id], event.started_us // US_PER_QUARTER)
-        quarter[key] = _add(
-            quarter.get(key),
+        started = event.started_us
+        _merge_into(
+            quarter,
+            (user_pks[event.user_id], started // US_PER_QUARTER),
             [
                 1,
-                1 if event.is_error else 0,
+                1 if event.status == "error" else 0,
                 event.input_tokens,
                 event.output_tokens,
                 event.cache_read_tokens or 0,
                 event.cache_write_tokens or 0,
                 event.reasoning_tokens or 0,
                 event.duration_ms,
-                event.started_us,
-                event.started_us,
+                started,
+                started,
             ],
         )
     return aggregate_quarters(quarter)
 
 
 def aggregate_quarters(quarter: dict[tuple[int, int], Metrics]) -> Aggregates:
-    """Derive the coarser buckets from per-user 15-minute sums."""
+    """Derive the coarser buckets from per-user 15-minute sums (each from the next
+    finer one, which has fewer keys)."""
     per_hour = US_PER_HOUR // US_PER_QUARTER
-    per_day = US_PER_DAY // US_PER_QUARTER
+    hours_per_day = US_PER_DAY // US_PER_HOUR
     aggregates = Aggregates(quarter, {}, {}, {}, {})
     for (user_pk, bucket), metrics in quarter.items():
-        hour_key = (user_pk, bucket // per_hour)
-        day_key = (user_pk, bucket // per_day)
-        aggregates.user_hour[hour_key] = _add(aggregates.user_hour.get(hour_key), metrics)
-        aggregates.user_day[day_key] = _add(aggregates.user_day.get(day_key), metrics)
-        aggregates.total_quarter[bucket] = _add(aggregates.total_quarter.get(bucket), metrics)
-        hour = bucket // per_hour
-        aggregates.total_hour[hour] = _add(aggregates.total_hour.get(hour), metrics)
+        _merge_into(aggregates.user_hour, (user_pk, bucket // per_hour), metrics)
+        _merge_into(aggregates.total_quarter, bucket, metrics)
+    for (user_pk, hour), metrics in aggregates.user_hour.items():
+        _merge_into(aggregates.user_day, (user_pk, hour // hours_per_day), metrics)
+    for bucket, metrics in aggregates.total_quarter.items():
+        _merge_into(aggregates.total_hour, bucket // per_hour, metrics)
     return aggregates
 
 
@@ -337,15 +365,9 @@ def _bucket_upsert(db: Database, table: str, keys: tuple[str, ...]) -> str:
     updates.append(f"last_us = {db.greatest(f'{table}.last_us', 'excluded.last_us')}")
     return (
         f"INSERT INTO {table} ({', '.join(columns)}) "
-        f"VALUES ({', '.join(':' + name for name in columns)}) "
+        f"VALUES ({', '.join([db.param] * len(columns))}) "
         f"ON CONFLICT ({', '.join(keys)}) DO UPDATE SET {', '.join(updates)}"
     )
-
-
-def _params(keys: tuple[str, ...], key: tuple[int, ...], metrics: Metrics) -> dict[str, int]:
-    params = dict(zip(keys, key, strict=True))
-    params.update(zip((*METRICS, "first_us", "last_us"), metrics, strict=True))
-    return params
 
 
 def write_rollups(db: Database, conn: Connection, aggregates: Aggregates) -> None:
@@ -355,18 +377,17 @@ def write_rollups(db: Database, conn: Connection, aggregates: Aggregates) -> Non
         ("rollup_user_quarter", aggregates.user_quarter),
         ("rollup_user_hour", aggregates.user_hour),
     ):
-        conn.execute(
-            text(_bucket_upsert(db, table, user_keys)),
-            [_params(user_keys, key, rows[key]) for key in sorted(rows)],
+        conn.exec_driver_sql(
+            _bucket_upsert(db, table, user_keys), [(*key, *rows[key]) for key in sorted(rows)]
         )
     _add_to_cumulative_days(db, conn, aggregates.user_day)
     for table, totals in (
         ("rollup_total_quarter", aggregates.total_quarter),
         ("rollup_total_hour", aggregates.total_hour),
     ):
-        conn.execute(
-            text(_bucket_upsert(db, table, ("bucket",))),
-            [_params(("bucket",), (key,), totals[key]) for key in sorted(totals)],
+        conn.exec_driver_sql(
+            _bucket_upsert(db, table, ("bucket",)),
+            [(key, *totals[key]) for key in sorted(totals)],
         )
 
 
@@ -379,28 +400,31 @@ def _add_to_cumulative_days(
     to the day before, so that afterwards every row is "all usage up to the end of
     this UTC day". Events arriving in time order touch only the newest row.
     """
+    p = db.param
     cum = [f"cum_{name}" for name in METRICS]
-    conn.execute(
-        text(
-            f"INSERT INTO rollup_user_day (user_pk, day, {', '.join(cum)}) "
-            f"SELECT :user_pk, :day, {', '.join(f'coalesce(p.{c}, 0)' for c in cum)} "
-            "FROM (SELECT 1 AS one) AS o LEFT JOIN ("
-            "  SELECT * FROM rollup_user_day WHERE user_pk = :user_pk AND day < :day"
-            "  ORDER BY day DESC LIMIT 1"
-            ") AS p ON true WHERE true "
-            "ON CONFLICT (user_pk, day) DO NOTHING"
-        ),
-        [{"user_pk": user_pk, "day": day} for user_pk, day in sorted(days)],
+    keys = sorted(days)
+    conn.exec_driver_sql(
+        f"INSERT INTO rollup_user_day (user_pk, day, {', '.join(cum)}) "
+        f"SELECT {p}, {p}, {', '.join(f'coalesce(prev.{c}, 0)' for c in cum)} "
+        "FROM (SELECT 1 AS one) AS o LEFT JOIN ("
+        f"  SELECT * FROM rollup_user_day WHERE user_pk = {p} AND day < {p}"
+        "  ORDER BY day DESC LIMIT 1"
+        ") AS prev ON true WHERE true "
+        "ON CONFLICT (user_pk, day) DO NOTHING",
+        [(user_pk, day, user_pk, day) for user_pk, day in keys],
     )
-    first = db.least("coalesce(day_first_us, :first_us)", ":first_us")
-    last = db.greatest("coalesce(day_last_us, :last_us)", ":last_us")
-    conn.execute(
-        text(
-            "UPDATE rollup_user_day SET "
-            + ", ".join(f"cum_{name} = cum_{name} + :{name}" for name in METRICS)
-            + f", day_first_us = CASE WHEN day = :day THEN {first} ELSE day_first_us END"
-            + f", day_last_us = CASE WHEN day = :day THEN {last} ELSE day_last_us END"
-            + " WHERE user_pk = :user_pk AND day >= :day"
-        ),
-        [_params(("user_pk", "day"), key, days[key]) for key in sorted(days)],
+    first = db.least(f"coalesce(day_first_us, {p})", p)
+    last = db.greatest(f"coalesce(day_last_us, {p})", p)
+    rows = []
+    for user_pk, day in keys:
+        metrics = days[(user_pk, day)]
+        first_us, last_us = metrics[_N], metrics[_N + 1]
+        rows.append((*metrics[:_N], day, first_us, first_us, day, last_us, last_us, user_pk, day))
+    conn.exec_driver_sql(
+        "UPDATE rollup_user_day SET "
+        + ", ".join(f"cum_{name} = cum_{name} + {p}" for name in METRICS)
+        + f", day_first_us = CASE WHEN day = {p} THEN {first} ELSE day_first_us END"
+        + f", day_last_us = CASE WHEN day = {p} THEN {last} ELSE day_last_us END"
+        + f" WHERE user_pk = {p} AND day >= {p}",
+        rows,
     )
