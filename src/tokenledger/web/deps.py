@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from contextlib import suppress
+from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -62,3 +63,37 @@ def require_key(scope: str) -> Callable[[Request, AppContext], ApiKey]:
 
 IngestKey = Annotated[ApiKey, Depends(require_key("ingest"))]
 ReadKey = Annotated[ApiKey, Depends(require_key("report:read"))]
+
+
+@dataclass(frozen=True)
+class Viewer:
+    """A signed-in console account (set on ``request.state.viewer`` by the session
+    layer; the role and enabled flag are read from the database on every request)."""
+
+    account_id: int
+    email: str
+    display_name: str
+    role: str
+
+    @property
+    def is_admin(self) -> bool:
+        return self.role == "admin"
+
+
+class SignInRequired(Exception):
+    """A page needs a signed-in account: redirect to the sign-in page."""
+
+
+def current_viewer(request: Request) -> Viewer | None:
+    viewer: Viewer | None = getattr(request.state, "viewer", None)
+    return viewer
+
+
+def require_page_viewer(request: Request) -> Viewer:
+    viewer = current_viewer(request)
+    if viewer is None:
+        raise SignInRequired()
+    return viewer
+
+
+PageViewer = Annotated[Viewer, Depends(require_page_viewer)]
