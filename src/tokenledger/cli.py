@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -11,7 +12,11 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from rich.text import Text
 
+from tokenledger.auth import accounts as console_accounts
+from tokenledger.auth import audit as audit_log
+from tokenledger.auth import bootstrap, passwords
 from tokenledger.auth import keys as api_keys
 from tokenledger.clock import now_us, system_clock
 from tokenledger.settings import Settings
@@ -28,6 +33,10 @@ app = typer.Typer(
 )
 keys_app = typer.Typer(help="API keys for applications (ingest) and readers (report:read).")
 app.add_typer(keys_app, name="keys")
+accounts_app = typer.Typer(
+    help="Console accounts (the people who read reports): role admin or viewer."
+)
+app.add_typer(accounts_app, name="accounts")
 console = Console(stderr=True)
 out = Console()
 
@@ -96,8 +105,10 @@ def serve(
     current = settings()
     bind_host, bind_port = host or current.host, port or current.port
     with database() as db:
+        _first_admin(db, current)
         console.print(
-            f"TokenLedger serving on http://{bind_host}:{bind_port}  (API docs: /api/docs)"
+            f"TokenLedger serving on http://{bind_host}:{bind_port}  "
+            f"(sign in at /sign-in; API docs: /api/docs)"
         )
         uvicorn.run(
             create_app(current, db=db),
@@ -111,6 +122,38 @@ def serve(
         )
 
 
+def _first_admin(db: Database, current: Settings) -> None:
+    """Create the first admin when none exists, and say how to sign in. A generated
+    password is shown only on a terminal, never written where a log could keep it."""
+    try:
+        first = bootstrap.ensure_first_admin(
+            db,
+            email=current.admin_email,
+            password=current.admin_password.get_secret_value(),
+            may_generate=console.is_terminal,
+            actor="tokenledger serve (first run)",
+            now_us=now_us(system_clock),
+        )
+    except ValueError as exc:  # a bad TOKENLEDGER_ADMIN_EMAIL or _PASSWORD
+        console.print(f"error: TOKENLEDGER_ADMIN_EMAIL / _PASSWORD: {exc}", markup=False)
+        raise typer.Exit(2) from exc
+    if first is None:
+        return
+    if first.problem:
+        console.print(f"warning: {first.problem}", markup=False, highlight=False)
+        return
+    console.print(f"First run: created the admin account {first.email}.", markup=False)
+    if first.generated_password:
+        console.print(
+            f"  Its password, shown only now: {first.generated_password}\n"
+            "  Sign in with it, then change it under your name at the top right.",
+            markup=False,
+            highlight=False,
+        )
+    else:
+        console.print("  Its password is the one in TOKENLEDGER_ADMIN_PASSWORD.")
+
+
 @keys_app.command("create")
 def keys_create(
     name: Annotated[str, typer.Option(help="What the key is for, e.g. 'chat gateway'.")],
@@ -120,7 +163,7 @@ def keys_create(
     try:
         with database() as db:
             key, secret = api_keys.create_key(
-                db, name=name, scope=scope, now_us=now_us(system_clock)
+                db, name=name, scope=scope, now_us=now_us(system_clock), actor=audit_log.cli_actor()
             )
     except ValueError as exc:
         console.print(f"error: {exc}")
@@ -156,11 +199,177 @@ def keys_revoke(key_id: Annotated[int, typer.Argument(help="Key id (see keys lis
     """Revoke a key: requests with it get 401 from now on."""
     try:
         with database() as db:
-            key = api_keys.revoke_key(db, key_id, now_us=now_us(system_clock))
+            key = api_keys.revoke_key(
+                db, key_id, now_us=now_us(system_clock), actor=audit_log.cli_actor()
+            )
     except LookupError as exc:
         console.print(f"error: {exc}")
         raise typer.Exit(2) from exc
     console.print(f"Key {key.id} '{key.name}' is revoked.")
+
+
+def _new_password(password_stdin: bool) -> str:
+    if password_stdin:
+        return sys.stdin.readline().rstrip("\r\n")
+    password: str = typer.prompt(
+        f"Password (at least {passwords.MIN_LENGTH} characters)",
+        hide_input=True,
+        confirmation_prompt=True,
+        err=True,
+    )
+    return password
+
+
+PasswordStdin = Annotated[
+    bool, typer.Option("--password-stdin", help="Read the password from the first line of stdin.")
+]
+EmailArgument = Annotated[str, typer.Argument(help="The account's e-mail address.")]
+
+
+@contextmanager
+def _account_change(email: str) -> Iterator[tuple[Database, console_accounts.Account]]:
+    """The database and the account ``email``; exit 2 with the reason on a refusal."""
+    try:
+        with database() as db:
+            account = console_accounts.find_account(db, email)
+            if account is None:
+                raise LookupError(f"no account with e-mail {email.strip().lower()}")
+            yield db, account
+    except (LookupError, ValueError) as exc:
+        console.print(f"error: {exc}", markup=False, highlight=False)
+        raise typer.Exit(2) from exc
+
+
+@accounts_app.command("create")
+def accounts_create(
+    email: Annotated[str, typer.Option(help="E-mail address: what the person signs in with.")],
+    role: Annotated[str, typer.Option(help="admin or viewer.")],
+    name: Annotated[str, typer.Option(help="Display name (optional).")] = "",
+    password_stdin: PasswordStdin = False,
+) -> None:
+    """Create a console account (the password is asked for, or read from stdin)."""
+    try:
+        console_accounts.check_role(role)
+        password = _new_password(password_stdin)
+        with database() as db:
+            account = console_accounts.create_account(
+                db,
+                email=email,
+                password=password,
+                role=role,
+                display_name=name,
+                actor=audit_log.cli_actor(),
+                now_us=now_us(system_clock),
+            )
+    except ValueError as exc:
+        console.print(f"error: {exc}", markup=False, highlight=False)
+        raise typer.Exit(2) from exc
+    console.print(f"Created {account.role} account {account.email}.", markup=False)
+
+
+def _cells(*values: str | None) -> list[Text]:
+    """Table cells as plain text: names and details are user data, not Rich markup."""
+    return [Text(value or "") for value in values]
+
+
+@accounts_app.command("list")
+def accounts_list() -> None:
+    """List console accounts."""
+    from tokenledger.localdays import iso, zone
+
+    utc = zone("UTC")
+    table = Table("id", "email", "name", "role", "status", "created", "last sign-in")
+    with database() as db:
+        found = console_accounts.list_accounts(db)
+    for account in found:
+        table.add_row(
+            *_cells(
+                str(account.id),
+                account.email,
+                account.display_name,
+                account.role,
+                "enabled" if account.enabled else "disabled",
+                iso(account.created_us, utc),
+                iso(account.last_sign_in_us, utc) or "never",
+            )
+        )
+    out.print(table)
+
+
+@accounts_app.command("disable")
+def accounts_disable(email: EmailArgument) -> None:
+    """Disable an account: it cannot sign in, and its open sessions end now."""
+    with _account_change(email) as (db, account):
+        console_accounts.set_enabled(
+            db, account.id, enabled=False, actor=audit_log.cli_actor(), now_us=now_us(system_clock)
+        )
+    console.print(f"{account.email} is disabled.", markup=False)
+
+
+@accounts_app.command("enable")
+def accounts_enable(email: EmailArgument) -> None:
+    """Enable a disabled account again."""
+    with _account_change(email) as (db, account):
+        console_accounts.set_enabled(
+            db, account.id, enabled=True, actor=audit_log.cli_actor(), now_us=now_us(system_clock)
+        )
+    console.print(f"{account.email} is enabled.", markup=False)
+
+
+@accounts_app.command("set-role")
+def accounts_set_role(
+    email: EmailArgument, role: Annotated[str, typer.Argument(help="admin or viewer.")]
+) -> None:
+    """Change an account's role (open sessions get it at their next request)."""
+    with _account_change(email) as (db, account):
+        changed = console_accounts.set_role(
+            db, account.id, role=role, actor=audit_log.cli_actor(), now_us=now_us(system_clock)
+        )
+    console.print(f"{changed.email} is now {changed.role}.", markup=False)
+
+
+@accounts_app.command("reset-password")
+def accounts_reset_password(email: EmailArgument, password_stdin: PasswordStdin = False) -> None:
+    """Set a new password (asked for, or read from stdin); signs the account out."""
+    with _account_change(email) as (db, account):
+        console_accounts.set_password(
+            db,
+            account.id,
+            password=_new_password(password_stdin),
+            actor=audit_log.cli_actor(),
+            now_us=now_us(system_clock),
+        )
+    console.print(f"The password of {account.email} is reset.", markup=False)
+
+
+@app.command("audit")
+def audit_command(
+    limit: Annotated[int, typer.Option(min=1, max=10_000, help="How many entries.")] = 50,
+    action: Annotated[
+        str | None, typer.Option(help=f"Only this action: {', '.join(audit_log.ACTIONS)}.")
+    ] = None,
+) -> None:
+    """Show the audit log, newest first."""
+    import json
+
+    from tokenledger.localdays import iso, zone
+
+    utc = zone("UTC")
+    table = Table("id", "when (UTC)", "actor", "action", "details", "client")
+    with database() as db:
+        found = audit_log.entries(db, action=action, limit=limit)
+    for entry in found:
+        table.add_row(
+            *_cells(
+                str(entry.id),
+                iso(entry.at_us, utc),
+                entry.actor,
+                entry.action,
+                json.dumps(entry.details, ensure_ascii=False),
+                entry.client,
+            )
+        )
+    out.print(table)
 
 
 @app.command()

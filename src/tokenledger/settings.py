@@ -6,9 +6,12 @@ needs a line there too.
 
 from __future__ import annotations
 
+from functools import cache
+from ipaddress import IPv4Network, IPv6Network, ip_network
+from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -59,6 +62,46 @@ class Settings(BaseSettings):
     future_tolerance_s: int = Field(
         300, ge=0, description="How far in the future `started_at` may be (seconds)."
     )
+    admin_email: str = Field(
+        "admin@localhost",
+        description="E-mail of the first admin, created by `serve` when no enabled admin exists.",
+    )
+    admin_password: SecretStr = Field(
+        SecretStr(""),
+        description=(
+            "Password of that first admin (12+ characters). Empty: one is generated and "
+            "printed once to the terminal."
+        ),
+    )
+    session_idle_timeout_s: int = Field(
+        1800, ge=60, description="A console session ends after this many seconds without use."
+    )
+    session_lifetime_s: int = Field(
+        43200, ge=60, description="A console session ends this many seconds after sign-in."
+    )
+    secure_cookies: Literal["auto", "always", "never"] = Field(
+        "auto",
+        description=(
+            "`auto`: the session cookie is `Secure` (and `__Host-` prefixed) when the request "
+            "came over HTTPS; `always` or `never` force it."
+        ),
+    )
+    trusted_proxies: str = Field(
+        "",
+        description=(
+            "Comma-separated addresses or networks of reverse proxies whose "
+            "`X-Forwarded-Proto` and `X-Forwarded-For` are believed."
+        ),
+    )
+    sign_in_account_limit: int = Field(
+        10, ge=1, description="Failed sign-ins per e-mail in the window before refusing more."
+    )
+    sign_in_client_limit: int = Field(
+        50, ge=1, description="Failed sign-ins per client address in the window before refusing."
+    )
+    sign_in_window_s: int = Field(
+        900, ge=1, description="The window (seconds) in which failed sign-ins are counted."
+    )
 
     @field_validator("timezone")
     @classmethod
@@ -77,6 +120,29 @@ class Settings(BaseSettings):
             raise ValueError("must be FULL, NORMAL or EXTRA")
         return mode
 
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _proxy_networks(cls, value: str) -> str:
+        proxy_networks(value)
+        return value
+
     @property
     def is_sqlite(self) -> bool:
         return self.database_url.startswith("sqlite")
+
+    @property
+    def trusted_proxy_networks(self) -> tuple[IPv4Network | IPv6Network, ...]:
+        return proxy_networks(self.trusted_proxies)
+
+
+@cache
+def proxy_networks(value: str) -> tuple[IPv4Network | IPv6Network, ...]:
+    """``"10.0.0.1, 192.168.0.0/16"`` as networks (ValueError naming a bad entry)."""
+    networks = []
+    for part in value.split(","):
+        if part.strip():
+            try:
+                networks.append(ip_network(part.strip(), strict=False))
+            except ValueError as exc:
+                raise ValueError(f"not an address or network: {part.strip()!r}") from exc
+    return tuple(networks)

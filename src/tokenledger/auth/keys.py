@@ -2,7 +2,8 @@
 
 A key is shown once, at creation; only its SHA-256 is stored (keys are 256-bit
 random, so a slow password hash would add nothing). ``ingest`` keys can only send
-events, ``report:read`` keys can only read reports.
+events, ``report:read`` keys can only read reports. Creating and revoking a key are
+written to the audit log in the same transaction.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from typing import Literal, get_args
 
 from sqlalchemy import select, update
 
+from tokenledger.auth import audit
 from tokenledger.store.database import Database
 from tokenledger.store.schema import api_keys
 
@@ -44,7 +46,20 @@ def hash_key(secret: str) -> bytes:
     return hashlib.sha256(secret.encode("utf-8", "surrogatepass")).digest()
 
 
-def create_key(db: Database, *, name: str, scope: str, now_us: int) -> tuple[ApiKey, str]:
+def key_actor(key: ApiKey) -> str:
+    """How a key appears as the actor of an audit entry."""
+    return f"key {key.prefix}… ({key.name})"
+
+
+def create_key(
+    db: Database,
+    *,
+    name: str,
+    scope: str,
+    now_us: int,
+    actor: str = "system",
+    client: str | None = None,
+) -> tuple[ApiKey, str]:
     """Create a key; returns it and its secret (which is never retrievable again)."""
     if scope not in SCOPES:
         raise ValueError(f"scope must be one of {', '.join(SCOPES)}")
@@ -63,6 +78,19 @@ def create_key(db: Database, *, name: str, scope: str, now_us: int) -> tuple[Api
                 "created_us": now_us,
             },
         ).scalar_one()
+        audit.record_in(
+            conn,
+            actor=actor,
+            action=audit.KEY_CREATED,
+            details={
+                "key_id": key_id,
+                "name": name,
+                "scope": scope,
+                "prefix": secret[:_SHOWN_PREFIX],
+            },
+            now_us=now_us,
+            client=client,
+        )
     return ApiKey(key_id, name, secret[:_SHOWN_PREFIX], scope, now_us, None, None), secret
 
 
@@ -81,14 +109,31 @@ def list_keys(db: Database) -> list[ApiKey]:
         return [ApiKey(*row) for row in rows]
 
 
-def revoke_key(db: Database, key_id: int, *, now_us: int) -> ApiKey:
+def revoke_key(
+    db: Database,
+    key_id: int,
+    *,
+    now_us: int,
+    actor: str = "system",
+    client: str | None = None,
+) -> ApiKey:
     """Revoke key ``key_id`` (idempotent); LookupError if there is none."""
     with db.write() as conn:
-        conn.execute(
+        revoked = conn.execute(
             update(api_keys)
             .where(api_keys.c.id == key_id, api_keys.c.revoked_us.is_(None))
             .values(revoked_us=now_us)
-        )
+            .returning(api_keys.c.name, api_keys.c.prefix, api_keys.c.scope)
+        ).first()
+        if revoked is not None:
+            audit.record_in(
+                conn,
+                actor=actor,
+                action=audit.KEY_REVOKED,
+                details={"key_id": key_id, **revoked._asdict()},
+                now_us=now_us,
+                client=client,
+            )
     for key in list_keys(db):
         if key.id == key_id:
             return key

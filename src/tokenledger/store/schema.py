@@ -19,7 +19,9 @@ no foreign keys: a key check per rollup row would slow every ingest for nothing.
 from __future__ import annotations
 
 from sqlalchemy import (
+    DDL,
     BigInteger,
+    Boolean,
     Column,
     ForeignKey,
     Index,
@@ -29,6 +31,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    event,
 )
 
 metadata = MetaData()
@@ -140,3 +143,79 @@ api_keys = Table(
     Column("last_used_us", BigInteger),
     Column("revoked_us", BigInteger),
 )
+
+# Console accounts: the people who read reports (not the AI users in ``users``).
+accounts = Table(
+    "accounts",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("email", String(320), nullable=False, unique=True),  # stored lower-cased
+    Column("display_name", String(255), nullable=False, server_default=""),
+    Column("role", String(16), nullable=False),
+    Column("enabled", Boolean, nullable=False),
+    Column("password_hash", String(255), nullable=False),  # Argon2id, PHC string
+    Column("created_us", BigInteger, nullable=False),
+    Column("updated_us", BigInteger, nullable=False),
+    Column("last_sign_in_us", BigInteger),
+)
+
+# Signed-in browser sessions. Only the SHA-256 of the cookie value is stored; deleting
+# a row signs that browser out.
+sessions = Table(
+    "sessions",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("token_hash", LargeBinary(32), nullable=False, unique=True),
+    Column("account_id", Id, ForeignKey("accounts.id"), nullable=False),
+    Column("created_us", BigInteger, nullable=False),
+    Column("last_seen_us", BigInteger, nullable=False),
+    Index("ix_sessions_account", "account_id"),
+)
+
+# Failed sign-ins of the last window, for throttling. The e-mail is hashed so a password
+# typed into the e-mail field is never stored.
+sign_in_failures = Table(
+    "sign_in_failures",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("at_us", BigInteger, nullable=False),
+    Column("email_hash", LargeBinary(32), nullable=False),
+    Column("client", String(64), nullable=False),
+    Index("ix_sign_in_failures_email", "email_hash", "at_us"),
+    Index("ix_sign_in_failures_client", "client", "at_us"),
+)
+
+# Who did what. Append-only: the application never updates or deletes a row, and a
+# trigger (below, and in migration 0002) refuses UPDATE and DELETE on both backends.
+audit_log = Table(
+    "audit_log",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("at_us", BigInteger, nullable=False),
+    Column("actor", String(400), nullable=False),
+    Column("action", String(64), nullable=False),
+    Column("details", Text, nullable=False),  # JSON object
+    Column("client", String(64)),
+    Index("ix_audit_log_action", "action", "id"),
+)
+
+AUDIT_LOG_TRIGGERS = {
+    "sqlite": (
+        "CREATE TRIGGER audit_log_no_update BEFORE UPDATE ON audit_log "
+        "BEGIN SELECT RAISE(ABORT, 'audit_log is append-only'); END",
+        "CREATE TRIGGER audit_log_no_delete BEFORE DELETE ON audit_log "
+        "BEGIN SELECT RAISE(ABORT, 'audit_log is append-only'); END",
+    ),
+    "postgresql": (
+        "CREATE FUNCTION audit_log_append_only() RETURNS trigger LANGUAGE plpgsql AS "
+        "$$ BEGIN RAISE EXCEPTION 'audit_log is append-only'; END $$",
+        "CREATE TRIGGER audit_log_no_change BEFORE UPDATE OR DELETE ON audit_log "
+        "FOR EACH ROW EXECUTE FUNCTION audit_log_append_only()",
+        "CREATE TRIGGER audit_log_no_truncate BEFORE TRUNCATE ON audit_log "
+        "FOR EACH STATEMENT EXECUTE FUNCTION audit_log_append_only()",
+    ),
+}
+for _dialect, _statements in AUDIT_LOG_TRIGGERS.items():
+    for _statement in _statements:
+        trigger = DDL(_statement).execute_if(dialect=_dialect)  # type: ignore[no-untyped-call]
+        event.listen(audit_log, "after_create", trigger)

@@ -23,7 +23,7 @@ from tokenledger.reports import (
     user_usage,
 )
 from tokenledger.web.context import AppContext
-from tokenledger.web.deps import Ctx, IngestKey, ReadKey
+from tokenledger.web.deps import Ctx, IngestKey, ReportReader
 from tokenledger.web.errors import JSON, ApiError, error_body
 
 router = APIRouter()
@@ -236,7 +236,7 @@ SortParam = Annotated[
 )
 def get_user_usage(
     ctx: Ctx,
-    _key: ReadKey,
+    _reader: ReportReader,
     start: DateParam = None,
     end: DateParam = None,
     tz: TzParam = None,
@@ -279,7 +279,7 @@ def get_user_usage(
 )
 def get_usage_series(
     ctx: Ctx,
-    _key: ReadKey,
+    _reader: ReportReader,
     start: DateParam = None,
     end: DateParam = None,
     tz: TzParam = None,

@@ -12,10 +12,12 @@ from tokenledger import __version__
 from tokenledger.clock import Clock, system_clock
 from tokenledger.settings import Settings
 from tokenledger.store.database import Database, open_database
-from tokenledger.web import api, errors, pages
+from tokenledger.web import admin_pages, api, auth_pages, errors, pages
 from tokenledger.web.context import AppContext
-from tokenledger.web.deps import SignInRequired
+from tokenledger.web.deps import AdminRequired, SignInRequired
+from tokenledger.web.error_pages import error_page
 from tokenledger.web.security import SecurityHeadersMiddleware
+from tokenledger.web.session_middleware import SessionMiddleware
 from tokenledger.web.templating import STATIC_DIR, CachedStaticFiles, build_templates
 
 
@@ -40,9 +42,13 @@ def create_app(
     app.state.templates = build_templates()
     errors.install(app)
     app.add_exception_handler(SignInRequired, _to_sign_in)
+    app.add_exception_handler(AdminRequired, _admins_only)
+    app.add_middleware(SessionMiddleware)  # inside the security headers: its pages get them
     app.add_middleware(SecurityHeadersMiddleware)
     app.include_router(api.router)
     app.include_router(pages.router)
+    app.include_router(auth_pages.router)
+    app.include_router(admin_pages.router)
     app.mount("/static", CachedStaticFiles(directory=STATIC_DIR), name="static")
     _install_openapi(app)
     return app
@@ -55,6 +61,15 @@ async def _to_sign_in(request: Request, _exc: Exception) -> Response:
     if request.headers.get("hx-request"):
         return Response(status_code=204, headers={"HX-Redirect": location})
     return RedirectResponse(location, status_code=303)
+
+
+async def _admins_only(request: Request, _exc: Exception) -> Response:
+    return error_page(
+        request,
+        status=403,
+        title="Admins only",
+        message="This page is for admins. Your account can read reports and export them.",
+    )
 
 
 def _install_openapi(app: FastAPI) -> None:

@@ -9,7 +9,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
-from tokenledger.auth.keys import ApiKey, find_key, touch_key
+from tokenledger.auth.keys import ApiKey, find_key, key_actor, touch_key
 from tokenledger.clock import now_us
 from tokenledger.store.database import DatabaseUnavailable
 from tokenledger.web.context import AppContext
@@ -97,3 +97,64 @@ def require_page_viewer(request: Request) -> Viewer:
 
 
 PageViewer = Annotated[Viewer, Depends(require_page_viewer)]
+
+
+class AdminRequired(Exception):
+    """A signed-in account without the admin role asked for an admin page (403)."""
+
+
+def require_page_admin(request: Request) -> Viewer:
+    viewer = require_page_viewer(request)
+    if not viewer.is_admin:
+        raise AdminRequired()
+    return viewer
+
+
+PageAdmin = Annotated[Viewer, Depends(require_page_admin)]
+
+
+def client_address(request: Request) -> str:
+    """The client's address (behind trusted proxies, the forwarded one)."""
+    client: str | None = getattr(request.state, "client", None)
+    if client is None:
+        client = request.client.host if request.client else ""
+    return client
+
+
+def session_token(request: Request) -> str | None:
+    """The cookie value of the request's live session, if it has one."""
+    token: str | None = getattr(request.state, "session_token", None)
+    return token
+
+
+@dataclass(frozen=True)
+class Reader:
+    """Who reads a report: a ``report:read`` key or a signed-in account (any role).
+    ``actor`` and ``client`` are what an audit entry records."""
+
+    actor: str
+    client: str
+    key: ApiKey | None = None
+    viewer: Viewer | None = None
+
+
+_read_key = require_key("report:read")
+
+
+def require_report_reader(request: Request, ctx: Ctx) -> Reader:
+    """A ``report:read`` key when an Authorization header is sent, else the session."""
+    if "authorization" in request.headers:
+        key = _read_key(request, ctx)
+        return Reader(key_actor(key), client_address(request), key=key)
+    viewer = current_viewer(request)
+    if viewer is None:
+        raise ApiError(
+            401,
+            "unauthorized",
+            "sign in, or send 'Authorization: Bearer <key>' with a report:read key",
+            headers={"WWW-Authenticate": 'Bearer realm="tokenledger"'},
+        )
+    return Reader(viewer.email, client_address(request), viewer=viewer)
+
+
+ReportReader = Annotated[Reader, Depends(require_report_reader)]

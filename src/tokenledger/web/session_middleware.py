@@ -1,0 +1,199 @@
+"""The session layer: who is signed in, on every request, and the CSRF check.
+
+For each request (static files aside) it sets on ``request.state``:
+
+* ``viewer``: a ``deps.Viewer`` re-read from the database (a disabled account's session
+  is no session; a changed role applies at once), or None;
+* ``csrf_token``: the token forms and htmx must send back;
+* ``session_token``: the live session's cookie value, or None;
+* ``client``: the client address (behind trusted proxies, the forwarded one);
+* ``secure_cookies``: whether cookies get ``Secure`` and the ``__Host-`` prefix.
+
+State-changing requests (not GET / HEAD / OPTIONS) must carry the CSRF token in the
+``X-CSRF-Token`` header or a ``csrf_token`` form field, and a foreign Origin or Referer
+is refused: 403 otherwise. Two exceptions, neither of which can act through a cookie:
+requests with an ``Authorization`` header (API keys; cookies are then ignored) and API
+requests without a session cookie.
+"""
+
+from __future__ import annotations
+
+import secrets
+from urllib.parse import parse_qs
+
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import Headers
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from tokenledger.auth import csrf, sessions
+from tokenledger.clock import now_us
+from tokenledger.store.database import DatabaseUnavailable
+from tokenledger.web import cookies, proxy
+from tokenledger.web.context import AppContext
+from tokenledger.web.deps import Viewer
+from tokenledger.web.error_pages import error_page
+from tokenledger.web.errors import error_response
+
+MAX_FORM_BYTES = 256 * 1024
+_NOT_BROWSER_PAGES = ("/api/", "/healthz")
+
+
+class SessionMiddleware:
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"].startswith("/static/"):
+            await self.app(scope, receive, send)
+            return
+        ctx: AppContext = scope["app"].state.ctx
+        networks = ctx.settings.trusted_proxy_networks
+        headers = Headers(scope=scope)
+        is_https = proxy.scheme(scope, networks) == "https"
+        secure = {"always": True, "never": False}.get(ctx.settings.secure_cookies, is_https)
+        state = scope.setdefault("state", {})
+        state.update(
+            viewer=None,
+            csrf_token="",
+            session_token=None,
+            client=proxy.client_address(scope, networks),
+            secure_cookies=secure,
+        )
+        extra_cookies: list[str] = []
+        request_cookies = Request(scope).cookies
+        uses_key = "authorization" in headers
+        token = (
+            None if uses_key else request_cookies.get(cookies.name(cookies.SESSION, secure=secure))
+        )
+        if token:
+            try:
+                found = await run_in_threadpool(
+                    sessions.resolve,
+                    ctx.db,
+                    token,
+                    now_us=now_us(ctx.clock),
+                    policy=sessions.SessionPolicy(
+                        ctx.settings.session_idle_timeout_s, ctx.settings.session_lifetime_s
+                    ),
+                )
+            except DatabaseUnavailable as exc:
+                await _unavailable(str(exc))(scope, receive, send)
+                return
+            if found is None:  # expired, revoked or disabled: forget the cookie
+                extra_cookies.append(
+                    cookies.header(cookies.SESSION, "", secure=secure, delete=True)
+                )
+            else:
+                state["viewer"] = Viewer(
+                    found.account_id, found.email, found.display_name, found.role
+                )
+                state["session_token"] = token
+                state["csrf_token"] = csrf.token_for(token)
+        if state["viewer"] is None and not uses_key:
+            pre_session = request_cookies.get(cookies.name(cookies.PRE_SESSION, secure=secure))
+            if not pre_session or len(pre_session) > 100:
+                pre_session = None
+                if not scope["path"].startswith(_NOT_BROWSER_PAGES):
+                    pre_session = secrets.token_urlsafe(32)
+                    extra_cookies.append(
+                        cookies.header(cookies.PRE_SESSION, pre_session, secure=secure)
+                    )
+            state["csrf_token"] = csrf.token_for(pre_session) if pre_session else ""
+
+        if _needs_csrf(scope, uses_key=uses_key, has_session=bool(token)):
+            receive, refusal = await _check_csrf(scope, receive, state["csrf_token"], is_https)
+            if refusal is not None:
+                await refusal(scope, receive, send)
+                return
+
+        async def send_with_cookies(message: Message) -> None:
+            if message["type"] == "http.response.start" and extra_cookies:
+                message["headers"] = [
+                    *message.get("headers", []),
+                    *((b"set-cookie", value.encode()) for value in extra_cookies),
+                ]
+            await send(message)
+
+        await self.app(scope, receive, send_with_cookies)
+
+
+def _needs_csrf(scope: Scope, *, uses_key: bool, has_session: bool) -> bool:
+    """State-changing requests need the token, unless a cookie cannot be what
+    authorises them: API keys, or API calls without a session cookie."""
+    if scope["method"] in csrf.SAFE_METHODS or uses_key:
+        return False
+    return has_session or not scope["path"].startswith("/api/")
+
+
+async def _check_csrf(
+    scope: Scope, receive: Receive, expected: str, is_https: bool
+) -> tuple[Receive, Response | None]:
+    """Check Origin / Referer and the token; returns the receive channel to use next
+    (the form body, once read, is replayed) and a refusal, if any."""
+    headers = Headers(scope=scope)
+    origin = f"{'https' if is_https else 'http'}://{headers.get('host', '')}"
+    if not csrf.same_origin(
+        origin=headers.get("origin"), referer=headers.get("referer"), expected=origin
+    ):
+        return receive, _refusal(scope, "This request came from another site.")
+    presented = headers.get(csrf.HEADER)
+    media_type = headers.get("content-type", "").split(";")[0].strip().lower()
+    if presented is None and media_type == "application/x-www-form-urlencoded":
+        body = await _read_body(receive)
+        if body is None:
+            return receive, _refusal(scope, "This form is too large.", status=413)
+        fields = parse_qs(body.decode("latin-1"), keep_blank_values=True)
+        presented = next(iter(fields.get(csrf.FIELD, [])), None)
+        receive = _replay(body, receive)
+    if not csrf.matches(expected, presented):
+        return receive, _refusal(
+            scope, "This form has expired or did not come from this page. Reload and try again."
+        )
+    return receive, None
+
+
+async def _read_body(receive: Receive) -> bytes | None:
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            break
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > MAX_FORM_BYTES:
+            return None
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            break
+    return b"".join(chunks)
+
+
+def _replay(body: bytes, receive: Receive) -> Receive:
+    sent = False
+
+    async def replay() -> Message:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()
+
+    return replay
+
+
+def _refusal(scope: Scope, message: str, *, status: int = 403) -> Response:
+    if scope["path"].startswith("/api/"):
+        return error_response(status, "csrf_failed", message)
+    return error_page(Request(scope), status=status, title="Request refused", message=message)
+
+
+def _unavailable(reason: str) -> Response:
+    return error_response(
+        503,
+        "database_unavailable",
+        f"the database cannot be used right now ({reason}); retry later",
+        headers={"Retry-After": "5"},
+    )
