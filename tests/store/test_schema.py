@@ -1,0 +1,32 @@
+"""The migrations create exactly the tables of ``schema.py``, and downgrade cleanly."""
+
+from __future__ import annotations
+
+from alembic import command
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy import inspect
+
+from tokenledger.store import migrate
+from tokenledger.store.database import Database
+from tokenledger.store.schema import metadata
+
+
+def test_migrated_database_matches_schema_py(db: Database) -> None:
+    with db.engine.connect() as conn:
+        context = MigrationContext.configure(conn, opts={"compare_type": True})
+        differences = compare_metadata(context, metadata)
+    assert differences == []
+
+
+def test_revision_0002_downgrades_and_upgrades_again(db: Database) -> None:
+    config = migrate.alembic_config()
+    with db.engine.begin() as conn:
+        config.attributes["connection"] = conn
+        command.downgrade(config, "0001")
+    assert "audit_log" not in inspect(db.engine).get_table_names()
+    migrate.upgrade(db)
+    assert {"accounts", "sessions", "sign_in_failures", "audit_log"} <= set(
+        inspect(db.engine).get_table_names()
+    )
+    assert migrate.is_up_to_date(db)
