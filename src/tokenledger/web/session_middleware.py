@@ -102,7 +102,7 @@ class SessionMiddleware:
                     )
             state["csrf_token"] = csrf.token_for(pre_session) if pre_session else ""
 
-        if _needs_csrf(scope, uses_key=uses_key, has_session=bool(token)):
+        if _needs_csrf(scope, uses_key=uses_key, has_session=state["viewer"] is not None):
             receive, refusal = await _check_csrf(scope, receive, state["csrf_token"], is_https)
             if refusal is not None:
                 await refusal(scope, receive, send)
@@ -149,7 +149,9 @@ async def _check_csrf(
         receive = _replay(body, receive)
     if not csrf.matches(expected, presented):
         return receive, _refusal(
-            scope, "This form has expired or did not come from this page. Reload and try again."
+            scope,
+            "This form has expired (or your session has ended), or it did not come from "
+            "this page. Reload the page and try again.",
         )
     return receive, None
 

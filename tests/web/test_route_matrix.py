@@ -1,0 +1,279 @@
+"""Who may call what: every route of the app, for every kind of caller.
+
+The routes are enumerated from the app itself (included routers and mounts, walked
+recursively), and every one must have an entry in ``ROUTES`` with an expected outcome
+for each principal: a new route without one fails ``test_every_route_is_in_the_table``.
+
+To add a route: add ``("METHOD", "/path/{param}"): Case(...)`` below. Helpers build the
+usual rows (``page``, ``admin_page``, ``report_api``, ``everyone``); a ``Case`` can
+carry the form or JSON body that makes the allowed request succeed. Path parameters
+are filled from ``SAMPLE`` (an account, a key and a static file that exist).
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi import APIRouter, FastAPI
+from fastapi.testclient import TestClient
+from sqlalchemy import text
+from starlette.routing import Mount
+
+from tests.conftest import make_event
+from tests.support.clock import FrozenClock
+from tests.support.console import PASSWORD, make_account
+from tokenledger.auth import csrf, sessions
+from tokenledger.auth.keys import create_key
+from tokenledger.settings import Settings
+from tokenledger.store.database import Database, open_database
+from tokenledger.web.app import create_app
+
+PRINCIPALS = ("anonymous", "viewer", "admin", "ingest_key", "read_key", "disabled")
+SIGN_IN = "sign-in"  # 303 to /sign-in?next=<the page asked for>
+Outcome = int | str
+
+
+@dataclass(frozen=True)
+class Case:
+    expect: dict[str, Outcome]
+    form: dict[str, str] | None = None
+    json: Any = None
+    params: dict[str, str] = field(default_factory=dict)
+
+
+def everyone(outcome: Outcome) -> dict[str, Outcome]:
+    return dict.fromkeys(PRINCIPALS, outcome)
+
+
+def page(ok: Outcome = 200) -> dict[str, Outcome]:
+    """A console page for any signed-in account."""
+    return {**everyone(SIGN_IN), "viewer": ok, "admin": ok}
+
+
+def admin_page(ok: Outcome = 200) -> dict[str, Outcome]:
+    return {**everyone(SIGN_IN), "viewer": 403, "admin": ok}
+
+
+def state_changing(expect: dict[str, Outcome]) -> dict[str, Outcome]:
+    """A state-changing browser request: a session that has ended (the disabled
+    account's) carries a CSRF token that no longer matches anything: 403 before the
+    route is reached. (Anonymous callers send a valid pre-session token.)"""
+    return {**expect, "disabled": 403}
+
+
+def admin_form(ok: Outcome) -> dict[str, Outcome]:
+    return state_changing(admin_page(ok))
+
+
+def report_api() -> dict[str, Outcome]:
+    """A report (or export) endpoint: a report:read key or a session, any role."""
+    return {
+        "anonymous": 401,
+        "viewer": 200,
+        "admin": 200,
+        "ingest_key": 403,
+        "read_key": 200,
+        "disabled": 401,
+    }
+
+
+NEW_PASSWORD = {"new_password": "n" * 14, "confirm_password": "n" * 14}
+ROUTES: dict[tuple[str, str], Case] = {
+    # Public: health, the API description, static files.
+    ("GET", "/healthz"): Case(everyone(200)),
+    ("GET", "/api/openapi.json"): Case(everyone(200)),
+    ("GET", "/api/docs"): Case(everyone(200)),
+    ("GET", "/docs/oauth2-redirect"): Case(everyone(200)),
+    ("GET", "/static/{path}"): Case(everyone(200)),
+    ("GET", "/"): Case(everyone(303)),  # to the reports, which need sign-in
+    # The API: ingest keys only; reports for read keys and sessions.
+    ("POST", "/api/v1/events"): Case(
+        {**everyone(401), "ingest_key": 200, "read_key": 403}, json={"events": [make_event()]}
+    ),
+    ("GET", "/api/v1/reports/user-usage"): Case(report_api()),
+    ("GET", "/api/v1/reports/usage-series"): Case(report_api()),
+    ("GET", "/api/v1/reports/user-usage/export"): Case(report_api()),
+    # Signing in and out.
+    ("GET", "/sign-in"): Case({**everyone(200), "viewer": 303, "admin": 303}),
+    ("POST", "/sign-in"): Case(
+        state_changing(everyone(401)),
+        form={"email": "viewer@example.com", "password": "not the password"},
+    ),
+    ("POST", "/sign-out"): Case(state_changing(everyone(303))),
+    # Pages for any signed-in account.
+    ("GET", "/reporting/user-usage"): Case(page()),
+    ("GET", "/account"): Case(page()),
+    ("POST", "/account"): Case(
+        state_changing(page(303)), form={"display_name": "Renamed", "role": "admin"}
+    ),
+    ("POST", "/account/password"): Case(
+        state_changing(page(303)), form={"current_password": PASSWORD, **NEW_PASSWORD}
+    ),
+    # Admin pages.
+    ("GET", "/admin/accounts"): Case(admin_page()),
+    ("POST", "/admin/accounts"): Case(
+        admin_form(303),
+        form={"email": "new@example.com", "role": "viewer", "password": "p" * 14},
+    ),
+    ("GET", "/admin/accounts/{account_id}"): Case(admin_page()),
+    ("POST", "/admin/accounts/{account_id}"): Case(admin_form(303), form={"display_name": "S"}),
+    ("POST", "/admin/accounts/{account_id}/role"): Case(admin_form(303), form={"role": "admin"}),
+    ("POST", "/admin/accounts/{account_id}/disable"): Case(admin_form(303)),
+    ("POST", "/admin/accounts/{account_id}/enable"): Case(admin_form(303)),
+    ("POST", "/admin/accounts/{account_id}/password"): Case(admin_form(303), form=NEW_PASSWORD),
+    ("POST", "/admin/accounts/{account_id}/sessions/revoke"): Case(admin_form(303)),
+    ("GET", "/admin/keys"): Case(admin_page()),
+    ("POST", "/admin/keys"): Case(admin_form(200), form={"name": "new key", "scope": "ingest"}),
+    ("POST", "/admin/keys/{key_id}/revoke"): Case(admin_form(303)),
+    ("GET", "/admin/audit"): Case(admin_page()),
+}
+# Routes being built on other branches: checked once they exist here.
+PLANNED = {("GET", "/reporting/user-usage"), ("GET", "/api/v1/reports/user-usage/export")}
+
+
+def app_routes(app: FastAPI) -> set[tuple[str, str]]:
+    """(method, path) of every route, walking included routers (FastAPI 0.165 nests
+    them as ``_IncludedRouter``) and mounts. HEAD is served by the GET handler."""
+    found: set[tuple[str, str]] = set()
+
+    def walk(routes: Iterable[Any], prefix: str) -> None:
+        for route in routes:
+            included = getattr(route, "original_router", None)
+            if included is not None:
+                walk(included.routes, prefix + route.include_context.prefix)
+            elif isinstance(route, Mount):
+                if route.routes:
+                    walk(route.routes, prefix + route.path)
+                else:  # an ASGI app such as StaticFiles: every GET under the path
+                    found.add(("GET", f"{prefix}{route.path}/{{path}}"))
+            else:
+                methods = getattr(route, "methods", None) or {"WEBSOCKET"}
+                for method in methods - {"HEAD"} or methods:
+                    found.add((method, prefix + route.path))
+
+    walk(app.routes, "")
+    return found
+
+
+def test_every_route_is_in_the_table(app: FastAPI) -> None:
+    missing = sorted(app_routes(app) - ROUTES.keys())
+    assert missing == [], f"add these routes to ROUTES with an outcome per principal: {missing}"
+
+
+def test_a_new_route_without_an_entry_is_noticed(app: FastAPI) -> None:
+    nested = APIRouter()
+    nested.add_api_route("/deeper", lambda: {}, methods=["POST"])
+    router = APIRouter()
+    router.add_api_route("/thing", lambda: {}, methods=["GET"])
+    router.include_router(nested, prefix="/inner")
+    app.include_router(router, prefix="/new")
+    assert app_routes(app) - ROUTES.keys() == {("GET", "/new/thing"), ("POST", "/new/inner/deeper")}
+
+
+def test_the_table_names_no_route_that_does_not_exist(app: FastAPI) -> None:
+    assert sorted(ROUTES.keys() - app_routes(app) - PLANNED) == []
+
+
+def test_every_case_covers_every_principal() -> None:
+    for route, case in ROUTES.items():
+        assert set(case.expect) == set(PRINCIPALS), route
+
+
+@dataclass
+class World:
+    """Accounts and keys in a database file, copied for every route."""
+
+    path: Path
+    secrets: dict[str, str]
+    sample: dict[str, str]
+
+
+@pytest.fixture(scope="module")
+def world(sqlite_template: Path, tmp_path_factory: pytest.TempPathFactory) -> World:
+    path = tmp_path_factory.mktemp("matrix") / "world.db"
+    shutil.copyfile(sqlite_template, path)
+    db = open_database(Settings(database_url=f"sqlite:///{path}"))
+    for email, role in [
+        ("admin@example.com", "admin"),
+        ("viewer@example.com", "viewer"),
+        ("disabled@example.com", "viewer"),
+    ]:
+        make_account(db, email, role)
+    subject = make_account(db, "subject@example.com", "viewer")
+    secrets = {
+        "ingest_key": create_key(db, name="ingest", scope="ingest", now_us=0)[1],
+        "read_key": create_key(db, name="read", scope="report:read", now_us=0)[1],
+    }
+    subject_key = create_key(db, name="subject", scope="ingest", now_us=0)[0]
+    db.dispose()
+    sample = {"account_id": str(subject.id), "key_id": str(subject_key.id), "path": "app.css"}
+    return World(path, secrets, sample)
+
+
+def _clients(app: FastAPI, db: Database, world: World) -> dict[str, tuple[TestClient, str]]:
+    """A client per principal, with the CSRF token its pages would carry."""
+    clients: dict[str, tuple[TestClient, str]] = {}
+    pre_session = "matrix-pre-session-cookie-value"
+    anonymous = TestClient(app, follow_redirects=False, cookies={"tokenledger_csrf": pre_session})
+    clients["anonymous"] = (anonymous, csrf.token_for(pre_session))
+    for principal in ("viewer", "admin", "disabled"):
+        with db.write() as conn:
+            account_id = conn.execute(
+                text("SELECT id FROM accounts WHERE email = :email"),
+                {"email": f"{principal}@example.com"},
+            ).scalar_one()
+            token = sessions.create_in(conn, account_id=account_id, now_us=_NOW)
+        client = TestClient(app, follow_redirects=False, cookies={"tokenledger_session": token})
+        clients[principal] = (client, csrf.token_for(token))
+    # Disabled after signing in, straight in the database: no session was revoked.
+    with db.write() as conn:
+        conn.execute(text("UPDATE accounts SET enabled = false WHERE email LIKE 'disabled@%'"))
+    for principal in ("ingest_key", "read_key"):
+        headers = {"Authorization": f"Bearer {world.secrets[principal]}"}
+        clients[principal] = (TestClient(app, follow_redirects=False, headers=headers), "")
+    return clients
+
+
+_NOW = 1_795_608_000_000_000  # the conftest clock: 2026-11-25T12:00:00Z
+
+
+def _outcome(response: Any) -> Outcome:
+    location = response.headers.get("location", "")
+    if response.status_code == 303 and location.startswith("/sign-in?next="):
+        return SIGN_IN
+    return int(response.status_code)
+
+
+@pytest.mark.parametrize(("method", "path"), sorted(ROUTES), ids=lambda value: str(value))
+def test_route_matrix(
+    method: str, path: str, world: World, tmp_path: Path, clock: FrozenClock
+) -> None:
+    case = ROUTES[(method, path)]
+    database_file = tmp_path / "matrix.db"
+    shutil.copyfile(world.path, database_file)
+    settings = Settings(database_url=f"sqlite:///{database_file}")
+    db = open_database(settings)
+    try:
+        app = create_app(settings, db=db, clock=clock)
+        if (method, path) not in app_routes(app):
+            assert (method, path) in PLANNED
+            pytest.skip("built on another branch; checked once merged")
+        clients = _clients(app, db, world)
+        url = path.format(**world.sample)
+        seen: dict[str, Outcome] = {}
+        # The admin goes last: its requests are the ones that change things.
+        for principal in sorted(PRINCIPALS, key=lambda name: name == "admin"):
+            client, token = clients[principal]
+            headers = {"X-CSRF-Token": token} if token else {}
+            response = client.request(
+                method, url, data=case.form, json=case.json, params=case.params, headers=headers
+            )
+            seen[principal] = _outcome(response)
+        assert seen == case.expect
+    finally:
+        db.dispose()
