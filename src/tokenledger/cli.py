@@ -106,10 +106,8 @@ def serve(
     bind_host, bind_port = host or current.host, port or current.port
     with database() as db:
         _first_admin(db, current)
-        console.print(
-            f"TokenLedger serving on http://{bind_host}:{bind_port}  "
-            f"(sign in at /sign-in; API docs: /api/docs)"
-        )
+        console.print(f"TokenLedger serving on http://{bind_host}:{bind_port}")
+        console.print(f"  Sign in at http://{bind_host}:{bind_port}/sign-in  (API docs: /api/docs)")
         uvicorn.run(
             create_app(current, db=db),
             host=bind_host,
@@ -278,19 +276,18 @@ def accounts_list() -> None:
     from tokenledger.localdays import iso, zone
 
     utc = zone("UTC")
-    table = Table("id", "email", "name", "role", "status", "created", "last sign-in")
+    table = Table("email", "name", "role", "status", "last sign-in (UTC)")
     with database() as db:
         found = console_accounts.list_accounts(db)
     for account in found:
+        last = iso(account.last_sign_in_us, utc)
         table.add_row(
             *_cells(
-                str(account.id),
                 account.email,
                 account.display_name,
                 account.role,
                 "enabled" if account.enabled else "disabled",
-                iso(account.created_us, utc),
-                iso(account.last_sign_in_us, utc) or "never",
+                last[:16].replace("T", " ") if last else "never",
             )
         )
     out.print(table)
@@ -349,27 +346,24 @@ def audit_command(
         str | None, typer.Option(help=f"Only this action: {', '.join(audit_log.ACTIONS)}.")
     ] = None,
 ) -> None:
-    """Show the audit log, newest first."""
+    """Show the audit log, newest first, one entry per line."""
     import json
 
     from tokenledger.localdays import iso, zone
 
     utc = zone("UTC")
-    table = Table("id", "when (UTC)", "actor", "action", "details", "client")
     with database() as db:
         found = audit_log.entries(db, action=action, limit=limit)
     for entry in found:
-        table.add_row(
-            *_cells(
-                str(entry.id),
-                iso(entry.at_us, utc),
-                entry.actor,
-                entry.action,
-                json.dumps(entry.details, ensure_ascii=False),
-                entry.client,
-            )
+        client = f"  from {entry.client}" if entry.client else ""
+        details = json.dumps(entry.details, ensure_ascii=False) if entry.details else ""
+        out.print(
+            f"#{entry.id}  {iso(entry.at_us, utc)}  {entry.action}  {entry.actor}{client}  "
+            f"{details}".rstrip(),
+            markup=False,
+            highlight=False,
+            soft_wrap=True,
         )
-    out.print(table)
 
 
 @app.command()

@@ -31,10 +31,15 @@ def ensure_first_admin(
     """Create the admin ``email`` when no enabled admin exists (None when one does).
 
     Without ``password`` one is generated, but only if ``may_generate`` (the caller can
-    show it on a terminal); a generated password must never go to a log file.
+    show it on a terminal); a generated password must never go to a log file. A bad
+    ``email`` or ``password`` raises AccountError or PasswordRejected (configuration
+    errors; the messages never contain the password).
     """
     if accounts.enabled_admin_count(db) > 0:
         return None
+    email = accounts.normalize_email(email)
+    if password:
+        passwords.check_rules(password)
     if accounts.find_account(db, email) is not None:
         return FirstAdmin(
             email,
@@ -57,10 +62,7 @@ def ensure_first_admin(
                 ),
             )
         generated = password = passwords.generate_password()
-    try:
-        accounts.create_account(
-            db, email=email, password=password, role="admin", actor=actor, now_us=now_us
-        )
-    except ValueError as exc:  # AccountError, PasswordRejected: messages without secrets
-        return FirstAdmin(email, created=False, problem=f"cannot create the first admin: {exc}")
+    accounts.create_account(
+        db, email=email, password=password, role="admin", actor=actor, now_us=now_us
+    )
     return FirstAdmin(email, created=True, generated_password=generated)

@@ -62,6 +62,8 @@ def require_key(scope: str) -> Callable[[Request, AppContext], ApiKey]:
 
 
 IngestKey = Annotated[ApiKey, Depends(require_key("ingest"))]
+# A report:read key and nothing else. Report and export routes use ``ReportReader``
+# (below), which also accepts a signed-in session.
 ReadKey = Annotated[ApiKey, Depends(require_key("report:read"))]
 
 
