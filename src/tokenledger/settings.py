@@ -90,7 +90,7 @@ class Settings(BaseSettings):
         "",
         description=(
             "Comma-separated addresses or networks of reverse proxies whose "
-            "`X-Forwarded-Proto` and `X-Forwarded-For` are believed."
+            "`X-Forwarded-Proto`, `X-Forwarded-For` and `X-Forwarded-Host` are believed."
         ),
     )
     sign_in_account_limit: int = Field(

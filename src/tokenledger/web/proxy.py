@@ -1,6 +1,6 @@
-"""Who is on the other end: the client's address and the scheme it used.
+"""Who is on the other end: the client's address, and the scheme and host it used.
 
-``X-Forwarded-For`` and ``X-Forwarded-Proto`` are believed only when the direct peer
+``X-Forwarded-For``, ``-Proto`` and ``-Host`` are believed only when the direct peer
 is one of ``TOKENLEDGER_TRUSTED_PROXIES``; anyone else could write them.
 """
 
@@ -51,3 +51,14 @@ def scheme(scope: Scope, networks: Networks) -> str:
         return own
     # Each proxy may append; the first value is what the client used.
     return "https" if forwarded.split(",")[0].strip().lower() == "https" else "http"
+
+
+def host(scope: Scope, networks: Networks) -> str:
+    """The host (and port) the browser asked for: ``Host``, or from a trusted proxy
+    its ``X-Forwarded-Host`` (proxies often rewrite ``Host``)."""
+    headers = Headers(scope=scope)
+    if _is_trusted(_peer(scope), networks):
+        forwarded = headers.get("x-forwarded-host")
+        if forwarded:
+            return forwarded.split(",")[0].strip()
+    return headers.get("host", "")

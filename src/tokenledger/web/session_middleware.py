@@ -19,6 +19,7 @@ requests without a session cookie.
 from __future__ import annotations
 
 import secrets
+from typing import Any
 from urllib.parse import parse_qs
 
 from starlette.concurrency import run_in_threadpool
@@ -50,9 +51,10 @@ class SessionMiddleware:
             return
         ctx: AppContext = scope["app"].state.ctx
         networks = ctx.settings.trusted_proxy_networks
-        headers = Headers(scope=scope)
-        is_https = proxy.scheme(scope, networks) == "https"
-        secure = {"always": True, "never": False}.get(ctx.settings.secure_cookies, is_https)
+        origin = f"{proxy.scheme(scope, networks)}://{proxy.host(scope, networks)}"
+        secure = {"always": True, "never": False}.get(
+            ctx.settings.secure_cookies, origin.startswith("https:")
+        )
         state = scope.setdefault("state", {})
         state.update(
             viewer=None,
@@ -61,62 +63,70 @@ class SessionMiddleware:
             client=proxy.client_address(scope, networks),
             secure_cookies=secure,
         )
-        extra_cookies: list[str] = []
-        request_cookies = Request(scope).cookies
-        uses_key = "authorization" in headers
-        token = (
-            None if uses_key else request_cookies.get(cookies.name(cookies.SESSION, secure=secure))
-        )
-        if token:
+        new_cookies: list[str] = []
+        send = _with_cookies(send, new_cookies)
+        uses_key = "authorization" in Headers(scope=scope)
+        if not uses_key:  # a request with an API key is never also a session's
             try:
-                found = await run_in_threadpool(
-                    sessions.resolve,
-                    ctx.db,
-                    token,
-                    now_us=now_us(ctx.clock),
-                    policy=sessions.SessionPolicy(
-                        ctx.settings.session_idle_timeout_s, ctx.settings.session_lifetime_s
-                    ),
-                )
+                await _resume_session(scope, ctx, state, new_cookies)
             except DatabaseUnavailable as exc:
                 await _unavailable(str(exc))(scope, receive, send)
                 return
-            if found is None:  # expired, revoked or disabled: forget the cookie
-                extra_cookies.append(
-                    cookies.header(cookies.SESSION, "", secure=secure, delete=True)
-                )
-            else:
-                state["viewer"] = Viewer(
-                    found.account_id, found.email, found.display_name, found.role
-                )
-                state["session_token"] = token
-                state["csrf_token"] = csrf.token_for(token)
-        if state["viewer"] is None and not uses_key:
-            pre_session = request_cookies.get(cookies.name(cookies.PRE_SESSION, secure=secure))
-            if not pre_session or len(pre_session) > 100:
-                pre_session = None
-                if not scope["path"].startswith(_NOT_BROWSER_PAGES):
-                    pre_session = secrets.token_urlsafe(32)
-                    extra_cookies.append(
-                        cookies.header(cookies.PRE_SESSION, pre_session, secure=secure)
-                    )
-            state["csrf_token"] = csrf.token_for(pre_session) if pre_session else ""
-
+            if state["viewer"] is None:
+                _pre_session(scope, state, new_cookies)
         if _needs_csrf(scope, uses_key=uses_key, has_session=state["viewer"] is not None):
-            receive, refusal = await _check_csrf(scope, receive, state["csrf_token"], is_https)
+            receive, refusal = await _check_csrf(scope, receive, state["csrf_token"], origin)
             if refusal is not None:
                 await refusal(scope, receive, send)
                 return
+        await self.app(scope, receive, send)
 
-        async def send_with_cookies(message: Message) -> None:
-            if message["type"] == "http.response.start" and extra_cookies:
-                message["headers"] = [
-                    *message.get("headers", []),
-                    *((b"set-cookie", value.encode()) for value in extra_cookies),
-                ]
-            await send(message)
 
-        await self.app(scope, receive, send_with_cookies)
+async def _resume_session(
+    scope: Scope, ctx: AppContext, state: dict[str, Any], new_cookies: list[str]
+) -> None:
+    """Set the viewer from the session cookie, re-reading the account right now."""
+    secure = state["secure_cookies"]
+    token = Request(scope).cookies.get(cookies.name(cookies.SESSION, secure=secure))
+    if not token:
+        return
+    policy = sessions.SessionPolicy(
+        ctx.settings.session_idle_timeout_s, ctx.settings.session_lifetime_s
+    )
+    found = await run_in_threadpool(
+        sessions.resolve, ctx.db, token, now_us=now_us(ctx.clock), policy=policy
+    )
+    if found is None:  # expired, revoked or its account disabled: forget the cookie
+        new_cookies.append(cookies.header(cookies.SESSION, "", secure=secure, delete=True))
+        return
+    state["viewer"] = Viewer(found.account_id, found.email, found.display_name, found.role)
+    state["session_token"] = token
+    state["csrf_token"] = csrf.token_for(token)
+
+
+def _pre_session(scope: Scope, state: dict[str, Any], new_cookies: list[str]) -> None:
+    """Before sign-in, the CSRF token comes from a random pre-session cookie (set on
+    the first page view), so the sign-in form is protected too."""
+    secure = state["secure_cookies"]
+    value = Request(scope).cookies.get(cookies.name(cookies.PRE_SESSION, secure=secure))
+    if not value or len(value) > 100:
+        if scope["path"].startswith(_NOT_BROWSER_PAGES):
+            return
+        value = secrets.token_urlsafe(32)
+        new_cookies.append(cookies.header(cookies.PRE_SESSION, value, secure=secure))
+    state["csrf_token"] = csrf.token_for(value)
+
+
+def _with_cookies(send: Send, new_cookies: list[str]) -> Send:
+    async def send_with_cookies(message: Message) -> None:
+        if message["type"] == "http.response.start" and new_cookies:
+            message["headers"] = [
+                *message.get("headers", []),
+                *((b"set-cookie", value.encode()) for value in new_cookies),
+            ]
+        await send(message)
+
+    return send_with_cookies
 
 
 def _needs_csrf(scope: Scope, *, uses_key: bool, has_session: bool) -> bool:
@@ -128,12 +138,12 @@ def _needs_csrf(scope: Scope, *, uses_key: bool, has_session: bool) -> bool:
 
 
 async def _check_csrf(
-    scope: Scope, receive: Receive, expected: str, is_https: bool
+    scope: Scope, receive: Receive, expected: str, origin: str
 ) -> tuple[Receive, Response | None]:
-    """Check Origin / Referer and the token; returns the receive channel to use next
-    (the form body, once read, is replayed) and a refusal, if any."""
+    """Check Origin / Referer against this site's ``origin``, then the token; returns
+    the receive channel to use next (a form body, once read, is replayed) and a
+    refusal, if any."""
     headers = Headers(scope=scope)
-    origin = f"{'https' if is_https else 'http'}://{headers.get('host', '')}"
     if not csrf.same_origin(
         origin=headers.get("origin"), referer=headers.get("referer"), expected=origin
     ):
