@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from typer.testing import CliRunner
 
+from tests.support.console import stored
 from tokenledger.auth import accounts, audit, passwords
 from tokenledger.cli import app
 from tokenledger.store.database import Database
@@ -74,10 +75,10 @@ def test_disable_enable_set_role_reset_password(database_url: str, db: Database)
     create(database_url, "admin@example.com", "admin")
     create(database_url, "v@example.com")
     assert run(database_url, "accounts", "disable", "V@example.com")[0] == 0
-    assert not accounts.find_account(db, "v@example.com").enabled  # type: ignore[union-attr]
+    assert not stored(db, "v@example.com").enabled
     assert run(database_url, "accounts", "enable", "v@example.com")[0] == 0
     assert run(database_url, "accounts", "set-role", "v@example.com", "admin")[0] == 0
-    assert accounts.find_account(db, "v@example.com").role == "admin"  # type: ignore[union-attr]
+    assert stored(db, "v@example.com").role == "admin"
     new = "another long password"
     code, _, _ = run(
         database_url, "accounts", "reset-password", "v@example.com", "--password-stdin", input=new

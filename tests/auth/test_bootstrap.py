@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import text
 
-from tests.support.console import make_account
+from tests.support.console import make_account, stored
 from tokenledger.auth import accounts, passwords
 from tokenledger.auth.bootstrap import FirstAdmin, ensure_first_admin
 from tokenledger.store.database import Database
@@ -55,7 +55,7 @@ def test_an_existing_viewer_with_that_email_is_not_promoted(db: Database) -> Non
     assert result is not None
     assert not result.created
     assert "set-role" in (result.problem or "")
-    assert accounts.find_account(db, "admin@localhost").role == "viewer"  # type: ignore[union-attr]
+    assert stored(db, "admin@localhost").role == "viewer"
 
 
 def test_a_disabled_admin_does_not_count(db: Database) -> None:
@@ -66,7 +66,7 @@ def test_a_disabled_admin_does_not_count(db: Database) -> None:
     assert result is not None
     assert result.created
     assert accounts.enabled_admin_count(db) == 1
-    assert not accounts.get_account(db, old.id).enabled  # type: ignore[union-attr]
+    assert not stored(db, old.id).enabled
 
 
 def test_a_bad_configured_password_or_email_is_an_error(db: Database) -> None:

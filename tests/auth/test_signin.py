@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.support.console import PASSWORD, make_account
+from tests.support.console import PASSWORD, make_account, stored
 from tokenledger.auth import accounts, audit, sessions, signin
 from tokenledger.auth.throttle import Limits
 from tokenledger.store.database import Database
@@ -77,7 +77,7 @@ def test_success_starts_a_new_session_and_ends_the_previous_one(db: Database) ->
     alive = sessions.resolve(db, second.token, now_us=START + MINUTE, policy=POLICY)
     assert alive is not None
     assert (alive.email, alive.role) == ("ada@example.com", "admin")
-    assert accounts.find_account(db, "ada@example.com").last_sign_in_us == START + MINUTE  # type: ignore[union-attr]
+    assert stored(db, "ada@example.com").last_sign_in_us == START + MINUTE
     assert [e.action for e in audit.entries(db, action=audit.SIGN_IN)] == ["sign_in"] * 2
 
 

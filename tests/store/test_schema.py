@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import pytest
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import inspect
+from sqlalchemy import create_engine, inspect, text
+from sqlalchemy.exc import DBAPIError
 
 from tokenledger.store import migrate
 from tokenledger.store.database import Database
-from tokenledger.store.schema import metadata
+from tokenledger.store.schema import audit_log, metadata
 
 
 def test_migrated_database_matches_schema_py(db: Database) -> None:
@@ -30,3 +32,16 @@ def test_revision_0002_downgrades_and_upgrades_again(db: Database) -> None:
         inspect(db.engine).get_table_names()
     )
     assert migrate.is_up_to_date(db)
+
+
+def test_schema_py_alone_also_makes_the_audit_log_append_only() -> None:
+    engine = create_engine("sqlite://")
+    metadata.create_all(engine)
+    with engine.begin() as conn:
+        conn.execute(
+            audit_log.insert(), {"at_us": 1, "actor": "a", "action": "sign_in", "details": "{}"}
+        )
+    for statement in ("UPDATE audit_log SET actor = 'b'", "DELETE FROM audit_log"):
+        with pytest.raises(DBAPIError, match="append-only"), engine.begin() as conn:
+            conn.execute(text(statement))
+    engine.dispose()

@@ -64,3 +64,14 @@ def post_form(client: TestClient, path: str, data: dict[str, Any] | None = None)
 
 def session_cookie(client: TestClient) -> str | None:
     return client.cookies.get("tokenledger_session")
+
+
+def stored(db: Database, account: str | int) -> accounts.Account:
+    """The account as stored now, by e-mail or id."""
+    found = (
+        accounts.find_account(db, account)
+        if isinstance(account, str)
+        else accounts.get_account(db, account)
+    )
+    assert found is not None, account
+    return found

@@ -9,7 +9,7 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from tests.conftest import make_event
-from tests.support.console import PASSWORD, csrf_token, make_account, post_form, sign_in
+from tests.support.console import PASSWORD, csrf_token, make_account, post_form, sign_in, stored
 from tokenledger.auth import accounts, audit
 from tokenledger.auth.keys import list_keys
 from tokenledger.store.database import Database
@@ -86,23 +86,23 @@ def test_a_smuggled_role_field_is_ignored_outside_the_role_control(
         client, f"/admin/accounts/{viewer.id}", {"display_name": "Vi", "role": "admin"}
     )
     assert response.status_code == 303
-    assert accounts.get_account(db, viewer.id).role == "viewer"  # type: ignore[union-attr]
-    assert accounts.get_account(db, viewer.id).display_name == "Vi"  # type: ignore[union-attr]
+    assert stored(db, viewer.id).role == "viewer"
+    assert stored(db, viewer.id).display_name == "Vi"
     # The viewer's own profile form.
     own = TestClient(app)
     sign_in(own, "viewer@example.com")
     response = post_form(own, "/account", {"display_name": "Me", "role": "admin", "enabled": "1"})
     assert response.status_code == 303
-    assert accounts.get_account(db, viewer.id).role == "viewer"  # type: ignore[union-attr]
+    assert stored(db, viewer.id).role == "viewer"
     assert own.get("/admin/accounts", follow_redirects=False).status_code == 403
     # The viewer cannot use the role control.
     response = post_form(own, f"/admin/accounts/{viewer.id}/role", {"role": "admin"})
     assert response.status_code == 403
-    assert accounts.get_account(db, viewer.id).role == "viewer"  # type: ignore[union-attr]
+    assert stored(db, viewer.id).role == "viewer"
     # The admin can.
     response = post_form(client, f"/admin/accounts/{viewer.id}/role", {"role": "admin"})
     assert response.status_code == 303
-    assert accounts.get_account(db, viewer.id).role == "admin"  # type: ignore[union-attr]
+    assert stored(db, viewer.id).role == "admin"
     assert own.get("/admin/accounts", follow_redirects=False).status_code == 200
 
 
