@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -95,20 +96,30 @@ def serve(
 
     current = settings()
     bind_host, bind_port = host or current.host, port or current.port
+    options: dict[str, Any] = {
+        "host": bind_host,
+        "port": bind_port,
+        "log_level": "info",
+        "timeout_keep_alive": current.keep_alive_s,
+        "limit_concurrency": current.max_connections,
+        "timeout_graceful_shutdown": 10,
+        "proxy_headers": False,
+    }
     with database() as db:
         console.print(
             f"TokenLedger serving on http://{bind_host}:{bind_port}  (API docs: /api/docs)"
         )
-        uvicorn.run(
-            create_app(current, db=db),
-            host=bind_host,
-            port=bind_port,
-            log_level="info",
-            timeout_keep_alive=current.keep_alive_s,
-            limit_concurrency=current.max_connections,
-            timeout_graceful_shutdown=10,
-            proxy_headers=False,
-        )
+        if current.workers > 1:
+            # Worker processes build their own app from the environment.
+            os.environ["TOKENLEDGER_DATABASE_URL"] = current.database_url
+            uvicorn.run(
+                "tokenledger.web.app:app_from_environment",
+                factory=True,
+                workers=current.workers,
+                **options,
+            )
+        else:
+            uvicorn.run(create_app(current, db=db), **options)
 
 
 @keys_app.command("create")
