@@ -10,7 +10,7 @@ from tokenledger import __version__
 from tokenledger.clock import Clock, system_clock
 from tokenledger.settings import Settings
 from tokenledger.store.database import Database, open_database
-from tokenledger.web import api, errors
+from tokenledger.web import api, errors, exports
 from tokenledger.web.context import AppContext
 
 
@@ -34,6 +34,7 @@ def create_app(
     app.state.ctx = AppContext(settings=settings, db=db or open_database(settings), clock=clock)
     errors.install(app)
     app.include_router(api.router)
+    app.include_router(exports.router)
     _install_openapi(app)
     return app
 
