@@ -336,11 +336,21 @@ def export(
                     progress=lambda: progress.update(task, completed=csv_export.rows_written),
                 )
                 rows = csv_export.rows_written
-                progress.update(task, total=max(rows, 1), completed=max(rows, 1))
+                progress.update(task, total=rows, completed=rows)
     except (DatabaseUnavailable, OSError) as exc:
-        console.print(f"error: export failed, nothing written to {output}: {exc}")
+        console.print(
+            f"error: export failed, nothing written to {output}: {exc}",
+            soft_wrap=True,
+            markup=False,
+            highlight=False,
+        )
         raise typer.Exit(1) from exc
-    console.print(f"{csv_export.rows_written} rows written to {output}.")
+    console.print(
+        f"{csv_export.rows_written} rows written to {output}.",
+        soft_wrap=True,
+        markup=False,
+        highlight=False,
+    )
 
 
 def _rows_progress() -> Progress:

@@ -21,10 +21,9 @@ import re
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Literal
+from typing import Any, Literal
 
 from sqlalchemy import text
-from sqlalchemy.engine import Row
 
 from tokenledger.localdays import LocalRange, iso
 from tokenledger.reports import (
@@ -97,10 +96,10 @@ def escape_cell(value: str) -> str:
 
 
 def _cell(value: Cell) -> str | int:
+    if isinstance(value, str):
+        return "'" + value if value.startswith(_FORMULA_STARTS) else value
     if value is None:
         return ""
-    if isinstance(value, str):
-        return escape_cell(value)
     if isinstance(value, Decimal):
         return format(value, "f")
     return value
@@ -221,8 +220,9 @@ def read_event_page(
     last_id: int,
     users: UserFilter,
     page_size: int,
-) -> list[Row[tuple[object, ...]]]:
-    """The next ``page_size`` events after the keyset ``after`` = (started_us, id)."""
+) -> Sequence[Sequence[Any]]:
+    """The next ``page_size`` events after the keyset ``after`` = (started_us, id), as
+    rows of ``id, started_us, event_id, user_id, name, email`` then the event's fields."""
     match_sql, match_params = users.sql()
     member = f" AND e.user_pk IN (SELECT id FROM users WHERE {match_sql})" if users.active else ""
     params = {
@@ -245,7 +245,7 @@ def _last_event_id(db: Database) -> int | None:
 
 def event_records(
     db: Database, *, local_range: LocalRange, users: UserFilter, page_size: int = EVENT_PAGE_SIZE
-) -> Iterator[Row[tuple[object, ...]]]:
+) -> Iterator[Sequence[Any]]:
     """Every matching event in ``local_range``, chronological (then by id), a page at a time.
 
     Each page is its own short transaction. Events are never updated or deleted, so
@@ -269,7 +269,8 @@ def event_records(
         yield from page
         if len(page) < page_size:
             return
-        after = (page[-1].started_us, page[-1].id)
+        last_pk, last_started_us = page[-1][0], page[-1][1]
+        after = (last_started_us, last_pk)
         del page  # hold one page at a time, not two
 
 
@@ -278,25 +279,42 @@ def event_rows(
 ) -> Iterator[list[Cell]]:
     """One row per request: the audit trail. Missing cache/reasoning counts are 0."""
     tz = request.local_range.tz
-    for event in event_records(
+    records = event_records(
         db, local_range=request.local_range, users=request.users, page_size=page_size
-    ):
+    )
+    for (
+        _pk,
+        started_us,
+        event_id,
+        user_id,
+        name,
+        email,
+        duration_ms,
+        model,
+        provider,
+        status,
+        input_tokens,
+        output_tokens,
+        cache_read_tokens,
+        cache_write_tokens,
+        reasoning_tokens,
+    ) in records:
         yield [
-            event.event_id,
-            event.external_id,
-            event.name,
-            event.email,
-            iso(event.started_us, tz),
-            event.duration_ms,
-            event.model,
-            event.provider,
-            event.status,
-            event.input_tokens,
-            event.output_tokens,
-            event.input_tokens + event.output_tokens,
-            event.cache_read_tokens or 0,
-            event.cache_write_tokens or 0,
-            event.reasoning_tokens or 0,
+            event_id,
+            user_id,
+            name,
+            email,
+            iso(started_us, tz),
+            duration_ms,
+            model,
+            provider,
+            status,
+            input_tokens,
+            output_tokens,
+            input_tokens + output_tokens,
+            cache_read_tokens or 0,
+            cache_write_tokens or 0,
+            reasoning_tokens or 0,
         ]
 
 
@@ -309,9 +327,11 @@ def csv_chunks(
     *,
     bom: bool = False,
     on_row: Callable[[], None] | None = None,
-    chunk_chars: int = CHUNK_CHARS,
+    chunk_chars: int | None = None,
 ) -> Iterator[bytes]:
-    """RFC 4180 CSV (minimal quoting, CRLF) in UTF-8 chunks; the header is the first."""
+    """RFC 4180 CSV (minimal quoting, CRLF) in UTF-8 chunks of about ``chunk_chars``
+    characters; the header row is a chunk of its own, the first."""
+    chunk_chars = chunk_chars or CHUNK_CHARS
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\r\n", quoting=csv.QUOTE_MINIMAL)
 
@@ -354,12 +374,12 @@ class CsvExport:
         db: Database,
         request: ExportRequest,
         *,
-        page_size: int = EVENT_PAGE_SIZE,
+        page_size: int | None = None,
         on_finish: Callable[[ExportOutcome], None] | None = None,
     ) -> None:
         self.db = db
         self.request = request
-        self.page_size = page_size
+        self.page_size = page_size or EVENT_PAGE_SIZE
         self.on_finish = on_finish
         self.rows_written = 0
 
