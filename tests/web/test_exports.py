@@ -6,17 +6,22 @@ from __future__ import annotations
 import asyncio
 import csv
 import io
+import threading
+import time
 from collections import defaultdict
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
+import httpx2 as httpx
 import pytest
+import uvicorn
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlalchemy import text
 
 from tests.conftest import make_event
+from tests.support.postgres import free_port
 from tokenledger import export
 from tokenledger.store.database import Database, DatabaseUnavailable
 
@@ -509,3 +514,50 @@ def test_a_failure_after_the_first_byte_breaks_the_download(
     assert len(_records(body)) == 2  # the first page, then nothing
     assert b"error" not in body.lower()
     assert b"disk" not in body.lower()
+
+
+def _download(url: str, key: str) -> tuple[bytes, Exception | None]:
+    """What an HTTP client receives, and how the transfer ended."""
+    received = b""
+    try:
+        with httpx.stream("GET", url, headers={"Authorization": f"Bearer {key}"}) as response:
+            assert response.status_code == 200
+            for chunk in response.iter_raw():
+                received += chunk
+    except httpx.TransportError as exc:
+        return received, exc
+    return received, None
+
+
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+def test_over_a_real_socket_the_client_sees_a_broken_download(
+    app: FastAPI, read_key: str, post_events: Callable[..., Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _post(post_events, [make_event(started_at=f"2026-11-25T0{n}:00:00Z") for n in range(6)])
+    monkeypatch.setattr(export, "CHUNK_CHARS", 1)
+    monkeypatch.setattr(export, "EVENT_PAGE_SIZE", 2)
+    real_page = export.read_event_page
+
+    def failing_page(db: Database, **kwargs: Any) -> Any:
+        if kwargs["after"][1] > 0:  # any page but the first
+            raise DatabaseUnavailable("disk I/O error")
+        return real_page(db, **kwargs)
+
+    monkeypatch.setattr(export, "read_event_page", failing_page)
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=free_port(), log_level="critical")
+    )
+    thread = threading.Thread(target=server.run)
+    thread.start()
+    try:
+        while not server.started:
+            time.sleep(0.01)
+        url = f"http://127.0.0.1:{server.config.port}{PATH}?granularity=events"
+        received, error = _download(url, read_key)
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+    assert isinstance(error, httpx.RemoteProtocolError)
+    assert "incomplete chunked read" in str(error)
+    assert len(_records(received)) == 2  # the first page, and no error text after it
+    assert b"error" not in received.lower()
