@@ -97,7 +97,7 @@ def escape_cell(value: str) -> str:
 
 def _cell(value: Cell) -> str | int:
     if isinstance(value, str):
-        return "'" + value if value.startswith(_FORMULA_STARTS) else value
+        return escape_cell(value)
     if value is None:
         return ""
     if isinstance(value, Decimal):
