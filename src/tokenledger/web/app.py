@@ -12,7 +12,7 @@ from tokenledger import __version__
 from tokenledger.clock import Clock, system_clock
 from tokenledger.settings import Settings
 from tokenledger.store.database import Database, open_database
-from tokenledger.web import api, errors, pages
+from tokenledger.web import api, errors, exports, pages
 from tokenledger.web.context import AppContext
 from tokenledger.web.deps import SignInRequired
 from tokenledger.web.security import SecurityHeadersMiddleware
@@ -42,6 +42,7 @@ def create_app(
     app.add_exception_handler(SignInRequired, _to_sign_in)
     app.add_middleware(SecurityHeadersMiddleware)
     app.include_router(api.router)
+    app.include_router(exports.router)
     app.include_router(pages.router)
     app.mount("/static", CachedStaticFiles(directory=STATIC_DIR), name="static")
     _install_openapi(app)
