@@ -60,3 +60,26 @@ def test_serve_ingest_and_report_over_http(
         assert report["total_users"] == 1
         assert report["totals"]["total_tokens"] == 36
         assert report["users"][0]["user_id"] == "u-alice"
+
+
+def test_serve_with_two_worker_processes(tmp_path: Path) -> None:
+    database_url = f"sqlite:///{tmp_path / 'workers.db'}"
+    with ServerProcess(database_url, tmp_path, TOKENLEDGER_WORKERS="2") as server:
+        result = CliRunner().invoke(
+            app,
+            ["--database-url", database_url, "keys", "create", "--name", "w", "--scope", "ingest"],
+        )
+        key = result.stdout.strip().splitlines()[-1]
+        from datetime import UTC, datetime
+
+        now = datetime.now(UTC).replace(microsecond=0).isoformat()
+        statuses = set()
+        for _ in range(6):  # spread over both workers
+            response = httpx.post(
+                f"{server.url}/api/v1/events",
+                json={"events": [make_event(started_at=now)]},
+                headers={"Authorization": f"Bearer {key}"},
+            )
+            statuses.add(response.status_code)
+        assert statuses == {200}
+        assert "Started parent process" in server.log()

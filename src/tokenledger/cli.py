@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
+from datetime import date
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any, BinaryIO
 
 import typer
 from rich.console import Console
@@ -19,10 +21,13 @@ from tokenledger.auth import audit as audit_log
 from tokenledger.auth import bootstrap, passwords
 from tokenledger.auth import keys as api_keys
 from tokenledger.clock import now_us, system_clock
+from tokenledger.export import CsvExport, ExportRequest, Granularity
+from tokenledger.localdays import LocalRange, today, zone
+from tokenledger.reports import UserFilter
 from tokenledger.settings import Settings
 from tokenledger.store import migrate as migrations
 from tokenledger.store import rollups
-from tokenledger.store.database import Database, open_database
+from tokenledger.store.database import Database, DatabaseUnavailable, open_database
 
 app = typer.Typer(
     help="TokenLedger: exact per-user AI usage. Settings come from TOKENLEDGER_* variables.",
@@ -104,20 +109,30 @@ def serve(
 
     current = settings()
     bind_host, bind_port = host or current.host, port or current.port
+    options: dict[str, Any] = {
+        "host": bind_host,
+        "port": bind_port,
+        "log_level": "info",
+        "timeout_keep_alive": current.keep_alive_s,
+        "limit_concurrency": current.max_connections,
+        "timeout_graceful_shutdown": 10,
+        "proxy_headers": False,
+    }
     with database() as db:
         _first_admin(db, current)
         console.print(f"TokenLedger serving on http://{bind_host}:{bind_port}")
         console.print(f"  Sign in at http://{bind_host}:{bind_port}/sign-in  (API docs: /api/docs)")
-        uvicorn.run(
-            create_app(current, db=db),
-            host=bind_host,
-            port=bind_port,
-            log_level="info",
-            timeout_keep_alive=current.keep_alive_s,
-            limit_concurrency=current.max_connections,
-            timeout_graceful_shutdown=10,
-            proxy_headers=False,
-        )
+        if current.workers > 1:
+            # Worker processes build their own app from the environment.
+            os.environ["TOKENLEDGER_DATABASE_URL"] = current.database_url
+            uvicorn.run(
+                "tokenledger.web.app:app_from_environment",
+                factory=True,
+                workers=current.workers,
+                **options,
+            )
+        else:
+            uvicorn.run(create_app(current, db=db), **options)
 
 
 def _first_admin(db: Database, current: Settings) -> None:
@@ -455,6 +470,132 @@ def import_file(
         console.print(f"  ... and {summary.rejected - show} more rejected lines")
     if summary.rejected:
         raise typer.Exit(1)
+
+
+def _local_range(start: str | None, end: str | None, tz: str | None) -> LocalRange:
+    """The range named by --start/--end/--tz, defaults as in the API (today in tz)."""
+    try:
+        zone_info = zone(tz or settings().timezone)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--tz") from exc
+    first = _date_option(start, "--start") or today(zone_info, system_clock())
+    last = _date_option(end, "--end") or first
+    try:
+        return LocalRange.of(first, last, zone_info)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--end") from exc
+
+
+def _date_option(value: str | None, hint: str) -> date | None:
+    if value is None:
+        return None
+    try:
+        if len(value) != 10:  # as the API: no 20261101 or week dates
+            raise ValueError(value)
+        return date.fromisoformat(value)
+    except ValueError as exc:
+        raise typer.BadParameter(
+            f"must be a date YYYY-MM-DD, got {value!r}", param_hint=hint
+        ) from exc
+
+
+@app.command()
+def export(
+    start: Annotated[
+        str | None, typer.Option(help="First local date, YYYY-MM-DD (default: today).")
+    ] = None,
+    end: Annotated[
+        str | None, typer.Option(help="Last local date, inclusive (default: --start).")
+    ] = None,
+    tz: Annotated[
+        str | None, typer.Option(help="IANA time zone (default: TOKENLEDGER_TIMEZONE).")
+    ] = None,
+    q: Annotated[
+        str | None, typer.Option(help="Only users whose name, e-mail or id contains this.")
+    ] = None,
+    sort: Annotated[
+        str, typer.Option(help="Report column to sort users by; prefix '-' for descending.")
+    ] = "-total_tokens",
+    granularity: Annotated[
+        Granularity,
+        typer.Option(help="summary: per user; daily: per user and local day; events: per request."),
+    ] = "summary",
+    bom: Annotated[bool, typer.Option(help="Start with a UTF-8 byte order mark (Excel).")] = False,
+    output: Annotated[
+        str, typer.Option("--output", "-o", help="File to write, or - for standard output.")
+    ] = "-",
+) -> None:
+    """Export usage as CSV: the same bytes as the console's Export to CSV."""
+    try:
+        request = ExportRequest(
+            local_range=_local_range(start, end, tz),
+            users=UserFilter(q=q),
+            sort=sort,
+            granularity=granularity,
+            bom=bom,
+        )
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--sort") from exc
+    try:
+        with database() as db:
+            csv_export = CsvExport(db, request)
+            if output == "-":
+                _write_stream(typer.get_binary_stream("stdout"), csv_export)
+                return
+            with _rows_progress() as progress:
+                task = progress.add_task(f"Exporting {output}", total=None)
+                _write_file(
+                    Path(output),
+                    csv_export,
+                    progress=lambda: progress.update(task, completed=csv_export.rows_written),
+                )
+                rows = csv_export.rows_written
+                progress.update(task, total=rows, completed=rows)
+    except (DatabaseUnavailable, OSError) as exc:
+        console.print(
+            f"error: export failed, nothing written to {output}: {exc}",
+            soft_wrap=True,
+            markup=False,
+            highlight=False,
+        )
+        raise typer.Exit(1) from exc
+    console.print(
+        f"{csv_export.rows_written} rows written to {output}.",
+        soft_wrap=True,
+        markup=False,
+        highlight=False,
+    )
+
+
+def _rows_progress() -> Progress:
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed} rows"),
+        TimeElapsedColumn(),
+        console=console,
+        transient=False,
+    )
+
+
+def _write_stream(stream: BinaryIO, chunks: Iterable[bytes]) -> None:
+    for chunk in chunks:
+        stream.write(chunk)
+    stream.flush()
+
+
+def _write_file(path: Path, chunks: Iterable[bytes], *, progress: Callable[[], None]) -> None:
+    """Write ``chunks`` to a temporary file beside ``path``, renamed only when complete,
+    so a failed export never leaves a truncated file that looks whole."""
+    partial = path.with_name(f".{path.name}.partial")
+    try:
+        with partial.open("wb") as file:
+            for chunk in chunks:
+                file.write(chunk)
+                progress()
+        partial.replace(path)
+    finally:
+        partial.unlink(missing_ok=True)
 
 
 def main() -> None:

@@ -46,9 +46,13 @@ _EMAIL = re.compile(
 )
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _SURROGATE = re.compile(r"[\ud800-\udfff]")
+# One scan finds any character that is refused somewhere; only then say which.
+_SUSPECT = re.compile(r"[\x00-\x1f\x7f\ud800-\udfff]")
 
 
 def _clean_text(value: str, *, allow_controls: bool = False) -> str:
+    if not _SUSPECT.search(value):
+        return value
     if "\x00" in value:
         raise PydanticCustomError("invalid_string", "must not contain NUL characters")
     if _SURROGATE.search(value):

@@ -33,6 +33,9 @@ class Settings(BaseSettings):
     )
     host: str = Field("127.0.0.1", description="Address `tokenledger serve` listens on.")
     port: int = Field(8000, ge=1, le=65535, description="Port `tokenledger serve` listens on.")
+    workers: int = Field(
+        1, ge=1, le=64, description="Web server processes `serve` starts (one per core is typical)."
+    )
     sqlite_synchronous: str = Field(
         "FULL",
         description=(

@@ -2,12 +2,47 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
-from starlette.responses import RedirectResponse
+from fastapi import APIRouter, Request
+from starlette.concurrency import run_in_threadpool
+from starlette.responses import HTMLResponse, RedirectResponse
+
+from tokenledger.web import user_usage
+from tokenledger.web.deps import Ctx, PageViewer
+from tokenledger.web.templating import render
 
 router = APIRouter(include_in_schema=False)
 
 
+def wants_fragment(request: Request) -> bool:
+    """An htmx swap (not a history restore, which needs the whole page)."""
+    return bool(request.headers.get("hx-request")) and not request.headers.get(
+        "hx-history-restore-request"
+    )
+
+
 @router.get("/")
 def home() -> RedirectResponse:
-    return RedirectResponse("/reporting/user-usage", status_code=303)
+    return RedirectResponse(user_usage.PATH, status_code=303)
+
+
+@router.get(user_usage.PATH)
+async def user_usage_page(request: Request, ctx: Ctx, _viewer: PageViewer) -> HTMLResponse:
+    """Reporting > User Usage: the full page, or the results fragment for htmx."""
+    status, error = 200, None
+    try:
+        view = user_usage.parse_view(ctx, request)
+    except user_usage.InvalidView as exc:
+        view, error = user_usage.default_view(ctx), str(exc)
+        status = 200 if wants_fragment(request) else 400
+    page = await run_in_threadpool(user_usage.load_page, ctx, view)
+    fragment = wants_fragment(request)
+    context = {**user_usage.template_context(page, error), "oob": fragment}
+    response = render(
+        request,
+        "_usage_results.html" if fragment else "user_usage.html",
+        context,
+        status_code=status,
+    )
+    response.headers["Vary"] = "HX-Request, Cookie"
+    response.headers["Cache-Control"] = "no-store"
+    return response

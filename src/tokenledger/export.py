@@ -1,0 +1,414 @@
+"""CSV exports of the User Usage report: per user, per user and local day, or per event.
+
+An export is an iterable of byte chunks. The header row leaves first, before any query,
+then rows follow a bounded piece at a time, so memory stays flat however many rows
+there are. No transaction is held while the consumer (perhaps a slow HTTP client)
+reads: the summary, each local day and each page of events is read in its own short
+transaction, then written out. Starlette may call ``next()`` from a different thread
+each time, and an abandoned download must not pin a connection.
+
+Text cells that a spreadsheet would run as a formula get a leading ``'`` (OWASP's CSV
+injection advice); numbers are never touched. A failure after the first chunk
+propagates to the caller: the HTTP response then ends without its last chunk (a broken
+download), and nothing about the error is ever written into the file.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any, Literal
+
+from sqlalchemy import text
+
+from tokenledger.localdays import LocalRange, iso
+from tokenledger.reports import (
+    UsageReader,
+    UserFilter,
+    UserUsage,
+    all_rows,
+    parse_sort,
+    sort_rows,
+)
+from tokenledger.search import fold
+from tokenledger.store.database import Database
+
+Granularity = Literal["summary", "daily", "events"]
+Cell = str | int | Decimal | None
+
+MEDIA_TYPE = "text/csv; charset=utf-8"
+BOM = "\ufeff".encode()
+EVENT_PAGE_SIZE = 2000
+CHUNK_CHARS = 64 * 1024
+
+_USAGE_COLUMNS = (
+    "user_id",
+    "name",
+    "email",
+    "requests",
+    "error_requests",
+    "input_tokens",
+    "output_tokens",
+    "total_tokens",
+    "cache_read_tokens",
+    "cache_write_tokens",
+    "reasoning_tokens",
+    "usage_seconds",
+    "first_request_at",
+    "last_request_at",
+)
+SUMMARY_COLUMNS = (*_USAGE_COLUMNS, "range_start", "range_end", "timezone")
+DAILY_COLUMNS = ("date", *_USAGE_COLUMNS, "timezone")
+EVENT_COLUMNS = (
+    "event_id",
+    "user_id",
+    "name",
+    "email",
+    "started_at",
+    "duration_ms",
+    "model",
+    "provider",
+    "status",
+    "input_tokens",
+    "output_tokens",
+    "total_tokens",
+    "cache_read_tokens",
+    "cache_write_tokens",
+    "reasoning_tokens",
+)
+COLUMNS: dict[Granularity, tuple[str, ...]] = {
+    "summary": SUMMARY_COLUMNS,
+    "daily": DAILY_COLUMNS,
+    "events": EVENT_COLUMNS,
+}
+
+# What spreadsheets read as the start of a formula, ASCII and full-width.
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r", "\uff1d", "\uff0b", "\uff0d", "\uff20")
+
+
+def escape_cell(value: str) -> str:
+    """``value`` made inert for spreadsheets: a leading ``'`` if it could start a formula."""
+    return "'" + value if value.startswith(_FORMULA_STARTS) else value
+
+
+def _cell(value: Cell) -> str | int:
+    if isinstance(value, str):
+        return escape_cell(value)
+    if value is None:
+        return ""
+    if isinstance(value, Decimal):
+        return format(value, "f")
+    return value
+
+
+def seconds(duration_ms: int) -> Decimal:
+    """Milliseconds as exact seconds, e.g. 12345 -> 12.345."""
+    return Decimal(duration_ms).scaleb(-3)
+
+
+@dataclass(frozen=True)
+class ExportRequest:
+    """What to export: the report's filters plus the granularity."""
+
+    local_range: LocalRange
+    users: UserFilter = field(default_factory=UserFilter)
+    sort: str = "-total_tokens"
+    granularity: Granularity = "summary"
+    bom: bool = False
+
+    def __post_init__(self) -> None:
+        parse_sort(self.sort)  # ValueError now rather than after the first byte
+        if self.granularity not in COLUMNS:
+            raise ValueError(f"unknown granularity {self.granularity!r}")
+
+
+def _slug(value: str, limit: int = 40) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", fold(value)).strip("-")[:limit].strip("-")
+
+
+def export_filename(request: ExportRequest) -> str:
+    """E.g. ``user-usage_2026-11-01_2026-11-25.csv``; ASCII letters, digits, ``-_.`` only."""
+    kind = "user-usage" if request.granularity == "summary" else f"user-usage-{request.granularity}"
+    parts = [kind, request.local_range.start.isoformat(), request.local_range.end.isoformat()]
+    q = request.users.q
+    if q and q.strip():
+        parts.append(_slug(q) or "search")
+    return "_".join(parts) + ".csv"
+
+
+# -- rows ---------------------------------------------------------------------------
+
+
+def _usage_cells(row: UserUsage, local_range: LocalRange) -> list[Cell]:
+    usage, tz = row.usage, local_range.tz
+    return [
+        row.user_id,
+        row.name,
+        row.email,
+        usage.requests,
+        usage.error_requests,
+        usage.input_tokens,
+        usage.output_tokens,
+        usage.total_tokens,
+        usage.cache_read_tokens,
+        usage.cache_write_tokens,
+        usage.reasoning_tokens,
+        seconds(usage.duration_ms),
+        iso(usage.first_us, tz),
+        iso(usage.last_us, tz),
+    ]
+
+
+def summary_rows(db: Database, *, request: ExportRequest) -> Iterator[list[Cell]]:
+    """The report's rows for the whole range, in the report's order.
+
+    This is the report itself: one list with a small row per active user (10,000 users
+    are a few megabytes), read in one transaction, then written out.
+    """
+    local_range = request.local_range
+    with db.read() as conn:
+        rows = all_rows(UsageReader(db, conn), local_range, request.users, sort=request.sort)
+    start, end = local_range.start.isoformat(), local_range.end.isoformat()
+    for row in rows:
+        yield [*_usage_cells(row, local_range), start, end, local_range.tz.key]
+
+
+def _day_rows(
+    db: Database, *, start_us: int, end_us: int, request: ExportRequest
+) -> list[UserUsage]:
+    with db.read() as conn:
+        reader = UsageReader(db, conn)
+        usage = reader.per_user(start_us, end_us, request.users)
+        profiles = reader.profiles(usage)
+    rows = [UserUsage(pk, *profiles[pk], values) for pk, values in usage.items() if values.requests]
+    sort_rows(rows, request.sort)
+    return rows
+
+
+def daily_rows(db: Database, *, request: ExportRequest) -> Iterator[list[Cell]]:
+    """One row per user and local day with usage, day by day, each day in report order."""
+    local_range = request.local_range
+    for day, start_us, end_us in local_range.day_bounds():
+        date_cell = day.isoformat()
+        for row in _day_rows(db, start_us=start_us, end_us=end_us, request=request):
+            yield [date_cell, *_usage_cells(row, local_range), local_range.tz.key]
+
+
+_EVENT_PAGE_SQL = (
+    "SELECT e.id, e.started_us, e.event_id, u.external_id, u.name, u.email, e.duration_ms, "
+    "e.model, e.provider, e.status, e.input_tokens, e.output_tokens, "
+    "e.cache_read_tokens, e.cache_write_tokens, e.reasoning_tokens "
+    "FROM events e JOIN users u ON u.id = e.user_pk "
+    # Keyset (started_us, id) > (:after_us, :after_id), written so that both SQLite and
+    # PostgreSQL seek ix_events_started on its first column.
+    "WHERE e.started_us >= :after_us AND e.started_us < :end_us "
+    "AND (e.started_us > :after_us OR e.id > :after_id) "
+    "AND e.id <= :last_id{member} "
+    "ORDER BY e.started_us, e.id LIMIT :page_size"
+)
+
+
+def read_event_page(
+    db: Database,
+    *,
+    after: tuple[int, int],
+    end_us: int,
+    last_id: int,
+    users: UserFilter,
+    page_size: int,
+) -> Sequence[Sequence[Any]]:
+    """The next ``page_size`` events after the keyset ``after`` = (started_us, id), as
+    rows of ``id, started_us, event_id, user_id, name, email`` then the event's fields."""
+    match_sql, match_params = users.sql()
+    member = f" AND e.user_pk IN (SELECT id FROM users WHERE {match_sql})" if users.active else ""
+    params = {
+        "after_us": after[0],
+        "after_id": after[1],
+        "end_us": end_us,
+        "last_id": last_id,
+        "page_size": page_size,
+        **match_params,
+    }
+    with db.read() as conn:
+        return list(conn.execute(text(_EVENT_PAGE_SQL.format(member=member)), params))
+
+
+def _last_event_id(db: Database) -> int | None:
+    with db.read() as conn:
+        value = conn.execute(text("SELECT max(id) FROM events")).scalar()
+    return None if value is None else int(value)
+
+
+def event_records(
+    db: Database, *, local_range: LocalRange, users: UserFilter, page_size: int = EVENT_PAGE_SIZE
+) -> Iterator[Sequence[Any]]:
+    """Every matching event in ``local_range``, chronological (then by id), a page at a time.
+
+    Each page is its own short transaction. Events are never updated or deleted, so
+    paging by the keyset neither repeats nor skips one; events stored after the export
+    began (id above the highest one then) are left out, so the file is the ledger as
+    it stood at the start (exactly on SQLite, whose writers are serial).
+    """
+    last_id = _last_event_id(db)
+    if last_id is None:
+        return
+    after = (local_range.start_us, 0)  # ids start at 1
+    while True:
+        page = read_event_page(
+            db,
+            after=after,
+            end_us=local_range.end_us,
+            last_id=last_id,
+            users=users,
+            page_size=page_size,
+        )
+        yield from page
+        if len(page) < page_size:
+            return
+        last_pk, last_started_us = page[-1][0], page[-1][1]
+        after = (last_started_us, last_pk)
+        del page  # hold one page at a time, not two
+
+
+def event_rows(
+    db: Database, *, request: ExportRequest, page_size: int = EVENT_PAGE_SIZE
+) -> Iterator[list[Cell]]:
+    """One row per request: the audit trail. Missing cache/reasoning counts are 0."""
+    tz = request.local_range.tz
+    records = event_records(
+        db, local_range=request.local_range, users=request.users, page_size=page_size
+    )
+    for (
+        _pk,
+        started_us,
+        event_id,
+        user_id,
+        name,
+        email,
+        duration_ms,
+        model,
+        provider,
+        status,
+        input_tokens,
+        output_tokens,
+        cache_read_tokens,
+        cache_write_tokens,
+        reasoning_tokens,
+    ) in records:
+        yield [
+            event_id,
+            user_id,
+            name,
+            email,
+            iso(started_us, tz),
+            duration_ms,
+            model,
+            provider,
+            status,
+            input_tokens,
+            output_tokens,
+            input_tokens + output_tokens,
+            cache_read_tokens or 0,
+            cache_write_tokens or 0,
+            reasoning_tokens or 0,
+        ]
+
+
+# -- CSV ----------------------------------------------------------------------------
+
+
+def csv_chunks(
+    header: Sequence[str],
+    rows: Iterable[Sequence[Cell]],
+    *,
+    bom: bool = False,
+    on_row: Callable[[], None] | None = None,
+    chunk_chars: int | None = None,
+) -> Iterator[bytes]:
+    """RFC 4180 CSV (minimal quoting, CRLF) in UTF-8 chunks of about ``chunk_chars``
+    characters; the header row is a chunk of its own, the first."""
+    chunk_chars = chunk_chars or CHUNK_CHARS
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\r\n", quoting=csv.QUOTE_MINIMAL)
+
+    def take() -> bytes:
+        chunk = buffer.getvalue().encode()
+        buffer.seek(0)
+        buffer.truncate()
+        return chunk
+
+    writer.writerow(header)
+    yield (BOM if bom else b"") + take()
+    for row in rows:
+        writer.writerow([_cell(value) for value in row])
+        if on_row is not None:
+            on_row()
+        if buffer.tell() >= chunk_chars:
+            yield take()
+    if buffer.tell():
+        yield take()
+
+
+@dataclass(frozen=True)
+class ExportOutcome:
+    """How an export ended: rows written, and whether the file was finished."""
+
+    rows: int
+    complete: bool
+
+
+class CsvExport:
+    """One export as an iterable of CSV byte chunks.
+
+    ``rows_written`` counts the data rows put into chunks so far; ``on_finish`` gets an
+    :class:`ExportOutcome` once the stream ends, finished, failed or abandoned (e.g.
+    for an audit entry).
+    """
+
+    def __init__(
+        self,
+        db: Database,
+        request: ExportRequest,
+        *,
+        page_size: int | None = None,
+        on_finish: Callable[[ExportOutcome], None] | None = None,
+    ) -> None:
+        self.db = db
+        self.request = request
+        self.page_size = page_size or EVENT_PAGE_SIZE
+        self.on_finish = on_finish
+        self.rows_written = 0
+
+    @property
+    def filename(self) -> str:
+        return export_filename(self.request)
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        return COLUMNS[self.request.granularity]
+
+    def rows(self) -> Iterator[list[Cell]]:
+        request = self.request
+        if request.granularity == "summary":
+            return summary_rows(self.db, request=request)
+        if request.granularity == "daily":
+            return daily_rows(self.db, request=request)
+        return event_rows(self.db, request=request, page_size=self.page_size)
+
+    def _count(self) -> None:
+        self.rows_written += 1
+
+    def __iter__(self) -> Iterator[bytes]:
+        complete = False
+        try:
+            yield from csv_chunks(
+                self.columns, self.rows(), bom=self.request.bom, on_row=self._count
+            )
+            complete = True
+        finally:
+            if self.on_finish is not None:
+                self.on_finish(ExportOutcome(self.rows_written, complete))

@@ -1,0 +1,64 @@
+"""How numbers, durations and dates read on the console (Jinja filters).
+
+The server renders an English default; the browser re-formats every element with a
+``data-num`` / ``data-date`` attribute for its own locale (static/user_usage.js).
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from zoneinfo import ZoneInfo
+
+from tokenledger.localdays import from_us
+
+
+def number(value: int) -> str:
+    return f"{value:,}"
+
+
+def usage_time(duration_ms: int) -> str:
+    """``1 h 02 min``, ``12 min 05 s``, ``45 s``."""
+    seconds = duration_ms // 1000
+    if seconds < 60:
+        return f"{seconds} s" if seconds or not duration_ms else "< 1 s"
+    minutes, seconds = divmod(seconds, 60)
+    if minutes < 60:
+        return f"{minutes} min {seconds:02d} s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours:,} h {minutes:02d} min"
+
+
+def short_date(day: date) -> str:
+    """``Nov 1`` (``Nov 1, 2025`` for another year than today's)."""
+    return f"{day:%b} {day.day}"
+
+
+def range_phrase(start: date, end: date) -> str:
+    """``on Nov 25`` or ``between Nov 1 and Nov 25``."""
+    if start == end:
+        return f"on {short_date(start)}"
+    return f"between {short_date(start)} and {short_date(end)}"
+
+
+def range_label(start: date, end: date, today: date) -> str:
+    """What the calendar button says."""
+
+    def label(day: date) -> str:
+        text = short_date(day)
+        return text if day.year == today.year else f"{text}, {day.year}"
+
+    if start == end:
+        return "Today" if start == today else label(start)
+    return f"{label(start)} – {label(end)}"
+
+
+def local_datetime(us: int | None, tz: ZoneInfo) -> str:
+    if us is None:
+        return ""
+    moment: datetime = from_us(us, tz)
+    return f"{moment:%b} {moment.day}, {moment:%H:%M}"
+
+
+def utc_offset(tz: ZoneInfo, at: datetime) -> str:
+    offset = at.astimezone(tz).strftime("%z")
+    return f"UTC{offset[:3]}:{offset[3:]}"
