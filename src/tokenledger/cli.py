@@ -21,7 +21,7 @@ from tokenledger.auth import audit as audit_log
 from tokenledger.auth import bootstrap, passwords
 from tokenledger.auth import keys as api_keys
 from tokenledger.clock import now_us, system_clock
-from tokenledger.export import CsvExport, ExportRequest, Granularity
+from tokenledger.export import CsvExport, ExportOutcome, ExportRequest, Granularity, audit_details
 from tokenledger.localdays import LocalRange, today, zone
 from tokenledger.reports import UserFilter
 from tokenledger.settings import Settings
@@ -499,6 +499,16 @@ def _date_option(value: str | None, hint: str) -> date | None:
         ) from exc
 
 
+def _audit_export(db: Database, request: ExportRequest, outcome: ExportOutcome) -> None:
+    audit_log.record(
+        db,
+        actor=audit_log.cli_actor(),
+        action=audit_log.EXPORT,
+        details=audit_details(request, outcome),
+        now_us=now_us(system_clock),
+    )
+
+
 @app.command()
 def export(
     start: Annotated[
@@ -538,7 +548,9 @@ def export(
         raise typer.BadParameter(str(exc), param_hint="--sort") from exc
     try:
         with database() as db:
-            csv_export = CsvExport(db, request)
+            csv_export = CsvExport(
+                db, request, on_finish=lambda outcome: _audit_export(db, request, outcome)
+            )
             if output == "-":
                 _write_stream(typer.get_binary_stream("stdout"), csv_export)
                 return

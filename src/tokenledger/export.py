@@ -361,6 +361,20 @@ class ExportOutcome:
     complete: bool
 
 
+def audit_details(request: ExportRequest, outcome: ExportOutcome) -> dict[str, Any]:
+    """What the audit log keeps about an export: its filters and the rows that left."""
+    local_range = request.local_range
+    filters = {
+        "start": local_range.start.isoformat(),
+        "end": local_range.end.isoformat(),
+        "timezone": local_range.tz.key,
+        "q": request.users.q or "",
+        "sort": request.sort,
+        "granularity": request.granularity,
+    }
+    return {"filters": filters, "rows": outcome.rows, "complete": outcome.complete}
+
+
 class CsvExport:
     """One export as an iterable of CSV byte chunks.
 

@@ -1,25 +1,30 @@
-"""A test client acting as a signed-in console account."""
+"""A test client acting as a signed-in console account (a real account and session)."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from tokenledger.web import deps
+from tests.support.console import make_account
+from tokenledger.auth import csrf, sessions
+from tokenledger.clock import now_us
+from tokenledger.web.context import AppContext
 
 
 @contextmanager
 def signed_in_client(app: FastAPI, *, role: str = "viewer") -> Iterator[TestClient]:
-    viewer = deps.Viewer(1, f"{role}@example.com", f"Test {role}", role)
-
-    @app.middleware("http")
-    async def as_viewer(request: Request, call_next):  # type: ignore[no-untyped-def]
-        request.state.viewer = viewer
-        request.state.csrf_token = "test-token"
-        return await call_next(request)
-
-    with TestClient(app) as client:
+    """The account ``<role>@example.com`` ("Test <role>"), signed in; requests carry the
+    session's CSRF token in the X-CSRF-Token header, as htmx sends it."""
+    ctx: AppContext = app.state.ctx
+    account = make_account(ctx.db, f"{role}@example.com", role, display_name=f"Test {role}")
+    with ctx.db.write() as conn:
+        token = sessions.create_in(conn, account_id=account.id, now_us=now_us(ctx.clock))
+    with TestClient(
+        app,
+        cookies={"tokenledger_session": token},
+        headers={"X-CSRF-Token": csrf.token_for(token)},
+    ) as client:
         yield client

@@ -7,11 +7,20 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 from starlette.responses import StreamingResponse
 
-from tokenledger.export import MEDIA_TYPE, CsvExport, ExportRequest, Granularity
+from tokenledger.auth import audit
+from tokenledger.clock import now_us
+from tokenledger.export import (
+    MEDIA_TYPE,
+    CsvExport,
+    ExportOutcome,
+    ExportRequest,
+    Granularity,
+    audit_details,
+)
 from tokenledger.reports import UserFilter
 from tokenledger.web.api import DateParam, QParam, SortParam, TzParam, check_sort, local_range_from
 from tokenledger.web.api import _errors as error_responses
-from tokenledger.web.deps import Ctx, ReadKey
+from tokenledger.web.deps import Ctx, ReportReader
 
 router = APIRouter()
 
@@ -51,7 +60,7 @@ def csv_response(export: CsvExport) -> StreamingResponse:
 )
 def export_user_usage(
     ctx: Ctx,
-    _key: ReadKey,
+    reader: ReportReader,
     start: DateParam = None,
     end: DateParam = None,
     tz: TzParam = None,
@@ -62,7 +71,8 @@ def export_user_usage(
 ) -> StreamingResponse:
     """The User Usage report as a CSV file, with the same filters; `sort` orders the
     users (of each day for `daily`); `events` are always chronological. Parameters are
-    checked before the first byte; a failure after it breaks the download."""
+    checked before the first byte; a failure after it breaks the download. Every export
+    is written to the audit log when it ends: who, the filters, the rows sent."""
     request = ExportRequest(
         local_range=local_range_from(ctx, start=start, end=end, tz=tz),
         users=UserFilter(q=q),
@@ -70,4 +80,15 @@ def export_user_usage(
         granularity=granularity,
         bom=bom,
     )
-    return csv_response(CsvExport(ctx.db, request))
+
+    def audit_export(outcome: ExportOutcome) -> None:
+        audit.record(
+            ctx.db,
+            actor=reader.actor,
+            action=audit.EXPORT,
+            details=audit_details(request, outcome),
+            now_us=now_us(ctx.clock),
+            client=reader.client,
+        )
+
+    return csv_response(CsvExport(ctx.db, request, on_finish=audit_export))
