@@ -7,7 +7,7 @@ import pytest
 from tests.support.console import PASSWORD, make_account, stored
 from tokenledger.auth import accounts, audit, sessions, signin
 from tokenledger.auth.throttle import Limits
-from tokenledger.store.database import Database
+from tokenledger.store.database import Database, DatabaseUnavailable
 
 START = 1_800_000_000 * 1_000_000
 MINUTE = 60 * 1_000_000
@@ -143,3 +143,18 @@ def test_sessions_end_after_idle_timeout_and_lifetime(db: Database) -> None:
     other = attempt(db, "ada@example.com", at=START).token
     assert sessions.resolve(db, other, now_us=START + 29 * MINUTE, policy=POLICY)
     assert not sessions.resolve(db, other, now_us=START + 29 * MINUTE + 31 * MINUTE, policy=POLICY)
+
+
+def test_a_session_still_reads_when_its_last_seen_cannot_be_written(
+    db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    make_account(db, "ada@example.com")
+    token = attempt(db, "ada@example.com").token
+
+    def unavailable() -> None:
+        raise DatabaseUnavailable("attempt to write a readonly database")
+
+    monkeypatch.setattr(db, "write", unavailable)
+    found = sessions.resolve(db, token, now_us=START + 5 * MINUTE, policy=POLICY)
+    assert found is not None
+    assert found.email == "ada@example.com"

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+from contextlib import suppress
 from dataclasses import dataclass
 
 from sqlalchemy import ColumnElement, Connection, and_, delete, func, not_, select, update
 
-from tokenledger.store.database import Database
+from tokenledger.store.database import Database, DatabaseUnavailable
 from tokenledger.store.schema import accounts, sessions
 
 # "Last seen" is written at most this often, so most requests only read.
@@ -91,7 +92,9 @@ def resolve(
     if row is None:
         return None
     if now_us - row.last_seen_us >= TOUCH_GRANULARITY_US:
-        with db.write() as conn:
+        # Reading must keep working while the database cannot be written (like a key's
+        # "last used"); the session then just looks idle a little earlier.
+        with suppress(DatabaseUnavailable), db.write() as conn:
             conn.execute(
                 update(sessions).where(sessions.c.id == row.id).values(last_seen_us=now_us)
             )
