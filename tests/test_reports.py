@@ -361,3 +361,13 @@ def test_series_filters_by_search_and_user(
     assert get_report(path, q="zoe").json()["points"][0]["requests"] == 1
     assert get_report(path, user_id="u2").json()["points"][0]["requests"] == 2
     assert get_report(path).json()["points"][0]["requests"] == 3
+
+
+def test_a_missing_end_is_today(
+    post_events: Callable[..., Any], get_report: Callable[..., Any]
+) -> None:
+    _post_at(post_events, "2026-11-20T10:00:00Z", "2026-11-25T10:00:00Z")
+    report = get_report(start="2026-11-20").json()
+    assert (report["range"]["start"], report["range"]["end"]) == ("2026-11-20", "2026-11-25")
+    assert report["totals"]["requests"] == 2
+    assert get_report(end="2026-11-24").status_code == 400  # start (today) after end

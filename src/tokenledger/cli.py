@@ -22,7 +22,7 @@ from tokenledger.auth import bootstrap, passwords
 from tokenledger.auth import keys as api_keys
 from tokenledger.clock import now_us, system_clock
 from tokenledger.export import CsvExport, ExportOutcome, ExportRequest, Granularity, audit_details
-from tokenledger.localdays import LocalRange, today, zone
+from tokenledger.localdays import LocalRange, parse_date, zone
 from tokenledger.reports import UserFilter
 from tokenledger.settings import Settings
 from tokenledger.store import migrate as migrations
@@ -478,10 +478,10 @@ def _local_range(start: str | None, end: str | None, tz: str | None) -> LocalRan
         zone_info = zone(tz or settings().timezone)
     except ValueError as exc:
         raise typer.BadParameter(str(exc), param_hint="--tz") from exc
-    first = _date_option(start, "--start") or today(zone_info, system_clock())
-    last = _date_option(end, "--end") or first
     try:
-        return LocalRange.of(first, last, zone_info)
+        return LocalRange.around(
+            _date_option(start, "--start"), _date_option(end, "--end"), zone_info, system_clock()
+        )
     except ValueError as exc:
         raise typer.BadParameter(str(exc), param_hint="--end") from exc
 
@@ -490,13 +490,9 @@ def _date_option(value: str | None, hint: str) -> date | None:
     if value is None:
         return None
     try:
-        if len(value) != 10:  # as the API: no 20261101 or week dates
-            raise ValueError(value)
-        return date.fromisoformat(value)
+        return parse_date(value)
     except ValueError as exc:
-        raise typer.BadParameter(
-            f"must be a date YYYY-MM-DD, got {value!r}", param_hint=hint
-        ) from exc
+        raise typer.BadParameter(str(exc), param_hint=hint) from exc
 
 
 def _audit_export(db: Database, request: ExportRequest, outcome: ExportOutcome) -> None:

@@ -68,6 +68,16 @@ def today(tz: ZoneInfo, now: datetime) -> date:
     return now.astimezone(tz).date()
 
 
+def parse_date(value: str) -> date:
+    """A local date written ``YYYY-MM-DD`` (nothing else: no ``20261101``, no weeks)."""
+    if len(value) != 10:
+        raise ValueError(f"must be a date YYYY-MM-DD, got {value!r}")
+    try:
+        return date.fromisoformat(value)
+    except ValueError as exc:
+        raise ValueError(f"must be a date YYYY-MM-DD, got {value!r}") from exc
+
+
 @dataclass(frozen=True)
 class LocalRange:
     """Local dates ``start``..``end`` inclusive in zone ``tz``, with their UTC bounds."""
@@ -91,6 +101,14 @@ class LocalRange:
             start_us=local_midnight_us(start, tz),
             end_us=local_midnight_us(end + timedelta(days=1), tz),
         )
+
+    @classmethod
+    def around(
+        cls, start: date | None, end: date | None, tz: ZoneInfo, now: datetime
+    ) -> LocalRange:
+        """The range the report parameters name: each missing date is today in ``tz``."""
+        current = today(tz, now)
+        return cls.of(start or current, end or current, tz)
 
     def days(self) -> Iterator[date]:
         day = self.start

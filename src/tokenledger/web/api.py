@@ -13,7 +13,7 @@ from starlette.responses import Response
 from tokenledger import ingest as ingest_service
 from tokenledger.clock import now_us
 from tokenledger.events import event_json_schema
-from tokenledger.localdays import LocalRange, iso, today, zone
+from tokenledger.localdays import LocalRange, iso, parse_date, zone
 from tokenledger.reports import (
     SORT_COLUMNS,
     Usage,
@@ -134,42 +134,29 @@ async def post_events(request: Request, ctx: Ctx, key: IngestKey) -> Response:
     return JSON(payload, status_code=207 if payload["rejected"] else 200)
 
 
-def _parse_date(value: str | None, name: str, default: date) -> date:
-    if value is None or value == "":
-        return default
+def _date(value: str | None, name: str) -> date | None:
+    if not value:
+        return None
     try:
-        if len(value) != 10:
-            raise ValueError(value)
-        return date.fromisoformat(value)
+        return parse_date(value)
     except ValueError as exc:
-        raise ApiError(
-            400,
-            "invalid_parameter",
-            f"{name}: must be a date YYYY-MM-DD, got {value!r}",
-            field=name,
-        ) from exc
+        raise ApiError(400, "invalid_parameter", f"{name}: {exc}", field=name) from exc
 
 
 def local_range_from(
     ctx: AppContext, *, start: str | None, end: str | None, tz: str | None
 ) -> LocalRange:
     """The range named by the common report parameters (400 naming the bad one)."""
-    tz_name = tz or ctx.settings.timezone
     try:
-        zone_info = zone(tz_name)
+        zone_info = zone(tz or ctx.settings.timezone)
     except ValueError as exc:
         raise ApiError(400, "invalid_parameter", f"tz: {exc}", field="tz") from exc
-    current = today(zone_info, ctx.clock())
-    first = _parse_date(start, "start", current)
-    last = _parse_date(end, "end", first if start else current)
-    if last < first:
-        raise ApiError(
-            400, "invalid_parameter", f"end: {last} is before start {first}", field="end"
-        )
+    first, last = _date(start, "start"), _date(end, "end")
     try:
-        return LocalRange.of(first, last, zone_info)
+        return LocalRange.around(first, last, zone_info, ctx.clock())
     except ValueError as exc:
-        raise ApiError(400, "invalid_parameter", f"start: {exc}", field="start") from exc
+        field = "end" if "before start" in str(exc) else "start"
+        raise ApiError(400, "invalid_parameter", f"{field}: {exc}", field=field) from exc
 
 
 def check_sort(sort: str) -> str:

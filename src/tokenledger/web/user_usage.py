@@ -16,7 +16,7 @@ from zoneinfo import ZoneInfo, available_timezones
 
 from starlette.requests import Request
 
-from tokenledger.localdays import LocalRange, today, zone
+from tokenledger.localdays import LocalRange, parse_date, today, zone
 from tokenledger.reports import UserUsageReport, parse_sort, user_usage
 from tokenledger.web import formatting
 from tokenledger.web.context import AppContext
@@ -116,27 +116,26 @@ def _date_param(value: str | None, name: str) -> date | None:
     if not value:
         return None
     try:
-        if len(value) != 10:
-            raise ValueError(value)
-        return date.fromisoformat(value)
+        return parse_date(value)
     except ValueError as exc:
-        raise InvalidView(name, f"{value!r} is not a date (YYYY-MM-DD)") from exc
+        raise InvalidView(name, str(exc)) from exc
 
 
 def parse_view(ctx: AppContext, request: Request) -> UsageView:
     """The view named by the request's query (InvalidView naming a bad parameter)."""
     query = request.query_params
     tz_name = query.get("tz") or request.cookies.get(TZ_COOKIE) or ""
-    from_browser = bool(tz_name)
     try:
         tz = zone(tz_name or ctx.settings.timezone)
     except ValueError as exc:
         raise InvalidView("tz", str(exc)) from exc
-    current = today(tz, ctx.clock())
-    start = _date_param(query.get("start"), "start") or current
-    end = _date_param(query.get("end"), "end") or (start if query.get("start") else current)
-    if end < start:
-        raise InvalidView("end", "the range ends before it starts")
+    first = _date_param(query.get("start"), "start")
+    last = _date_param(query.get("end"), "end")
+    try:
+        local_range = LocalRange.around(first, last, tz, ctx.clock())
+    except ValueError as exc:
+        field = "end" if "before start" in str(exc) else "start"
+        raise InvalidView(field, str(exc)) from exc
     sort = query.get("sort") or DEFAULT_SORT
     try:
         parse_sort(sort)
@@ -146,12 +145,16 @@ def parse_view(ctx: AppContext, request: Request) -> UsageView:
     if not page_text.isdigit() or not 1 <= int(page_text) <= 1_000_000:
         raise InvalidView("page", "must be a page number")
     q = (query.get("q") or "").strip()[:200]
-    view = UsageView(start, end, tz, current, q, sort, int(page_text), from_browser)
-    try:
-        view.local_range  # noqa: B018 - validates the range bounds
-    except ValueError as exc:
-        raise InvalidView("start", str(exc)) from exc
-    return view
+    return UsageView(
+        local_range.start,
+        local_range.end,
+        tz,
+        today(tz, ctx.clock()),
+        q,
+        sort,
+        int(page_text),
+        tz_from_browser=bool(tz_name),
+    )
 
 
 def default_view(ctx: AppContext) -> UsageView:

@@ -270,6 +270,7 @@
       closePopover(true);
     }
   });
+  // Capture phase: the calendar's "change" event does not bubble.
   document.addEventListener("change", function (event) {
     var target = event.target;
     if (target.id === "range-calendar") {
@@ -278,7 +279,7 @@
     } else if (target.id === "usage-tz") {
       rememberZone(target.value);
     }
-  });
+  }, true);
 
   // -- Time zone ----------------------------------------------------------------------
   function adoptBrowserZone() {
