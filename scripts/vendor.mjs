@@ -10,6 +10,8 @@ const files = [
   ["htmx.org", "dist/htmx.min.js", "htmx", "js", out],
   ["cally", "dist/cally.js", "cally", "js", out],
   ["chart.js", "dist/chart.umd.min.js", "chart.umd", "js", out],
+  ["swagger-ui-dist", "swagger-ui-bundle.js", "swagger-ui-bundle", "js", out],
+  ["swagger-ui-dist", "swagger-ui.css", "swagger-ui", "css", out],
   ["axe-core", "axe.min.js", "axe", "js", testOut],
 ];
 
@@ -22,6 +24,6 @@ for (const [pkg, file, stem, ext, dest] of files) {
   const { version } = JSON.parse(readFileSync(join(root, "package.json"), "utf8"));
   copyFileSync(join(root, file), join(dest, `${stem}-${version}.${ext}`));
   const licence = readdirSync(root).find((name) => /^licen[sc]e/i.test(name));
-  if (licence) copyFileSync(join(root, licence), join(dest, `${stem}-${version}.LICENSE.txt`));
+  if (licence) copyFileSync(join(root, licence), join(dest, `${pkg}-${version}.LICENSE.txt`));
   console.log(`${pkg}@${version} -> ${dest}/${stem}-${version}.${ext}`);
 }

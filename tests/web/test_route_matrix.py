@@ -88,7 +88,6 @@ ROUTES: dict[tuple[str, str], Case] = {
     ("GET", "/healthz"): Case(everyone(200)),
     ("GET", "/api/openapi.json"): Case(everyone(200)),
     ("GET", "/api/docs"): Case(everyone(200)),
-    ("GET", "/docs/oauth2-redirect"): Case(everyone(200)),
     ("GET", "/static/{path}"): Case(everyone(200)),
     ("GET", "/"): Case(everyone(303)),  # to the reports, which need sign-in
     # The API: ingest keys only; reports for read keys and sessions.

@@ -33,7 +33,7 @@ def create_app(
         title="TokenLedger",
         version=__version__,
         summary="Exact per-user AI usage: ingest events, read reports, export CSV.",
-        docs_url="/api/docs",
+        docs_url=None,  # served by pages.api_docs, without CDN or inline script
         redoc_url=None,
         openapi_url="/api/openapi.json",
         default_response_class=errors.JSON,

@@ -25,6 +25,12 @@ def home() -> RedirectResponse:
     return RedirectResponse(user_usage.PATH, status_code=303)
 
 
+@router.get("/api/docs")
+def api_docs(request: Request) -> HTMLResponse:
+    """The API reference: Swagger UI over /api/openapi.json (public, like the schema)."""
+    return render(request, "api_docs.html", {"openapi_url": request.app.openapi_url})
+
+
 @router.get(user_usage.PATH)
 async def user_usage_page(request: Request, ctx: Ctx, _viewer: PageViewer) -> HTMLResponse:
     """Reporting > User Usage: the full page, or the results fragment for htmx."""
