@@ -127,3 +127,15 @@ def test_demo_verify_and_rebuild(database_url: str, db: Database) -> None:
 def test_migrate_is_repeatable(database_url: str) -> None:
     assert run(database_url, "migrate")[0] == 0
     assert run(database_url, "migrate")[0] == 0
+
+
+def test_keys_list_prints_names_as_plain_text(database_url: str) -> None:
+    assert (
+        run(database_url, "keys", "create", "--name", "[bold]ops[/bold] [/]", "--scope", "ingest")[
+            0
+        ]
+        == 0
+    )
+    code, out, _ = run(database_url, "keys", "list")
+    assert code == 0
+    assert "[bold]ops[/bold] [/]" in out

@@ -42,8 +42,9 @@ accounts_app = typer.Typer(
     help="Console accounts (the people who read reports): role admin or viewer."
 )
 app.add_typer(accounts_app, name="accounts")
-console = Console(stderr=True)
-out = Console()
+# No Rich markup: what is printed includes user data (key and account names).
+console = Console(stderr=True, markup=False, highlight=False)
+out = Console(markup=False, highlight=False)
 
 
 class State:
@@ -196,13 +197,15 @@ def keys_list() -> None:
         found = api_keys.list_keys(db)
     for key in found:
         table.add_row(
-            str(key.id),
-            key.name,
-            key.prefix + "…",
-            key.scope,
-            iso(key.created_us, utc),
-            iso(key.last_used_us, utc) or "never",
-            iso(key.revoked_us, utc) or "",
+            *_cells(
+                str(key.id),
+                key.name,
+                key.prefix + "…",
+                key.scope,
+                iso(key.created_us, utc),
+                iso(key.last_used_us, utc) or "never",
+                iso(key.revoked_us, utc) or "",
+            )
         )
     out.print(table)
 
