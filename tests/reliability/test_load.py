@@ -144,8 +144,12 @@ def test_kill_9_in_the_middle_loses_nothing_acknowledged(
             writers.start()
             for crash in range(1, crashes + 1):
                 target = total * crash // (crashes + 1)
+
+                def enough(target: int = target) -> bool:
+                    return writers.acknowledged_batches() >= target
+
                 wait_until(
-                    lambda target=target: writers.acknowledged_batches() >= target,
+                    enough,
                     timeout=300,
                     message=f"{target} batches acknowledged before crash {crash}",
                 )

@@ -2,8 +2,8 @@
 
 SQLite: WAL, a busy timeout, foreign keys, the ``synchronous`` level from settings,
 and every write transaction opened with ``BEGIN IMMEDIATE`` so two writers never
-deadlock on a lock upgrade. PostgreSQL: plain READ COMMITTED transactions; writes are
-retried on deadlock or serialization failure.
+deadlock on a lock upgrade. PostgreSQL: READ COMMITTED writes, retried on deadlock or
+serialization failure, and read-only REPEATABLE READ reads (one snapshot each).
 """
 
 from __future__ import annotations
@@ -48,9 +48,20 @@ class Database:
 
     @contextmanager
     def read(self) -> Iterator[Connection]:
-        """A read-only snapshot (one transaction) for consistent reports."""
-        with self._translate_errors(), self.engine.connect() as conn, conn.begin():
-            yield conn
+        """A read-only snapshot (one transaction) for consistent reports.
+
+        PostgreSQL's default READ COMMITTED takes a new snapshot per statement, so a
+        report's statements could each see a different set of committed batches;
+        REPEATABLE READ gives the whole transaction one snapshot (and a read-only one
+        never fails to serialize).
+        """
+        with self._translate_errors(), self.engine.connect() as conn:
+            if not self.is_sqlite:
+                conn = conn.execution_options(
+                    isolation_level="REPEATABLE READ", postgresql_readonly=True
+                )
+            with conn.begin():
+                yield conn
 
     def run_write(self, work: Callable[[Connection], T], *, attempts: int = 5) -> T:
         """Run ``work`` in a write transaction, retrying deadlocks and serialization

@@ -1,0 +1,28 @@
+"""Transactions: a read is one snapshot on both backends."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sqlalchemy import text
+
+from tests.conftest import make_event
+from tokenledger.ingest import ingest
+from tokenledger.localdays import to_us
+from tokenledger.store.database import Database
+
+NOW_US = to_us(datetime(2026, 11, 25, 12, tzinfo=UTC))
+
+
+def test_a_read_sees_one_snapshot_while_writers_commit(db: Database) -> None:
+    # A report runs several statements (whole days, edge hours, quarters); a batch
+    # committed between two of them must be seen by all of them or by none.
+    ingest(db, [make_event()], now_us=NOW_US)
+    count = text("SELECT count(*) FROM events")
+    with db.read() as conn:
+        before = conn.execute(count).scalar_one()
+        ingest(db, [make_event(), make_event()], now_us=NOW_US)
+        assert conn.execute(count).scalar_one() == before == 1
+        assert conn.execute(text("SELECT sum(requests) FROM rollup_total_hour")).scalar() == 1
+    with db.read() as conn:
+        assert conn.execute(count).scalar_one() == 3
