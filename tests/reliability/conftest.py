@@ -41,8 +41,12 @@ class Servers:
         self.log_dir = log_dir
         self.started: list[ServerProcess] = []
 
-    def start(self, database_url: str, **env: str) -> ServerProcess:
-        server = ServerProcess(database_url, self.log_dir, **env)
+    def start(
+        self, database_url: str, *, respect_file_modes: bool = False, **env: str
+    ) -> ServerProcess:
+        server = ServerProcess(
+            database_url, self.log_dir, respect_file_modes=respect_file_modes, **env
+        )
         self.started.append(server)
         return server.start()
 

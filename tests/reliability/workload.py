@@ -181,11 +181,10 @@ def _deliver(
                     with job.acked.get_lock():
                         job.acked.value += 1
                 return
-            if response.status_code >= 500:
+            if response.status_code != 503:  # 503: database unavailable, retry later
                 report.note(f"batch {number}: {response.status_code} {response.text[:200]}")
-            elif response.status_code != 429:
-                report.note(f"batch {number}: {response.status_code} {response.text[:200]}")
-                return
+                if response.status_code < 500:
+                    return
         if time.monotonic() > deadline:
             report.note(f"batch {number}: not acknowledged within {job.deadline_s} s")
             return

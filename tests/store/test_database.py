@@ -1,15 +1,16 @@
-"""Transactions: a read is one snapshot on both backends."""
+"""Transactions: a read is one snapshot; a connection that cannot write is replaced."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
 
+import pytest
 from sqlalchemy import text
 
 from tests.conftest import make_event
 from tokenledger.ingest import ingest
 from tokenledger.localdays import to_us
-from tokenledger.store.database import Database
+from tokenledger.store.database import Database, DatabaseUnavailable
 
 NOW_US = to_us(datetime(2026, 11, 25, 12, tzinfo=UTC))
 
@@ -26,3 +27,14 @@ def test_a_read_sees_one_snapshot_while_writers_commit(db: Database) -> None:
         assert conn.execute(text("SELECT sum(requests) FROM rollup_total_hour")).scalar() == 1
     with db.read() as conn:
         assert conn.execute(count).scalar_one() == 3
+
+
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+def test_a_sqlite_connection_that_cannot_write_is_replaced(db: Database) -> None:
+    # A connection opened while the file was read-only keeps failing even after the
+    # file is writable again; query_only puts a pooled connection in that state.
+    with db.engine.connect() as conn:
+        conn.exec_driver_sql("PRAGMA query_only = ON")
+    with pytest.raises(DatabaseUnavailable, match="readonly"):
+        ingest(db, [make_event()], now_us=NOW_US)
+    assert ingest(db, [make_event()], now_us=NOW_US).count("accepted") == 1

@@ -16,7 +16,16 @@ from tests.support.postgres import free_port
 
 
 class ServerProcess:
-    def __init__(self, database_url: str, log_dir: Path, **env: str) -> None:
+    def __init__(
+        self, database_url: str, log_dir: Path, *, respect_file_modes: bool = False, **env: str
+    ) -> None:
+        # As root, file modes bind only a process without the capability to override
+        # them (the tests run as root in CI; a server usually does not).
+        self.prefix = (
+            ["setpriv", "--bounding-set=-dac_override,-dac_read_search"]
+            if respect_file_modes and os.geteuid() == 0
+            else []
+        )
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.database_url = database_url
@@ -33,7 +42,7 @@ class ServerProcess:
     def start(self, timeout: float = 60) -> ServerProcess:
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "tokenledger", "serve"],
+                [*self.prefix, sys.executable, "-m", "tokenledger", "serve"],
                 env=self.env,
                 stdout=log,
                 stderr=subprocess.STDOUT,
@@ -49,6 +58,11 @@ class ServerProcess:
                 pass
             time.sleep(0.1)
         raise RuntimeError(f"server did not become ready:\n{self.log()}")
+
+    @property
+    def pid(self) -> int:
+        assert self.process is not None, "not started"
+        return self.process.pid
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
