@@ -361,3 +361,18 @@ def test_series_filters_by_search_and_user(
     assert get_report(path, q="zoe").json()["points"][0]["requests"] == 1
     assert get_report(path, user_id="u2").json()["points"][0]["requests"] == 2
     assert get_report(path).json()["points"][0]["requests"] == 3
+
+
+def test_series_are_bounded(get_report: Callable[..., Any]) -> None:
+    path = "/api/v1/reports/usage-series"
+    days = get_report(path, start="2016-01-01", end="2026-01-07", tz="Asia/Yangon")
+    assert days.status_code == 200, days.text
+    assert len(days.json()["points"]) == 3660
+    too_long = get_report(path, start="2016-01-01", end="2026-01-08", tz="Asia/Yangon")
+    assert too_long.status_code == 400
+    assert too_long.json()["error"]["message"] == "interval: daily series cover at most 3660 days"
+    hours = get_report(path, start="2026-01-01", end="2026-04-03", interval="hour")
+    assert (hours.status_code, len(hours.json()["points"])) == (200, 93 * 24)
+    assert (
+        get_report(path, start="2026-01-01", end="2026-04-04", interval="hour").status_code == 400
+    )

@@ -95,6 +95,7 @@ class EventIn(BaseModel):
         Field(
             description="RFC 3339 timestamp with offset, e.g. 2026-11-25T09:30:00+01:00",
             examples=["2026-11-25T09:30:00Z"],
+            json_schema_extra={"pattern": f"^{_RFC3339.pattern}$"},
         ),
     ]
     duration_ms: Count
