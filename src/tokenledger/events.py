@@ -237,6 +237,7 @@ _CODES = {
     "less_than_equal": "out_of_range",
     "string_too_short": "too_short",
     "string_too_long": "too_long",
+    "string_unicode": "invalid_string",  # a lone surrogate, like the checks of _clean_text
 }
 _MESSAGES = {
     "missing": "is required",
