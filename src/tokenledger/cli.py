@@ -89,26 +89,23 @@ def serve(
     port: Annotated[int | None, typer.Option(help="Port to listen on.")] = None,
 ) -> None:
     """Migrate the database, then serve the web console and the API."""
-    import uvicorn
-
     from tokenledger.web.app import create_app
+    from tokenledger.web.server import raise_open_file_limit
+    from tokenledger.web.server import serve as serve_app
 
     current = settings()
     bind_host, bind_port = host or current.host, port or current.port
+    open_files = raise_open_file_limit(current.max_connections)
+    if open_files < current.max_connections:
+        console.print(
+            f"warning: at most {open_files} open files (ulimit -n): fewer connections than "
+            f"TOKENLEDGER_MAX_CONNECTIONS={current.max_connections} can be accepted"
+        )
     with database() as db:
         console.print(
             f"TokenLedger serving on http://{bind_host}:{bind_port}  (API docs: /api/docs)"
         )
-        uvicorn.run(
-            create_app(current, db=db),
-            host=bind_host,
-            port=bind_port,
-            log_level="info",
-            timeout_keep_alive=current.keep_alive_s,
-            limit_concurrency=current.max_connections,
-            timeout_graceful_shutdown=10,
-            proxy_headers=False,
-        )
+        serve_app(create_app(current, db=db), current, host=bind_host, port=bind_port)
 
 
 @keys_app.command("create")

@@ -42,10 +42,19 @@ class Servers:
         self.started: list[ServerProcess] = []
 
     def start(
-        self, database_url: str, *, respect_file_modes: bool = False, **env: str
+        self,
+        database_url: str,
+        *,
+        respect_file_modes: bool = False,
+        open_files: int | None = None,
+        **env: str,
     ) -> ServerProcess:
         server = ServerProcess(
-            database_url, self.log_dir, respect_file_modes=respect_file_modes, **env
+            database_url,
+            self.log_dir,
+            respect_file_modes=respect_file_modes,
+            open_files=open_files,
+            **env,
         )
         self.started.append(server)
         return server.start()

@@ -17,15 +17,21 @@ from tests.support.postgres import free_port
 
 class ServerProcess:
     def __init__(
-        self, database_url: str, log_dir: Path, *, respect_file_modes: bool = False, **env: str
+        self,
+        database_url: str,
+        log_dir: Path,
+        *,
+        respect_file_modes: bool = False,
+        open_files: int | None = None,
+        **env: str,
     ) -> None:
-        # As root, file modes bind only a process without the capability to override
-        # them (the tests run as root in CI; a server usually does not).
-        self.prefix = (
-            ["setpriv", "--bounding-set=-dac_override,-dac_read_search"]
-            if respect_file_modes and os.geteuid() == 0
-            else []
-        )
+        self.prefix: list[str] = []
+        if respect_file_modes and os.geteuid() == 0:
+            # As root, file modes bind only a process without the capability to
+            # override them (the tests run as root in CI; a server usually does not).
+            self.prefix += ["setpriv", "--bounding-set=-dac_override,-dac_read_search"]
+        if open_files is not None:  # a soft limit, as a service manager may set it
+            self.prefix += ["prlimit", f"--nofile={open_files}:"]
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.database_url = database_url

@@ -72,11 +72,18 @@ def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
+# The rest of a refused body is not read: the connection cannot carry another request.
+_CLOSE = {"Connection": "close"}
+
+
 async def read_body(request: Request, *, limit: int, timeout_s: float) -> bytes:
     """The request body, refusing more than ``limit`` bytes or a client too slow."""
+    too_large = ApiError(
+        413, "payload_too_large", f"body is larger than {limit} bytes", headers=_CLOSE
+    )
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise ApiError(413, "payload_too_large", f"body is larger than {limit} bytes")
+        raise too_large
     chunks: list[bytes] = []
     size = 0
 
@@ -85,13 +92,15 @@ async def read_body(request: Request, *, limit: int, timeout_s: float) -> bytes:
         async for chunk in request.stream():
             size += len(chunk)
             if size > limit:
-                raise ApiError(413, "payload_too_large", f"body is larger than {limit} bytes")
+                raise too_large
             chunks.append(chunk)
 
     try:
         await asyncio.wait_for(consume(), timeout_s)
     except TimeoutError as exc:
-        raise ApiError(408, "body_timeout", f"body not received within {timeout_s:g} s") from exc
+        raise ApiError(
+            408, "body_timeout", f"body not received within {timeout_s:g} s", headers=_CLOSE
+        ) from exc
     return b"".join(chunks)
 
 
