@@ -376,3 +376,22 @@ def test_series_are_bounded(get_report: Callable[..., Any]) -> None:
     assert (
         get_report(path, start="2026-01-01", end="2026-04-04", interval="hour").status_code == 400
     )
+
+
+@pytest.mark.parametrize(
+    ("path", "name"),
+    [
+        ("/api/v1/reports/user-usage", "q"),
+        ("/api/v1/reports/usage-series", "q"),
+        ("/api/v1/reports/usage-series", "user_id"),
+    ],
+)
+def test_nul_in_a_search_is_a_400(get_report: Callable[..., Any], path: str, name: str) -> None:
+    # PostgreSQL cannot hold NUL in text: this used to be a 500 there.
+    response = get_report(path, **{name: "a\x00b"})
+    assert response.status_code == 400
+    assert response.json()["error"] == {
+        "code": "invalid_parameter",
+        "message": f"{name}: must not contain NUL",
+        "field": name,
+    }

@@ -194,6 +194,13 @@ def local_range_from(
         raise ApiError(400, "invalid_parameter", f"start: {exc}", field="start") from exc
 
 
+def check_text(value: str | None, name: str) -> str | None:
+    """A text parameter; NUL cannot be searched for (PostgreSQL refuses it in text)."""
+    if value is not None and "\x00" in value:
+        raise ApiError(400, "invalid_parameter", f"{name}: must not contain NUL", field=name)
+    return value
+
+
 def check_sort(sort: str) -> str:
     try:
         parse_sort(sort)
@@ -279,7 +286,7 @@ def get_user_usage(
     report = user_usage(
         ctx.db,
         local_range=local_range,
-        q=q,
+        q=check_text(q, "q"),
         sort=check_sort(sort),
         limit=limit,
         offset=offset,
@@ -332,7 +339,13 @@ def get_usage_series(
             f"interval: {_ADVERB[interval]} series cover at most {MAX_SERIES_DAYS[interval]} days",
             field="interval",
         )
-    points = usage_series(ctx.db, local_range=local_range, interval=interval, q=q, user_id=user_id)
+    points = usage_series(
+        ctx.db,
+        local_range=local_range,
+        interval=interval,
+        q=check_text(q, "q"),
+        user_id=check_text(user_id, "user_id"),
+    )
     return {
         "range": range_json(local_range),
         "tz": local_range.tz.key,
@@ -354,7 +367,7 @@ def install_openapi_schemas(schema: dict[str, Any]) -> dict[str, Any]:
         for operation in operations.values():
             for parameter in operation.get("parameters", []):
                 if parameter["name"] == "tz":
-                    parameter["schema"]["enum"] = zones
+                    parameter["schema"]["enum"] = ["", *zones]  # empty: the default zone
             if path.startswith("/api/v1/reports/"):
                 operation["responses"].pop("422", None)
     for unused in ("HTTPValidationError", "ValidationError"):
