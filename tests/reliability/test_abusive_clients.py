@@ -21,7 +21,8 @@ from tests.reliability.workload import wait_until
 from tests.support.server import ServerProcess
 
 TIMEOUT_S = 5  # body and header timeouts of these servers
-pytestmark = pytest.mark.xdist_group("reliability-load")
+# What is tested here is the HTTP layer, in front of either database: SQLite only.
+pytestmark = pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
 
 
 def _connect(server: ServerProcess, count: int) -> list[socket.socket]:

@@ -26,8 +26,6 @@ from tests.reliability.workload import Readers, Workload, Writers, soak, wait_un
 from tests.support.postgres import Cluster, PostgresUnavailable, start_cluster
 from tests.support.server import ServerProcess
 
-pytestmark = pytest.mark.xdist_group("reliability-load")
-
 
 def _batch(tag: str, count: int = 3) -> list[dict[str, Any]]:
     return [
@@ -139,10 +137,13 @@ def test_postgresql_stopped_answers_503_and_recovers(
 
 
 @pytest.mark.postgres
+@pytest.mark.xdist_group("reliability-load")
 def test_postgresql_restarted_under_load_loses_nothing_acknowledged(
     own_cluster: Cluster, servers: Servers
 ) -> None:
-    workload = Workload(batches=60 if soak() else 8)
+    workload = (
+        Workload(batches=60) if soak() else Workload(batches=8, batch_size=30, shared_per_batch=3)
+    )
     database_url = _new_database(own_cluster)
     keys = create_keys(database_url)
     server = servers.start(database_url)

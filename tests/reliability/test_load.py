@@ -1,8 +1,8 @@
 """Load with overlap, and a crash in the middle of it, against a real server process.
 
-8 writer processes send batches of 50 events, every batch twice, 10 % of the ids shared
-between writers, while 4 readers query both reports. Short variant: 20 batches per
-writer; ``make soak`` (TOKENLEDGER_SOAK=1): 200.
+8 writer processes send their batches, every batch twice, 10 % of the ids shared
+between writers, while 4 readers query both reports. ``make soak``
+(TOKENLEDGER_SOAK=1): 200 batches of 50 events per writer; ``make test``: 20 of 30.
 """
 
 from __future__ import annotations
@@ -21,7 +21,11 @@ from tests.reliability.checks import (
 from tests.reliability.conftest import Servers, create_keys
 from tests.reliability.workload import Readers, Workload, Writers, soak, wait_until
 
-WORKLOAD = Workload(batches=200 if soak() else 20)
+WORKLOAD = (
+    Workload(batches=200, batch_size=50, shared_per_batch=5)
+    if soak()
+    else Workload(batches=20, batch_size=30, shared_per_batch=3)
+)
 # The heavy tests share one xdist worker, one at a time, so they never compete for the
 # two cores with each other (the other worker runs the light tests meanwhile).
 pytestmark = pytest.mark.xdist_group("reliability-load")

@@ -15,7 +15,6 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo, available_timezones
 
-import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import text
@@ -237,7 +236,6 @@ def _check(db: Database, scenario: Scenario) -> None:
         assert sum(point.usage.requests for point in hours) == whole.requests
 
 
-@pytest.mark.xdist_group("reliability-properties")
 def test_reports_equal_a_brute_force_computation(db: Database) -> None:
     @settings(
         max_examples=EXAMPLES,
