@@ -163,7 +163,7 @@ def test_postgresql_restarted_under_load_loses_nothing_acknowledged(
                 message="the server notices PostgreSQL is gone",
             )
             own_cluster.start()
-            reports = writers.join(timeout=600 if soak() else 180)
+            reports = writers.join(timeout=600 if soak() else 180, server=server)
     finally:
         writers.terminate()
 

@@ -41,7 +41,7 @@ def test_overlapping_writers_and_readers_store_each_event_once(
     try:
         with Readers(server.url, keys.read) as readers:
             writers.start()
-            reports = writers.join(timeout=900 if soak() else 240)
+            reports = writers.join(timeout=900 if soak() else 240, server=server)
     finally:
         writers.terminate()
     elapsed = time.monotonic() - started
@@ -87,12 +87,13 @@ def test_kill_9_in_the_middle_loses_nothing_acknowledged(
                 target = total * crash // (crashes + 1)
 
                 def enough(target: int = target) -> bool:
+                    assert server.running, server.log()[-3000:]
                     return writers.acknowledged_batches() >= target
 
                 wait_until(enough, timeout=300, message=f"{target} batches before crash {crash}")
                 server.kill()
                 server.start()
-            reports = writers.join(timeout=900 if soak() else 240)
+            reports = writers.join(timeout=900 if soak() else 240, server=server)
     finally:
         writers.terminate()
 

@@ -14,6 +14,7 @@ import hashlib
 import multiprocessing
 import multiprocessing.synchronize
 import os
+import queue
 import threading
 import time
 from collections import Counter
@@ -23,6 +24,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx2 as httpx
+
+from tests.support.server import ServerProcess
 
 ACKNOWLEDGED = {200, 207}
 FIRST_INSTANT = datetime(2024, 10, 1, tzinfo=UTC)
@@ -226,12 +229,19 @@ class Writers:
     def acknowledged_batches(self) -> int:
         return int(self.acked.value)
 
-    def join(self, timeout: float) -> list[WriterReport]:
-        """Each writer's report; raises if one does not finish within ``timeout``."""
+    def join(self, timeout: float, *, server: ServerProcess) -> list[WriterReport]:
+        """Each writer's report. Fails if one does not finish within ``timeout``, or at
+        once if ``server`` exits (the writers would only retry until their deadline)."""
         deadline = time.monotonic() + timeout
-        reports = []
-        for _ in self.processes:
-            reports.append(self.results.get(timeout=max(1.0, deadline - time.monotonic())))
+        reports: list[WriterReport] = []
+        while len(reports) < len(self.processes):
+            try:
+                reports.append(self.results.get(timeout=1.0))
+            except queue.Empty:
+                if not server.running:
+                    raise AssertionError(f"the server exited:\n{server.log()[-3000:]}") from None
+                if time.monotonic() > deadline:
+                    raise AssertionError(f"writers still running after {timeout} s") from None
         for process in self.processes:
             process.join(timeout=max(1.0, deadline - time.monotonic()))
         return sorted(reports, key=lambda report: report.writer)

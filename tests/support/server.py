@@ -66,6 +66,10 @@ class ServerProcess:
         raise RuntimeError(f"server did not become ready:\n{self.log()}")
 
     @property
+    def running(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    @property
     def pid(self) -> int:
         assert self.process is not None, "not started"
         return self.process.pid
