@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import create_engine, text
 
 from tests.conftest import make_event
 from tokenledger.ingest import ingest
@@ -38,3 +38,17 @@ def test_a_sqlite_connection_that_cannot_write_is_replaced(db: Database) -> None
     with pytest.raises(DatabaseUnavailable, match="readonly"):
         ingest(db, [make_event()], now_us=NOW_US)
     assert ingest(db, [make_event()], now_us=NOW_US).count("accepted") == 1
+
+
+def test_no_free_connection_in_time_is_unavailable(database_url: str) -> None:
+    # Every pooled connection busy (a slow or locked database): a 503, not a 500.
+    db = Database(create_engine(database_url, pool_size=1, max_overflow=0, pool_timeout=0.1))
+    try:
+        with (
+            db.engine.connect(),
+            pytest.raises(DatabaseUnavailable, match="no free"),
+            db.read(),
+        ):
+            pass
+    finally:
+        db.dispose()

@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import URL, Connection, ExceptionContext, make_url
 from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from tokenledger.settings import Settings
 
@@ -93,6 +94,8 @@ class Database:
     def _translate_errors(self) -> Iterator[None]:
         try:
             yield
+        except PoolTimeout as exc:
+            raise DatabaseUnavailable("no free database connection in time: all busy") from exc
         except OperationalError as exc:
             if _sqlstate(exc) in _RETRY_SQLSTATES:
                 raise
