@@ -52,7 +52,7 @@ bench: $(TEST_STAMP)
 ## make soak: the long reliability variants
 soak: $(TEST_STAMP)
 	scripts/ensure-test-deps.sh
-	TOKENLEDGER_SOAK=1 $(BIN)/pytest tests/reliability -m "slow or not slow" -p no:xdist
+	TOKENLEDGER_SOAK=1 $(BIN)/pytest tests/reliability -m "slow or not slow" -p no:xdist --durations=25
 
 demo: $(STAMP)
 	$(BIN)/tokenledger demo

@@ -130,12 +130,7 @@ def test_migrate_is_repeatable(database_url: str) -> None:
 
 
 def test_keys_list_prints_names_as_plain_text(database_url: str) -> None:
-    assert (
-        run(database_url, "keys", "create", "--name", "[b]ops[/]", "--scope", "ingest")[
-            0
-        ]
-        == 0
-    )
+    assert run(database_url, "keys", "create", "--name", "[b]ops[/]", "--scope", "ingest")[0] == 0
     code, out, _ = run(database_url, "keys", "list")
     assert code == 0
     assert "[b]ops[/]" in out

@@ -371,3 +371,37 @@ def test_a_missing_end_is_today(
     assert (report["range"]["start"], report["range"]["end"]) == ("2026-11-20", "2026-11-25")
     assert report["totals"]["requests"] == 2
     assert get_report(end="2026-11-24").status_code == 400  # start (today) after end
+
+
+def test_series_are_bounded(get_report: Callable[..., Any]) -> None:
+    path = "/api/v1/reports/usage-series"
+    days = get_report(path, start="2016-01-01", end="2026-01-07", tz="Asia/Yangon")
+    assert days.status_code == 200, days.text
+    assert len(days.json()["points"]) == 3660
+    too_long = get_report(path, start="2016-01-01", end="2026-01-08", tz="Asia/Yangon")
+    assert too_long.status_code == 400
+    assert too_long.json()["error"]["message"] == "interval: daily series cover at most 3660 days"
+    hours = get_report(path, start="2026-01-01", end="2026-04-03", interval="hour")
+    assert (hours.status_code, len(hours.json()["points"])) == (200, 93 * 24)
+    assert (
+        get_report(path, start="2026-01-01", end="2026-04-04", interval="hour").status_code == 400
+    )
+
+
+@pytest.mark.parametrize(
+    ("path", "name"),
+    [
+        ("/api/v1/reports/user-usage", "q"),
+        ("/api/v1/reports/usage-series", "q"),
+        ("/api/v1/reports/usage-series", "user_id"),
+    ],
+)
+def test_nul_in_a_search_is_a_400(get_report: Callable[..., Any], path: str, name: str) -> None:
+    # PostgreSQL cannot hold NUL in text: this used to be a 500 there.
+    response = get_report(path, **{name: "a\x00b"})
+    assert response.status_code == 400
+    assert response.json()["error"] == {
+        "code": "invalid_parameter",
+        "message": f"{name}: must not contain NUL",
+        "field": name,
+    }

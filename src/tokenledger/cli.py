@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import os
 import sys
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from datetime import date
 from pathlib import Path
-from typing import Annotated, Any, BinaryIO
+from typing import Annotated, BinaryIO
 
 import typer
 from rich.console import Console
@@ -104,36 +103,23 @@ def serve(
     port: Annotated[int | None, typer.Option(help="Port to listen on.")] = None,
 ) -> None:
     """Migrate the database, then serve the web console and the API."""
-    import uvicorn
-
     from tokenledger.web.app import create_app
+    from tokenledger.web.server import raise_open_file_limit
+    from tokenledger.web.server import serve as serve_app
 
     current = settings()
     bind_host, bind_port = host or current.host, port or current.port
-    options: dict[str, Any] = {
-        "host": bind_host,
-        "port": bind_port,
-        "log_level": "info",
-        "timeout_keep_alive": current.keep_alive_s,
-        "limit_concurrency": current.max_connections,
-        "timeout_graceful_shutdown": 10,
-        "proxy_headers": False,
-    }
+    open_files = raise_open_file_limit(current.max_connections)
+    if open_files < current.max_connections:
+        console.print(
+            f"warning: at most {open_files} open files (ulimit -n): fewer connections than "
+            f"TOKENLEDGER_MAX_CONNECTIONS={current.max_connections} can be accepted"
+        )
     with database() as db:
         _first_admin(db, current)
         console.print(f"TokenLedger serving on http://{bind_host}:{bind_port}")
         console.print(f"  Sign in at http://{bind_host}:{bind_port}/sign-in  (API docs: /api/docs)")
-        if current.workers > 1:
-            # Worker processes build their own app from the environment.
-            os.environ["TOKENLEDGER_DATABASE_URL"] = current.database_url
-            uvicorn.run(
-                "tokenledger.web.app:app_from_environment",
-                factory=True,
-                workers=current.workers,
-                **options,
-            )
-        else:
-            uvicorn.run(create_app(current, db=db), **options)
+        serve_app(create_app(current, db=db), current, host=bind_host, port=bind_port)
 
 
 def _first_admin(db: Database, current: Settings) -> None:

@@ -99,6 +99,7 @@ class EventIn(BaseModel):
         Field(
             description="RFC 3339 timestamp with offset, e.g. 2026-11-25T09:30:00+01:00",
             examples=["2026-11-25T09:30:00Z"],
+            json_schema_extra={"pattern": f"^{_RFC3339.pattern}$"},
         ),
     ]
     duration_ms: Count
@@ -240,6 +241,7 @@ _CODES = {
     "less_than_equal": "out_of_range",
     "string_too_short": "too_short",
     "string_too_long": "too_long",
+    "string_unicode": "invalid_string",  # a lone surrogate, like the checks of _clean_text
 }
 _MESSAGES = {
     "missing": "is required",

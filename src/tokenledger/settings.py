@@ -56,6 +56,14 @@ class Settings(BaseSettings):
     body_timeout_s: float = Field(
         30.0, gt=0, description="Seconds a client may take to send a request body (408 after)."
     )
+    header_timeout_s: int = Field(
+        10,
+        ge=1,
+        description=(
+            "Seconds a client may take to send a request's line and headers, from "
+            "connecting or from its previous answer (408 and the connection is closed after)."
+        ),
+    )
     keep_alive_s: int = Field(
         5, ge=1, description="Seconds an idle HTTP keep-alive connection is kept open."
     )

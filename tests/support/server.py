@@ -16,7 +16,22 @@ from tests.support.postgres import free_port
 
 
 class ServerProcess:
-    def __init__(self, database_url: str, log_dir: Path, **env: str) -> None:
+    def __init__(
+        self,
+        database_url: str,
+        log_dir: Path,
+        *,
+        respect_file_modes: bool = False,
+        open_files: int | None = None,
+        **env: str,
+    ) -> None:
+        self.prefix: list[str] = []
+        if respect_file_modes and os.geteuid() == 0:
+            # As root, file modes bind only a process without the capability to
+            # override them (the tests run as root in CI; a server usually does not).
+            self.prefix += ["setpriv", "--bounding-set=-dac_override,-dac_read_search"]
+        if open_files is not None:  # a soft limit, as a service manager may set it
+            self.prefix += ["prlimit", f"--nofile={open_files}:"]
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.database_url = database_url
@@ -33,7 +48,7 @@ class ServerProcess:
     def start(self, timeout: float = 60) -> ServerProcess:
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "tokenledger", "serve"],
+                [*self.prefix, sys.executable, "-m", "tokenledger", "serve"],
                 env=self.env,
                 stdout=log,
                 stderr=subprocess.STDOUT,
@@ -49,6 +64,15 @@ class ServerProcess:
                 pass
             time.sleep(0.1)
         raise RuntimeError(f"server did not become ready:\n{self.log()}")
+
+    @property
+    def running(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    @property
+    def pid(self) -> int:
+        assert self.process is not None, "not started"
+        return self.process.pid
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""

@@ -128,6 +128,21 @@ def test_each_rejection_has_its_code_and_stores_nothing(
     assert _stored_totals(db) == (1, 100)
 
 
+def test_a_batch_with_every_event_rejected_gets_422_and_stores_nothing(
+    post_events: Callable[..., Any], db: Database
+) -> None:
+    response = post_events([make_event(input_tokens="100"), make_event(user=None)])
+    assert response.status_code == 422
+    body = response.json()
+    assert (body["accepted"], body["duplicates"], body["rejected"]) == (0, 0, 2)
+    assert [item["code"] for item in body["results"]] == ["invalid_type", "missing"]
+    assert _count(db, "SELECT count(*) FROM events") == 0
+    event = make_event()
+    assert post_events([event]).status_code == 200
+    # A duplicate is stored (earlier): with it, a rejection is a partial success.
+    assert post_events([event, make_event(user=None)]).status_code == 207
+
+
 def test_a_timestamp_with_offset_is_stored_as_the_same_instant(
     post_events: Callable[..., Any], db: Database
 ) -> None:
@@ -223,7 +238,7 @@ def test_same_id_with_other_content_is_a_conflict(
     assert post_events([event]).status_code == 200
     changed = {**event, "input_tokens": 999}
     response = post_events([changed])
-    assert response.status_code == 207
+    assert response.status_code == 422  # every event rejected: nothing stored
     item = response.json()["results"][0]
     assert (item["status"], item["code"], item["field"]) == ("rejected", "conflict", "event_id")
     inside = post_events(

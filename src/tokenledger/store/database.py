@@ -2,12 +2,13 @@
 
 SQLite: WAL, a busy timeout, foreign keys, the ``synchronous`` level from settings,
 and every write transaction opened with ``BEGIN IMMEDIATE`` so two writers never
-deadlock on a lock upgrade. PostgreSQL: plain READ COMMITTED transactions; writes are
-retried on deadlock or serialization failure.
+deadlock on a lock upgrade. PostgreSQL: READ COMMITTED writes, retried on deadlock or
+serialization failure, and read-only REPEATABLE READ reads (one snapshot each).
 """
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -15,8 +16,9 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from sqlalchemy import Engine, create_engine, event
-from sqlalchemy.engine import Connection, make_url
+from sqlalchemy.engine import URL, Connection, ExceptionContext, make_url
 from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from tokenledger.settings import Settings
 
@@ -32,15 +34,17 @@ class DatabaseUnavailable(Exception):
 class Database:
     """One engine plus the few dialect differences the store needs."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, *, sqlite_file: Path | None = None) -> None:
         self.engine = engine
         self.is_sqlite = engine.dialect.name == "sqlite"
+        self.sqlite_file = sqlite_file
         # Placeholder of the driver's paramstyle, for hot paths that skip SQLAlchemy.
         self.param = "?" if self.is_sqlite else "%s"
 
     @contextmanager
     def write(self) -> Iterator[Connection]:
         """A write transaction, committed when the block ends without error."""
+        self._check_writable()
         with self._translate_errors(), self.engine.connect() as conn:
             conn = conn.execution_options(tokenledger_write=True)
             with conn.begin():
@@ -48,9 +52,20 @@ class Database:
 
     @contextmanager
     def read(self) -> Iterator[Connection]:
-        """A read-only snapshot (one transaction) for consistent reports."""
-        with self._translate_errors(), self.engine.connect() as conn, conn.begin():
-            yield conn
+        """A read-only snapshot (one transaction) for consistent reports.
+
+        PostgreSQL's default READ COMMITTED takes a new snapshot per statement, so a
+        report's statements could each see a different set of committed batches;
+        REPEATABLE READ gives the whole transaction one snapshot (and a read-only one
+        never fails to serialize).
+        """
+        with self._translate_errors(), self.engine.connect() as conn:
+            if not self.is_sqlite:
+                conn = conn.execution_options(
+                    isolation_level="REPEATABLE READ", postgresql_readonly=True
+                )
+            with conn.begin():
+                yield conn
 
     def run_write(self, work: Callable[[Connection], T], *, attempts: int = 5) -> T:
         """Run ``work`` in a write transaction, retrying deadlocks and serialization
@@ -65,10 +80,22 @@ class Database:
                 time.sleep(0.01 * 2**attempt)
         raise AssertionError("unreachable")
 
+    def _check_writable(self) -> None:
+        """Refuse to write a SQLite file made read-only: connections opened before
+        could still write through their open file descriptors, against the intent of
+        whoever changed the mode (a backup, a migration, a full disk's cleanup)."""
+        path = self.sqlite_file
+        if path is None or not path.exists():
+            return  # in memory, or not created yet: SQLite creates it
+        if not os.access(path, os.W_OK, effective_ids=os.access in os.supports_effective_ids):
+            raise DatabaseUnavailable(f"the SQLite file {path} is not writable")
+
     @contextmanager
     def _translate_errors(self) -> Iterator[None]:
         try:
             yield
+        except PoolTimeout as exc:
+            raise DatabaseUnavailable("no free database connection in time: all busy") from exc
         except OperationalError as exc:
             if _sqlstate(exc) in _RETRY_SQLSTATES:
                 raise
@@ -101,7 +128,7 @@ def open_database(settings: Settings) -> Database:
     """Create the engine described by ``settings`` (no connection is made yet)."""
     url = make_url(settings.database_url)
     if url.get_backend_name() == "sqlite":
-        return Database(_sqlite_engine(settings))
+        return Database(_sqlite_engine(settings), sqlite_file=_sqlite_file(url))
     engine = create_engine(
         url,
         pool_size=settings.pool_size,
@@ -111,6 +138,13 @@ def open_database(settings: Settings) -> Database:
         connect_args={"connect_timeout": 5},
     )
     return Database(engine)
+
+
+def _sqlite_file(url: URL) -> Path | None:
+    """The database file of a SQLite URL (None in memory or for a URI filename)."""
+    if not url.database or url.database == ":memory:" or url.query.get("uri"):
+        return None
+    return Path(url.database).expanduser().absolute()
 
 
 def _sqlite_engine(settings: Settings) -> Engine:
@@ -142,6 +176,15 @@ def _sqlite_engine(settings: Settings) -> Engine:
             cursor.execute("PRAGMA temp_store=MEMORY")
         finally:
             cursor.close()
+
+    @event.listens_for(engine, "handle_error")
+    def _on_error(context: ExceptionContext) -> None:
+        # A connection opened while the file was read-only stays read-only for good:
+        # treat it like a lost connection, so the pool opens new ones (which can write
+        # once the file is writable again) instead of failing forever.
+        code = getattr(context.original_exception, "sqlite_errorname", "")
+        if code.startswith("SQLITE_READONLY"):
+            context.is_disconnect = True
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Connection) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from datetime import date
 from typing import Annotated, Any, Literal
+from zoneinfo import available_timezones
 
 from fastapi import APIRouter, Query, Request
 from starlette.concurrency import run_in_threadpool
@@ -25,6 +26,7 @@ from tokenledger.reports import (
 from tokenledger.web.context import AppContext
 from tokenledger.web.deps import Ctx, IngestKey, ReportReader
 from tokenledger.web.errors import JSON, ApiError, error_body
+from tokenledger.web.schemas import IngestResult, UsageSeries, UserUsageReport
 
 router = APIRouter()
 
@@ -70,11 +72,18 @@ def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
+# The rest of a refused body is not read: the connection cannot carry another request.
+_CLOSE = {"Connection": "close"}
+
+
 async def read_body(request: Request, *, limit: int, timeout_s: float) -> bytes:
     """The request body, refusing more than ``limit`` bytes or a client too slow."""
+    too_large = ApiError(
+        413, "payload_too_large", f"body is larger than {limit} bytes", headers=_CLOSE
+    )
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise ApiError(413, "payload_too_large", f"body is larger than {limit} bytes")
+        raise too_large
     chunks: list[bytes] = []
     size = 0
 
@@ -83,13 +92,15 @@ async def read_body(request: Request, *, limit: int, timeout_s: float) -> bytes:
         async for chunk in request.stream():
             size += len(chunk)
             if size > limit:
-                raise ApiError(413, "payload_too_large", f"body is larger than {limit} bytes")
+                raise too_large
             chunks.append(chunk)
 
     try:
         await asyncio.wait_for(consume(), timeout_s)
     except TimeoutError as exc:
-        raise ApiError(408, "body_timeout", f"body not received within {timeout_s:g} s") from exc
+        raise ApiError(
+            408, "body_timeout", f"body not received within {timeout_s:g} s", headers=_CLOSE
+        ) from exc
     return b"".join(chunks)
 
 
@@ -97,6 +108,7 @@ async def read_body(request: Request, *, limit: int, timeout_s: float) -> bytes:
     "/api/v1/events",
     summary="Send usage events",
     status_code=200,
+    response_model=None,
     openapi_extra={
         "requestBody": {
             "required": True,
@@ -104,7 +116,9 @@ async def read_body(request: Request, *, limit: int, timeout_s: float) -> bytes:
         }
     },
     responses={
-        207: {"description": "Some events were rejected; see `results`."},
+        200: {"model": IngestResult, "description": "Every event is stored (or already was)."},
+        207: {"model": IngestResult, "description": "Some events were rejected; see `results`."},
+        422: {"model": IngestResult, "description": "Every event was rejected: nothing stored."},
         **_errors(400, 401, 403, 408, 413, 415, 503),
     },
 )
@@ -131,7 +145,15 @@ async def post_events(request: Request, ctx: Ctx, key: IngestKey) -> Response:
         future_tolerance_s=settings.future_tolerance_s,
     )
     payload = ingest_service.result_json(result, raw_events)
-    return JSON(payload, status_code=207 if payload["rejected"] else 200)
+    return JSON(payload, status_code=ingest_status(payload))
+
+
+def ingest_status(payload: dict[str, Any]) -> int:
+    """200 when nothing was rejected, 207 when some events were, 422 when all were
+    (a 2xx would tell a careless client that something was stored)."""
+    if not payload["rejected"]:
+        return 200
+    return 207 if payload["accepted"] or payload["duplicates"] else 422
 
 
 def _date(value: str | None, name: str) -> date | None:
@@ -157,6 +179,13 @@ def local_range_from(
     except ValueError as exc:
         field = "end" if "before start" in str(exc) else "start"
         raise ApiError(400, "invalid_parameter", f"{field}: {exc}", field=field) from exc
+
+
+def check_text(value: str | None, name: str) -> str | None:
+    """A text parameter; NUL cannot be searched for (PostgreSQL refuses it in text)."""
+    if value is not None and "\x00" in value:
+        raise ApiError(400, "invalid_parameter", f"{name}: must not contain NUL", field=name)
+    return value
 
 
 def check_sort(sort: str) -> str:
@@ -198,6 +227,7 @@ DateParam = Annotated[
     Query(
         description="Local date YYYY-MM-DD (inclusive); default today in `tz`.",
         pattern=r"^\d{4}-\d{2}-\d{2}$",
+        json_schema_extra={"format": "date"},
     ),
 ]
 TzParam = Annotated[
@@ -213,13 +243,18 @@ QParam = Annotated[
 SortParam = Annotated[
     str,
     Query(
-        description=f"One of {', '.join(SORT_COLUMNS)}; prefix '-' for descending.", max_length=40
+        description=f"One of {', '.join(SORT_COLUMNS)}; prefix '-' for descending.",
+        max_length=40,
+        json_schema_extra={"enum": [*SORT_COLUMNS, *(f"-{column}" for column in SORT_COLUMNS)]},
     ),
 ]
 
 
 @router.get(
-    "/api/v1/reports/user-usage", summary="Usage per user", responses=_errors(400, 401, 403, 503)
+    "/api/v1/reports/user-usage",
+    summary="Usage per user",
+    response_model=None,
+    responses={200: {"model": UserUsageReport}, **_errors(400, 401, 403, 503)},
 )
 def get_user_usage(
     ctx: Ctx,
@@ -238,7 +273,7 @@ def get_user_usage(
     report = user_usage(
         ctx.db,
         local_range=local_range,
-        q=q,
+        q=check_text(q, "q"),
         sort=check_sort(sort),
         limit=limit,
         offset=offset,
@@ -259,10 +294,17 @@ def get_user_usage(
     }
 
 
+# A series answers one point per hour or day: bounded, like its answer's size (and,
+# on SQLite, the number of bound parameters of its queries).
+MAX_SERIES_DAYS = {"hour": 93, "day": 3660}
+_ADVERB = {"hour": "hourly", "day": "daily"}
+
+
 @router.get(
     "/api/v1/reports/usage-series",
     summary="Usage per local hour or day",
-    responses=_errors(400, 401, 403, 503),
+    response_model=None,
+    responses={200: {"model": UsageSeries}, **_errors(400, 401, 403, 503)},
 )
 def get_usage_series(
     ctx: Ctx,
@@ -276,14 +318,21 @@ def get_usage_series(
 ) -> dict[str, Any]:
     """Requests, tokens and duration per local hour or day, zero-filled."""
     local_range = local_range_from(ctx, start=start, end=end, tz=tz)
-    if interval == "hour" and (local_range.end - local_range.start).days > 92:
+    days = (local_range.end - local_range.start).days + 1
+    if days > MAX_SERIES_DAYS[interval]:
         raise ApiError(
             400,
             "invalid_parameter",
-            "interval: hourly series cover at most 93 days",
+            f"interval: {_ADVERB[interval]} series cover at most {MAX_SERIES_DAYS[interval]} days",
             field="interval",
         )
-    points = usage_series(ctx.db, local_range=local_range, interval=interval, q=q, user_id=user_id)
+    points = usage_series(
+        ctx.db,
+        local_range=local_range,
+        interval=interval,
+        q=check_text(q, "q"),
+        user_id=check_text(user_id, "user_id"),
+    )
     return {
         "range": range_json(local_range),
         "tz": local_range.tz.key,
@@ -293,10 +342,21 @@ def get_usage_series(
 
 
 def install_openapi_schemas(schema: dict[str, Any]) -> dict[str, Any]:
-    """Add the event schema that the ingest body refers to."""
+    """Complete FastAPI's document: the event schema the ingest body refers to, the
+    zone names ``tz`` accepts, and no 422 for report parameters (they get a 400)."""
     components = schema.setdefault("components", {}).setdefault("schemas", {})
     event_schema = event_json_schema()
     for name, definition in event_schema.pop("$defs", {}).items():
         components[name] = definition
     components["EventIn"] = event_schema
+    zones = sorted(available_timezones())
+    for path, operations in schema.get("paths", {}).items():
+        for operation in operations.values():
+            for parameter in operation.get("parameters", []):
+                if parameter["name"] == "tz":
+                    parameter["schema"]["enum"] = ["", *zones]  # empty: the default zone
+            if path.startswith("/api/v1/reports/"):
+                operation["responses"].pop("422", None)
+    for unused in ("HTTPValidationError", "ValidationError"):
+        components.pop(unused, None)
     return schema

@@ -1,0 +1,93 @@
+"""The shapes of the API's answers, for the OpenAPI document.
+
+Handlers build plain dicts (fast for big reports); these models only document them,
+and the schema fuzzing test checks every answer against them.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class FieldErrorOut(_Strict):
+    code: str
+    field: str
+    message: str
+
+
+class EventOutcome(_Strict):
+    """What happened to the event at ``index`` of the request."""
+
+    index: int
+    status: Literal["accepted", "duplicate", "rejected"]
+    event_id: str | None = Field(None, description="Absent when the event had no string id.")
+    code: str | None = Field(None, description="Why it was rejected (rejected only).")
+    field: str | None = None
+    message: str | None = None
+    errors: list[FieldErrorOut] | None = Field(
+        None, description="Every problem found, when there were several."
+    )
+
+
+class IngestResult(_Strict):
+    accepted: int
+    duplicates: int
+    rejected: int
+    results: list[EventOutcome]
+
+
+class Metrics(_Strict):
+    requests: int
+    error_requests: int
+    input_tokens: int
+    output_tokens: int
+    total_tokens: int
+    cache_read_tokens: int
+    cache_write_tokens: int
+    reasoning_tokens: int
+    duration_ms: int
+
+
+class UserRow(Metrics):
+    user_id: str
+    name: str | None
+    email: str | None
+    first_request_at: str | None = Field(description="ISO 8601 in the report's zone.")
+    last_request_at: str | None
+
+
+class RangeOut(_Strict):
+    start: str
+    end: str
+    start_at: str = Field(description="The range's first instant, in its zone.")
+    end_at: str = Field(description="The instant just after the range, in its zone.")
+    timezone: str
+
+
+class UserUsageReport(_Strict):
+    range: RangeOut
+    tz: str
+    q: str
+    sort: str
+    limit: int
+    offset: int
+    total_users: int
+    totals: Metrics
+    users: list[UserRow]
+
+
+class SeriesPoint(Metrics):
+    start: str = Field(description="Local start of the hour or day, ISO 8601.")
+
+
+class UsageSeries(_Strict):
+    range: RangeOut
+    tz: str
+    interval: Literal["hour", "day"]
+    points: list[SeriesPoint]
