@@ -46,7 +46,9 @@ BROWSER_ZONE = "Asia/Colombo"  # +05:30; Chromium reports Kolkata as Asia/Calcut
 pytestmark = pytest.mark.browser
 
 
-@pytest.fixture(scope="session")
+# Module scope: Playwright's sync API keeps an event loop in the test thread while it
+# runs, which would break other tests that run one (asyncio.run) in the same process.
+@pytest.fixture(scope="module")
 def playwright() -> Iterator[Playwright]:
     if not Path(CHROMIUM).exists():
         if IN_CI:
@@ -56,7 +58,7 @@ def playwright() -> Iterator[Playwright]:
         yield driver
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser(playwright: Playwright) -> Iterator[Browser]:
     browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
     yield browser

@@ -54,6 +54,7 @@ def test_the_document_covers_every_api_endpoint(app: FastAPI) -> None:
         ("POST", "/api/v1/events"),
         ("GET", "/api/v1/reports/user-usage"),
         ("GET", "/api/v1/reports/usage-series"),
+        ("GET", "/api/v1/reports/user-usage/export"),
     }
 
 

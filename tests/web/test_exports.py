@@ -10,6 +10,7 @@ import threading
 import time
 from collections import defaultdict
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -482,7 +483,10 @@ def _asgi_get(app: FastAPI, path: str, query: str, key: str) -> tuple[list[dict[
         "server": ("test", 80),
     }
     try:
-        asyncio.run(app(scope, receive, send))
+        # A thread of its own: the calling thread may already run an event loop (the
+        # browser tests' Playwright does, in the same test process).
+        with ThreadPoolExecutor(1) as pool:
+            pool.submit(asyncio.run, app(scope, receive, send)).result()
     except Exception as exc:
         return sent, exc
     return sent, None
