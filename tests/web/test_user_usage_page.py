@@ -187,3 +187,21 @@ def test_signed_out_visitors_are_sent_to_sign_in(client: TestClient) -> None:
     response = client.get("/reporting/user-usage?q=a", follow_redirects=False)
     assert response.status_code == 303
     assert response.headers["location"] == "/sign-in?next=%2Freporting%2Fuser-usage%3Fq%3Da"
+
+
+def test_reports_are_paused_while_usage_cannot_be_recorded(
+    page: TestClient, db: Any, monkeypatch: pytest.MonkeyPatch, read_key: str
+) -> None:
+    from tokenledger.store.database import DatabaseUnavailable
+
+    def read_only() -> None:
+        raise DatabaseUnavailable("the SQLite file /x/tokenledger.db is not writable")
+
+    monkeypatch.setattr(db, "check_writable", read_only)
+    response = page.get("/reporting/user-usage")
+    assert response.status_code == 503
+    assert "text/html" in response.headers["content-type"]
+    assert "is not writable" in response.text
+    api = page.get("/api/v1/reports/user-usage", headers={"Authorization": f"Bearer {read_key}"})
+    assert api.status_code == 503
+    assert api.json()["error"]["code"] == "database_unavailable"

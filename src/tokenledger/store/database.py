@@ -44,7 +44,7 @@ class Database:
     @contextmanager
     def write(self) -> Iterator[Connection]:
         """A write transaction, committed when the block ends without error."""
-        self._check_writable()
+        self.check_writable()
         with self._translate_errors(), self.engine.connect() as conn:
             conn = conn.execution_options(tokenledger_write=True)
             with conn.begin():
@@ -80,10 +80,14 @@ class Database:
                 time.sleep(0.01 * 2**attempt)
         raise AssertionError("unreachable")
 
-    def _check_writable(self) -> None:
-        """Refuse to write a SQLite file made read-only: connections opened before
-        could still write through their open file descriptors, against the intent of
-        whoever changed the mode (a backup, a migration, a full disk's cleanup)."""
+    def check_writable(self) -> None:
+        """DatabaseUnavailable if the SQLite file was made read-only.
+
+        Writes are refused then: connections opened before could still write through
+        their open file descriptors, against the intent of whoever changed the mode (a
+        backup, a migration, a full disk's cleanup). Reports call it too: while usage
+        cannot be recorded, their numbers would silently stop growing.
+        """
         path = self.sqlite_file
         if path is None or not path.exists():
             return  # in memory, or not created yet: SQLite creates it

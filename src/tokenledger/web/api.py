@@ -24,7 +24,7 @@ from tokenledger.reports import (
     user_usage,
 )
 from tokenledger.web.context import AppContext
-from tokenledger.web.deps import Ctx, IngestKey, ReportReader
+from tokenledger.web.deps import Ctx, IngestKey, ReportReader, ReportsAvailable
 from tokenledger.web.errors import JSON, ApiError, error_body
 from tokenledger.web.schemas import IngestResult, UsageSeries, UserUsageReport
 
@@ -253,6 +253,7 @@ SortParam = Annotated[
 @router.get(
     "/api/v1/reports/user-usage",
     summary="Usage per user",
+    dependencies=[ReportsAvailable],
     response_model=None,
     responses={200: {"model": UserUsageReport}, **_errors(400, 401, 403, 503)},
 )
@@ -303,6 +304,7 @@ _ADVERB = {"hour": "hourly", "day": "daily"}
 @router.get(
     "/api/v1/reports/usage-series",
     summary="Usage per local hour or day",
+    dependencies=[ReportsAvailable],
     response_model=None,
     responses={200: {"model": UsageSeries}, **_errors(400, 401, 403, 503)},
 )

@@ -160,3 +160,13 @@ def require_report_reader(request: Request, ctx: Ctx) -> Reader:
 
 
 ReportReader = Annotated[Reader, Depends(require_report_reader)]
+
+
+def reports_available(ctx: Ctx) -> None:
+    """Reports answer 503 while usage cannot be recorded (a read-only SQLite file):
+    their numbers would silently stop growing, and the people who read reports are
+    the ones who can fix it."""
+    ctx.db.check_writable()
+
+
+ReportsAvailable = Depends(reports_available)

@@ -8,11 +8,18 @@ from starlette.responses import HTMLResponse
 from tokenledger.web.templating import render
 
 
-def error_page(request: Request, *, status: int, title: str, message: str) -> HTMLResponse:
+def error_page(
+    request: Request,
+    *,
+    status: int,
+    title: str,
+    message: str,
+    headers: dict[str, str] | None = None,
+) -> HTMLResponse:
     return render(
         request,
         "error.html",
         {"status": status, "title": title, "message": message},
         status_code=status,
-        headers={"Cache-Control": "no-store"},
+        headers={"Cache-Control": "no-store", **(headers or {})},
     )

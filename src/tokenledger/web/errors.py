@@ -11,6 +11,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import JSONResponse, Response
 
 from tokenledger.store.database import DatabaseUnavailable
+from tokenledger.web.error_pages import error_page
 
 
 class JSON(JSONResponse):
@@ -84,11 +85,20 @@ def install(app: FastAPI) -> None:
         )
 
     @app.exception_handler(DatabaseUnavailable)
-    async def _unavailable(_request: Request, exc: DatabaseUnavailable) -> Response:
+    async def _unavailable(request: Request, exc: DatabaseUnavailable) -> Response:
+        if not request.url.path.startswith("/api/"):
+            return error_page(
+                request,
+                status=503,
+                title="The database is unavailable",
+                message=f"{exc}. Nothing is lost; try again in a moment.",
+                headers={"Retry-After": "5"},
+            )
+        stored = "nothing was stored, " if request.method == "POST" else ""
         return error_response(
             503,
             "database_unavailable",
-            f"the database cannot be used right now ({exc}); nothing was stored, retry later",
+            f"the database cannot be used right now ({exc}); {stored}retry later",
             headers={"Retry-After": "5"},
         )
 

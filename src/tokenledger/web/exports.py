@@ -20,7 +20,7 @@ from tokenledger.export import (
 from tokenledger.reports import UserFilter
 from tokenledger.web.api import DateParam, QParam, SortParam, TzParam, check_sort, local_range_from
 from tokenledger.web.api import _errors as error_responses
-from tokenledger.web.deps import Ctx, ReportReader
+from tokenledger.web.deps import Ctx, ReportReader, ReportsAvailable
 
 router = APIRouter()
 
@@ -49,6 +49,7 @@ def csv_response(export: CsvExport) -> StreamingResponse:
 @router.get(
     "/api/v1/reports/user-usage/export",
     summary="Usage per user as CSV",
+    dependencies=[ReportsAvailable],
     response_class=StreamingResponse,
     responses={
         200: {

@@ -7,7 +7,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.responses import HTMLResponse, RedirectResponse
 
 from tokenledger.web import user_usage
-from tokenledger.web.deps import Ctx, PageViewer
+from tokenledger.web.deps import Ctx, PageViewer, ReportsAvailable
 from tokenledger.web.templating import render
 
 router = APIRouter(include_in_schema=False)
@@ -31,7 +31,7 @@ def api_docs(request: Request) -> HTMLResponse:
     return render(request, "api_docs.html", {"openapi_url": request.app.openapi_url})
 
 
-@router.get(user_usage.PATH)
+@router.get(user_usage.PATH, dependencies=[ReportsAvailable])
 async def user_usage_page(request: Request, ctx: Ctx, _viewer: PageViewer) -> HTMLResponse:
     """Reporting > User Usage: the full page, or the results fragment for htmx."""
     status, error = 200, None
