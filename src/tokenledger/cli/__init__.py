@@ -1,0 +1,15 @@
+"""The ``tokenledger`` command line. Thin: parse, call the modules, print.
+
+Each module adds its commands to the one Typer ``app`` (``common``).
+"""
+
+from __future__ import annotations
+
+from tokenledger.cli import accounts, data, export, keys, server
+from tokenledger.cli.common import app
+
+__all__ = ["accounts", "app", "data", "export", "keys", "main", "server"]
+
+
+def main() -> None:
+    app(prog_name="tokenledger")

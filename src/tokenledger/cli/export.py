@@ -1,0 +1,153 @@
+"""``tokenledger export``: the same CSV bytes as the export endpoint."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from datetime import date
+from pathlib import Path
+from typing import Annotated, BinaryIO
+
+import typer
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+from tokenledger.auth import audit as audit_log
+from tokenledger.cli.common import app, console, database, settings
+from tokenledger.clock import now_us, system_clock
+from tokenledger.export import CsvExport, ExportOutcome, ExportRequest, Granularity, audit_details
+from tokenledger.localdays import LocalRange, parse_date, zone
+from tokenledger.reports import UserFilter
+from tokenledger.store.database import Database, DatabaseUnavailable
+
+
+def _local_range(start: str | None, end: str | None, tz: str | None) -> LocalRange:
+    """The range named by --start/--end/--tz, defaults as in the API (today in tz)."""
+    try:
+        zone_info = zone(tz or settings().timezone)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--tz") from exc
+    try:
+        return LocalRange.around(
+            _date_option(start, "--start"), _date_option(end, "--end"), zone_info, system_clock()
+        )
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--end") from exc
+
+
+def _date_option(value: str | None, hint: str) -> date | None:
+    if value is None:
+        return None
+    try:
+        return parse_date(value)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint=hint) from exc
+
+
+def _audit_export(db: Database, request: ExportRequest, outcome: ExportOutcome) -> None:
+    audit_log.record(
+        db,
+        actor=audit_log.cli_actor(),
+        action=audit_log.EXPORT,
+        details=audit_details(request, outcome),
+        now_us=now_us(system_clock),
+    )
+
+
+@app.command()
+def export(
+    start: Annotated[
+        str | None, typer.Option(help="First local date, YYYY-MM-DD (default: today).")
+    ] = None,
+    end: Annotated[
+        str | None, typer.Option(help="Last local date, inclusive (default: --start).")
+    ] = None,
+    tz: Annotated[
+        str | None, typer.Option(help="IANA time zone (default: TOKENLEDGER_TIMEZONE).")
+    ] = None,
+    q: Annotated[
+        str | None, typer.Option(help="Only users whose name, e-mail or id contains this.")
+    ] = None,
+    sort: Annotated[
+        str, typer.Option(help="Report column to sort users by; prefix '-' for descending.")
+    ] = "-total_tokens",
+    granularity: Annotated[
+        Granularity,
+        typer.Option(help="summary: per user; daily: per user and local day; events: per request."),
+    ] = "summary",
+    bom: Annotated[bool, typer.Option(help="Start with a UTF-8 byte order mark (Excel).")] = False,
+    output: Annotated[
+        str, typer.Option("--output", "-o", help="File to write, or - for standard output.")
+    ] = "-",
+) -> None:
+    """Export usage as CSV: the same bytes as the console's Export to CSV."""
+    try:
+        request = ExportRequest(
+            local_range=_local_range(start, end, tz),
+            users=UserFilter(q=q),
+            sort=sort,
+            granularity=granularity,
+            bom=bom,
+        )
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--sort") from exc
+    try:
+        with database() as db:
+            csv_export = CsvExport(
+                db, request, on_finish=lambda outcome: _audit_export(db, request, outcome)
+            )
+            if output == "-":
+                _write_stream(typer.get_binary_stream("stdout"), csv_export)
+                return
+            with _rowsprogress() as progress:
+                task = progress.add_task(f"Exporting {output}", total=None)
+                _write_file(
+                    Path(output),
+                    csv_export,
+                    progress=lambda: progress.update(task, completed=csv_export.rows_written),
+                )
+                rows = csv_export.rows_written
+                progress.update(task, total=rows, completed=rows)
+    except (DatabaseUnavailable, OSError) as exc:
+        console.print(
+            f"error: export failed, nothing written to {output}: {exc}",
+            soft_wrap=True,
+            markup=False,
+            highlight=False,
+        )
+        raise typer.Exit(1) from exc
+    console.print(
+        f"{csv_export.rows_written} rows written to {output}.",
+        soft_wrap=True,
+        markup=False,
+        highlight=False,
+    )
+
+
+def _rowsprogress() -> Progress:
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed} rows"),
+        TimeElapsedColumn(),
+        console=console,
+        transient=False,
+    )
+
+
+def _write_stream(stream: BinaryIO, chunks: Iterable[bytes]) -> None:
+    for chunk in chunks:
+        stream.write(chunk)
+    stream.flush()
+
+
+def _write_file(path: Path, chunks: Iterable[bytes], *, progress: Callable[[], None]) -> None:
+    """Write ``chunks`` to a temporary file beside ``path``, renamed only when complete,
+    so a failed export never leaves a truncated file that looks whole."""
+    partial = path.with_name(f".{path.name}.partial")
+    try:
+        with partial.open("wb") as file:
+            for chunk in chunks:
+                file.write(chunk)
+                progress()
+        partial.replace(path)
+    finally:
+        partial.unlink(missing_ok=True)

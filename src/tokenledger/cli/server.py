@@ -1,0 +1,78 @@
+"""``migrate`` and ``serve`` (which also creates the first admin)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from tokenledger.auth import bootstrap
+from tokenledger.cli.common import app, console, database, settings
+from tokenledger.clock import now_us, system_clock
+from tokenledger.settings import Settings
+from tokenledger.store import migrate as migrations
+from tokenledger.store.database import Database
+
+
+@app.command()
+def migrate() -> None:
+    """Create or upgrade the database schema."""
+    with database() as db:
+        console.print(f"Database is at revision {migrations.current_revision(db)}.")
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="Address to listen on.")] = None,
+    port: Annotated[int | None, typer.Option(help="Port to listen on.")] = None,
+) -> None:
+    """Migrate the database, then serve the web console and the API."""
+    from tokenledger.web.app import create_app
+    from tokenledger.web.server import raise_open_file_limit
+    from tokenledger.web.server import serve as serve_app
+
+    current = settings()
+    bind_host, bind_port = host or current.host, port or current.port
+    open_files = raise_open_file_limit(current.max_connections)
+    if open_files < current.max_connections:
+        console.print(
+            f"warning: at most {open_files} open files (ulimit -n): fewer connections than "
+            f"TOKENLEDGER_MAX_CONNECTIONS={current.max_connections} can be accepted"
+        )
+    with database() as db:
+        _first_admin(db, current)
+        console.print(f"TokenLedger serving on http://{bind_host}:{bind_port}")
+        console.print(f"  Sign in at http://{bind_host}:{bind_port}/sign-in  (API docs: /api/docs)")
+        serve_app(create_app(current, db=db), current, host=bind_host, port=bind_port)
+
+
+def _first_admin(db: Database, current: Settings) -> None:
+    """Create the first admin when none exists, and say how to sign in. A generated
+    password is shown only on a terminal, never written where a log could keep it."""
+    try:
+        first = bootstrap.ensure_first_admin(
+            db,
+            email=current.admin_email,
+            password=current.admin_password.get_secret_value(),
+            may_generate=console.is_terminal,
+            actor="tokenledger serve (first run)",
+            now_us=now_us(system_clock),
+        )
+    except ValueError as exc:  # a bad TOKENLEDGER_ADMIN_EMAIL or _PASSWORD
+        console.print(f"error: TOKENLEDGER_ADMIN_EMAIL / _PASSWORD: {exc}", markup=False)
+        raise typer.Exit(2) from exc
+    if first is None:
+        return
+    if first.problem:
+        console.print(f"warning: {first.problem}", markup=False, highlight=False)
+        return
+    console.print(f"First run: created the admin account {first.email}.", markup=False)
+    if first.generated_password:
+        console.print(
+            f"  Its password, shown only now: {first.generated_password}\n"
+            "  Sign in with it, then change it under your name at the top right.",
+            markup=False,
+            highlight=False,
+        )
+    else:
+        console.print("  Its password is the one in TOKENLEDGER_ADMIN_PASSWORD.")
