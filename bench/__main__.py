@@ -145,7 +145,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         ctx = _datasets(backend, options, steps)
         outcome = _run_steps(ctx, steps)
-        document = {
+        document: dict[str, Any] = {
             "schema": 1,
             "date": started.isoformat(timespec="seconds"),
             "backend": backend.name,

@@ -33,7 +33,7 @@ def run(ctx: Context) -> dict[str, Any]:
     finally:
         small_db.dispose()
         large_db.dispose()
-    rows = []
+    rows: list[dict[str, Any]] = []
     for index, case in enumerate(cases):
         low, high = summarize(samples[f"{index}/small"]), summarize(samples[f"{index}/large"])
         rows.append(
