@@ -72,6 +72,9 @@ def parser() -> argparse.ArgumentParser:
     )
     size.add_argument("--search-events", type=count, help="events of it (= --scale-events)")
     size.add_argument("--rebuild", action="store_true", help="rebuild datasets, never reuse")
+    size.add_argument(
+        "--prepare", action="store_true", help="only build (or check) the datasets, measure nothing"
+    )
     where = p.add_argument_group("database")
     where.add_argument(
         "--database-url",
@@ -144,6 +147,9 @@ def main(argv: list[str] | None = None) -> int:
     backend = _backend(args)
     try:
         ctx = _datasets(backend, options, steps)
+        if args.prepare:
+            say("Datasets ready; nothing measured (--prepare).")
+            return 0
         outcome = _run_steps(ctx, steps)
         document: dict[str, Any] = {
             "schema": 1,
