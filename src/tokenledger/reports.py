@@ -191,9 +191,10 @@ class UsageReader:
     ) -> None:
         for row in self.conn.execute(query, params):
             usage = result.get(row[0])
-            if usage is None:
-                usage = result[row[0]] = Usage()
-            usage.add(row[1 : 1 + _N], row[1 + _N], row[2 + _N])
+            if usage is None:  # the metrics, first_us, last_us: Usage's own field order
+                result[row[0]] = Usage(*row[1 : 3 + _N])
+            else:
+                usage.add(row[1 : 1 + _N], row[1 + _N], row[2 + _N])
 
     def _add_days(
         self,
