@@ -157,39 +157,52 @@ class UsageReader:
         result: dict[int, Usage] = {}
         if plan.days is not None:
             self._add_days(result, plan, start_us, end_us, users)
-        match_sql, match_params = users.sql()
-        member = f" AND user_pk IN (SELECT id FROM users WHERE {match_sql})" if users.active else ""
-        for table, ranges in (
-            ("rollup_user_hour", plan.hours),
-            ("rollup_user_quarter", plan.quarters),
-        ):
-            for first, last in ranges:
-                self._add_rows(
-                    result,
-                    text(
-                        f"SELECT user_pk, {_sums()}, min(first_us), max(last_us) FROM {table} "
-                        f"WHERE bucket >= :lo AND bucket < :hi{member} GROUP BY user_pk"
-                    ),
-                    {"lo": first, "hi": last, **match_params},
-                )
-        for first, last in plan.raw:
-            self._add_rows(
-                result,
-                text(
-                    f"SELECT user_pk, {_raw_sums()}, min(started_us), max(started_us) "
-                    f"FROM events WHERE started_us >= :lo AND started_us < :hi{member} "
-                    "GROUP BY user_pk"
-                ),
-                {"lo": first, "hi": last, **match_params},
+        edges = [
+            (
+                f"SELECT user_pk, {_sums()}, min(first_us), max(last_us) FROM {table} "
+                "WHERE bucket >= :lo AND bucket < :hi GROUP BY user_pk",
+                first,
+                last,
             )
+            for table, ranges in (
+                ("rollup_user_hour", plan.hours),
+                ("rollup_user_quarter", plan.quarters),
+            )
+            for first, last in ranges
+        ]
+        edges += [
+            (
+                f"SELECT user_pk, {_raw_sums()}, min(started_us), max(started_us) FROM events "
+                "WHERE started_us >= :lo AND started_us < :hi GROUP BY user_pk",
+                first,
+                last,
+            )
+            for first, last in plan.raw
+        ]
+        # Edges are read for all users and filtered here: matching a search text scans
+        # the users table, so it is done once, not once per edge range.
+        wanted = self.matching_pks(users) if edges and users.active else None
+        for query, first, last in edges:
+            self._add_rows(result, text(query), {"lo": first, "hi": last}, wanted)
         if with_first and plan.days is not None:
             self.fill_first(result, plan)
         return result
 
+    def matching_pks(self, users: UserFilter) -> set[int]:
+        match_sql, params = users.sql()
+        query = text(f"SELECT id FROM users WHERE {match_sql}")
+        return {row[0] for row in self.conn.execute(query, params)}
+
     def _add_rows(
-        self, result: dict[int, Usage], query: TextClause, params: dict[str, Any]
+        self,
+        result: dict[int, Usage],
+        query: TextClause,
+        params: dict[str, Any],
+        wanted: set[int] | None = None,
     ) -> None:
         for row in self.conn.execute(query, params):
+            if wanted is not None and row[0] not in wanted:
+                continue
             usage = result.get(row[0])
             if usage is None:  # the metrics, first_us, last_us: Usage's own field order
                 result[row[0]] = Usage(*row[1 : 3 + _N])
