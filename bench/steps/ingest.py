@@ -65,7 +65,9 @@ def http_ingest(ctx: Context) -> dict[str, Any]:
     say(f"HTTP ingest: {CLIENTS} clients, {rounds} rounds of {per_round * BATCH:,} events")
     with serve(ctx, url, scope="ingest") as served, ThreadPoolExecutor(CLIENTS) as pool:
         clients = [
-            httpx.Client(base_url=served.server.url, headers=dict(served.client.headers))
+            httpx.Client(
+                base_url=served.server.url, headers=dict(served.client.headers), timeout=600
+            )
             for _ in range(CLIENTS)
         ]
         try:
