@@ -107,6 +107,7 @@ def start_kept_cluster(base: Path) -> Cluster:
     import os
 
     as_postgres = os.geteuid() == 0
+    base = base.resolve()  # pg_ctl runs as another user, elsewhere
     datadir = base / "data"
     cluster = Cluster(datadir, free_port(), pg_ctl, as_postgres)
     if not (datadir / "PG_VERSION").exists():
