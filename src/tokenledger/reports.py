@@ -157,52 +157,46 @@ class UsageReader:
         result: dict[int, Usage] = {}
         if plan.days is not None:
             self._add_days(result, plan, start_us, end_us, users)
-        edges = [
-            (
-                f"SELECT user_pk, {_sums()}, min(first_us), max(last_us) FROM {table} "
-                "WHERE bucket >= :lo AND bucket < :hi GROUP BY user_pk",
-                first,
-                last,
-            )
-            for table, ranges in (
-                ("rollup_user_hour", plan.hours),
-                ("rollup_user_quarter", plan.quarters),
-            )
-            for first, last in ranges
-        ]
-        edges += [
-            (
-                f"SELECT user_pk, {_raw_sums()}, min(started_us), max(started_us) FROM events "
-                "WHERE started_us >= :lo AND started_us < :hi GROUP BY user_pk",
-                first,
-                last,
-            )
-            for first, last in plan.raw
-        ]
-        # Edges are read for all users and filtered here: matching a search text scans
-        # the users table, so it is done once, not once per edge range.
-        wanted = self.matching_pks(users) if edges and users.active else None
-        for query, first, last in edges:
-            self._add_rows(result, text(query), {"lo": first, "hi": last}, wanted)
+        self._add_edges(result, plan, users)
         if with_first and plan.days is not None:
             self.fill_first(result, plan)
         return result
 
-    def matching_pks(self, users: UserFilter) -> set[int]:
-        match_sql, params = users.sql()
-        query = text(f"SELECT id FROM users WHERE {match_sql}")
-        return {row[0] for row in self.conn.execute(query, params)}
+    def _add_edges(self, result: dict[int, Usage], plan: BucketPlan, users: UserFilter) -> None:
+        """The hour, quarter-hour and raw pieces of the range, in one statement: a
+        search text is matched once (a scan of the users table; no index serves a
+        substring) and only the matching users' rows leave the database."""
+        parts: list[str] = []
+        params: dict[str, Any] = {}
+        pieces = [("rollup_user_hour", "bucket", r) for r in plan.hours]
+        pieces += [("rollup_user_quarter", "bucket", r) for r in plan.quarters]
+        pieces += [("events", "started_us", r) for r in plan.raw]
+        for index, (table, column, (first, last)) in enumerate(pieces):
+            columns = _RAW_ROW if table == "events" else _BUCKET_ROW
+            parts.append(
+                f"SELECT {columns} FROM {table} "
+                f"WHERE {column} >= :lo{index} AND {column} < :hi{index}"
+            )
+            params[f"lo{index}"], params[f"hi{index}"] = first, last
+        if not parts:
+            return
+        prefix = member = ""
+        if users.active:
+            match_sql, match_params = users.sql()
+            prefix = f"WITH m AS MATERIALIZED (SELECT id FROM users WHERE {match_sql}) "
+            member = " AND user_pk IN (SELECT id FROM m)"
+            params.update(match_params)
+        union = " UNION ALL ".join(part + member for part in parts)
+        query = (
+            f"{prefix}SELECT user_pk, {_sums()}, min(first_us), max(last_us) "
+            f"FROM ({union}) AS e GROUP BY user_pk"
+        )
+        self._add_rows(result, text(query), params)
 
     def _add_rows(
-        self,
-        result: dict[int, Usage],
-        query: TextClause,
-        params: dict[str, Any],
-        wanted: set[int] | None = None,
+        self, result: dict[int, Usage], query: TextClause, params: dict[str, Any]
     ) -> None:
         for row in self.conn.execute(query, params):
-            if wanted is not None and row[0] not in wanted:
-                continue
             usage = result.get(row[0])
             if usage is None:  # the metrics, first_us, last_us: Usage's own field order
                 result[row[0]] = Usage(*row[1 : 3 + _N])
@@ -368,6 +362,17 @@ class UsageReader:
 def _sums() -> str:
     # CAST: PostgreSQL's sum(bigint) is numeric.
     return ", ".join(f"CAST(sum({name}) AS BIGINT)" for name in METRICS)
+
+
+_BUCKET_ROW = ", ".join(("user_pk", *METRICS, "first_us", "last_us"))
+# One raw event as a bucket row (columns named as in the bucket tables).
+_RAW_ROW = (
+    "user_pk, 1 AS requests, CASE WHEN status = 'error' THEN 1 ELSE 0 END AS error_requests, "
+    "input_tokens, output_tokens, coalesce(cache_read_tokens, 0) AS cache_read_tokens, "
+    "coalesce(cache_write_tokens, 0) AS cache_write_tokens, "
+    "coalesce(reasoning_tokens, 0) AS reasoning_tokens, duration_ms, "
+    "started_us AS first_us, started_us AS last_us"
+)
 
 
 def _raw_sums() -> str:
