@@ -1,0 +1,1 @@
+"""The TokenLedger benchmark harness: `python -m bench --help`, docs/benchmarks.md."""

@@ -139,7 +139,9 @@ def open_database(settings: Settings) -> Database:
         max_overflow=settings.pool_size,
         pool_pre_ping=True,
         pool_timeout=10,
-        connect_args={"connect_timeout": 5},
+        # JIT compiling pays off for long analytic scans, not for reports made of
+        # thousands of index seeks: it added 10-20 ms to each such report.
+        connect_args={"connect_timeout": 5, "options": "-c jit=off"},
     )
     return Database(engine)
 

@@ -92,7 +92,7 @@ def _write(db: Database, conn: Connection, batch: list[Event], *, now_us: int) -
     inserted = _insert_events(db, conn, batch, user_pks, now_us=now_us)
     new_events = [event for event in batch if event.event_id in inserted]
     if new_events:
-        _update_profiles(conn, new_events, user_pks)
+        _update_profiles(db, conn, new_events, user_pks)
         write_rollups(db, conn, _aggregate(new_events, user_pks))
     leftover = [event.event_id for event in batch if event.event_id not in inserted]
     return _stored_hashes(conn, leftover)
@@ -245,7 +245,9 @@ def _newer(candidate: int | None, current: int | None) -> bool:
     return candidate is not None and (current is None or candidate >= current)
 
 
-def _update_profiles(conn: Connection, new_events: list[Event], user_pks: dict[str, int]) -> None:
+def _update_profiles(
+    db: Database, conn: Connection, new_events: list[Event], user_pks: dict[str, int]
+) -> None:
     """Keep the latest non-empty name and e-mail (by event time) and the activity span."""
     seen: dict[int, _Seen] = {}
     for event in new_events:
@@ -260,7 +262,8 @@ def _update_profiles(conn: Connection, new_events: list[Event], user_pks: dict[s
         ).bindparams(bindparam("ids", expanding=True)),
         {"ids": sorted(seen)},
     )
-    updates = []
+    profile_updates: list[dict[str, Any]] = []
+    span_updates: list[tuple[int | None, int | None, int, int, int]] = []
     for row in rows:
         batch = seen[row.id]
         name, name_at = row.name, row.name_at_us
@@ -270,8 +273,8 @@ def _update_profiles(conn: Connection, new_events: list[Event], user_pks: dict[s
         if _newer(batch.email_at_us, email_at):
             email, email_at = batch.email, batch.email_at_us
         first_us, last_us = min(row.first_us, batch.first_us), max(row.last_us, batch.last_us)
-        if (name, email, first_us, last_us) != (row.name, row.email, row.first_us, row.last_us):
-            updates.append(
+        if (name, email) != (row.name, row.email):
+            profile_updates.append(
                 {
                     "pk": row.id,
                     "name": name,
@@ -283,15 +286,26 @@ def _update_profiles(conn: Connection, new_events: list[Event], user_pks: dict[s
                     "last_us": last_us,
                 }
             )
-    if updates:
-        updates.sort(key=lambda update: int(update["pk"]))
+        elif (first_us, last_us) != (row.first_us, row.last_us):
+            # The common case (time moves on, same name): the search key stays.
+            span_updates.append((name_at, email_at, first_us, last_us, row.id))
+    if profile_updates:
+        profile_updates.sort(key=lambda update: int(update["pk"]))
         conn.execute(
             text(
                 "UPDATE users SET name = :name, name_at_us = :name_at_us, email = :email, "
                 "email_at_us = :email_at_us, search_key = :search_key, first_us = :first_us, "
                 "last_us = :last_us WHERE id = :pk"
             ),
-            updates,
+            profile_updates,
+        )
+    if span_updates:
+        span_updates.sort(key=lambda update: update[-1])
+        p = db.param
+        conn.exec_driver_sql(
+            f"UPDATE users SET name_at_us = {p}, email_at_us = {p}, first_us = {p}, "
+            f"last_us = {p} WHERE id = {p}",
+            span_updates,
         )
 
 

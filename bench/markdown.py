@@ -1,0 +1,294 @@
+"""docs/benchmarks.md: the tables of the newest run of each backend.
+
+Only the part between the two markers is rewritten; the prose around it (method,
+what limits each figure) is kept as written.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+BEGIN = "<!-- bench:results:begin (written by python -m bench; do not edit) -->"
+END = "<!-- bench:results:end -->"
+BACKENDS = (("sqlite", "SQLite"), ("postgresql", "PostgreSQL"))
+
+
+def update(doc: Path, runs: dict[str, dict[str, Any]]) -> None:
+    generated = "\n".join([BEGIN, "", render(runs), END])
+    if doc.exists():
+        text = doc.read_text()
+        if BEGIN in text and END in text:
+            before, _, rest = text.partition(BEGIN)
+            _, _, after = rest.partition(END)
+            doc.write_text(before + generated + after)
+            return
+        doc.write_text(text.rstrip() + "\n\n" + generated + "\n")
+        return
+    doc.parent.mkdir(parents=True, exist_ok=True)
+    doc.write_text("# Benchmarks\n\n" + generated + "\n")
+
+
+def _table(header: Iterable[str], rows: Iterable[Iterable[Any]]) -> str:
+    head = list(header)
+    lines = ["| " + " | ".join(head) + " |", "|" + "|".join(" --- " for _ in head) + "|"]
+    lines += ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def _ms(stats: dict[str, Any]) -> str:
+    return f"{stats['median']:,.1f} / {stats['p95']:,.1f} (±{stats['spread_pct']:.0f}%)"
+
+
+def _rate(stats: dict[str, Any]) -> str:
+    return f"{stats['median']:,.0f} (slowest 5%: {stats['p5']:,.0f}, ±{stats['spread_pct']:.0f}%)"
+
+
+def _value(target: dict[str, Any]) -> str:
+    if target["value"] is None:
+        return f"n/a: {target['note']}"
+    mark = "met" if target["met"] else "**missed**"
+    value = target["value"]
+    shown = f"{value:,.0f}" if abs(value) >= 100 else f"{value:,.1f}"
+    note = f" ({target['note']})" if target["note"] else ""
+    return f"{shown} {target['unit']}, {mark}{note}"
+
+
+def render(runs: dict[str, dict[str, Any]]) -> str:
+    present = [(key, label) for key, label in BACKENDS if key in runs]
+    if not present:
+        return "No results yet: run `make bench`.\n"
+    parts = ["### Runs", ""]
+    parts.append(
+        _table(
+            ["", *(label for _, label in present)],
+            [
+                ["date (UTC)", *(runs[key]["date"][:16].replace("T", " ") for key, _ in present)],
+                ["commit", *(_commit(runs[key]) for key, _ in present)],
+                ["machine", *(_machine(runs[key]) for key, _ in present)],
+                ["database", *(runs[key]["backend_version"] for key, _ in present)],
+                ["main dataset", *(_dataset(runs[key], "main") for key, _ in present)],
+                ["repetitions", *(str(runs[key]["options"]["repetitions"]) for key, _ in present)],
+            ],
+        )
+    )
+    parts += ["", "### Targets", ""]
+    goals = runs[present[0][0]]["targets"]
+    rows = []
+    for index, goal in enumerate(goals):
+        rows.append(
+            [
+                goal["title"],
+                f"{goal['goal']} {goal['unit']}",
+                *(_value(runs[key]["targets"][index]) for key, _ in present),
+            ]
+        )
+    parts.append(_table(["target", "goal", *(label for _, label in present)], rows))
+    for key, label in present:
+        parts += ["", *_details(label, runs[key])]
+    return "\n".join(parts) + "\n"
+
+
+def _commit(run: dict[str, Any]) -> str:
+    found = run["commit"]
+    return f"`{found['commit'][:10]}`" + (" (with uncommitted changes)" if found["dirty"] else "")
+
+
+def _machine(run: dict[str, Any]) -> str:
+    m = run["machine"]
+    return f"{m['cores']} cores, {m['memory_gib']} GiB, {m['cpu']}"
+
+
+def _dataset(run: dict[str, Any], name: str) -> str:
+    data = run["datasets"].get(name)
+    if not data:
+        return "n/a"
+    load = data["load"]
+    reused = ", reused" if data["reused"] else ""
+    return (
+        f"{data['events']:,} events, {data['users']:,} users, {data['days']} days{reused}; "
+        f"loaded at {load['ingest_events_per_s']:,} events/s"
+    )
+
+
+def _details(label: str, run: dict[str, Any]) -> list[str]:
+    steps = run["steps"]
+    out = [f"### {label} in detail", ""]
+    out.append(
+        "Times are median / p95 in milliseconds (± spread: interquartile range as a "
+        f"share of the median), over {run['options']['repetitions']} warm repetitions."
+    )
+    for title, render_step, name in (
+        ("Datasets", _datasets_md, None),
+        ("1. Ingest", _ingest_md, "ingest"),
+        ("2. Report latency", _reports_md, "reports"),
+        ("3. Rollups vs plain GROUP BY vs DuckDB", _compare_md, "compare"),
+        ("4. Export", _export_md, "export"),
+        ("5. Search as you type", _search_md, "search"),
+        ("6. Scaling", _scaling_md, "scaling"),
+        ("7. User Usage page", _page_md, "page"),
+    ):
+        out += ["", f"#### {title} ({label})", ""]
+        step = run if name is None else steps.get(name)
+        if step is None:
+            out.append("Not run.")
+        elif name is not None and step.get("status") != "ok":
+            out.append(f"No figure: {step.get('reason') or step.get('error')}.")
+        else:
+            out.append(render_step(step))
+    return out
+
+
+def _datasets_md(run: dict[str, Any]) -> str:
+    rows = []
+    for name, data in run["datasets"].items():
+        load = data["load"]
+        tenths = load.get("ingest_events_per_s_by_tenth") or []
+        rows.append(
+            [
+                name,
+                f"{data['events']:,}",
+                f"{data['users']:,}",
+                data["end"][:16].replace("T", " "),
+                "yes" if data["reused"] else "no",
+                f"{load['ingest_events_per_s']:,}",
+                f"{tenths[0]:,} → {tenths[-1]:,}" if tenths else "",
+            ]
+        )
+    return _table(
+        [
+            "dataset",
+            "events",
+            "users",
+            "data up to (UTC)",
+            "reused",
+            "bulk load, events/s",
+            "first → last tenth",
+        ],
+        rows,
+    )
+
+
+def _ingest_md(step: dict[str, Any]) -> str:
+    http, imported = step["http"], step["import"]
+    return _table(
+        ["path", "events", "events/s: median (slowest 5%, ± spread)", "note"],
+        [
+            [
+                f"HTTP, {http['clients']} clients x batches of {http['batch_size']}",
+                f"{http['events']:,}",
+                _rate(http["events_per_s"]),
+                f"request median / p95: {_ms(http['request_ms'])} ms",
+            ],
+            [
+                "`tokenledger import` (JSON Lines)",
+                f"{imported['files']} x {imported['events_per_file']:,}",
+                _rate(imported["events_per_s"]),
+                _import_note(imported),
+            ],
+        ],
+    )
+
+
+def _import_note(imported: dict[str, Any]) -> str:
+    start = imported["process_startup_s"]
+    net = imported["median_events_per_s_without_startup"]
+    if net is None:
+        return f"each run includes a {start} s process start (files too small to separate it)"
+    return f"{net:,} without the {start} s process start"
+
+
+def _reports_md(step: dict[str, Any]) -> str:
+    rows = [
+        [
+            f"{row['name']}",
+            f"{row['start']} .. {row['end']}",
+            _ms(row["server_ms"]),
+            _ms(row["http_ms"]),
+        ]
+        for row in step["reports"]
+    ]
+    return f"Zone {step['zone']}.\n\n" + _table(["report", "dates", "server", "HTTP"], rows)
+
+
+def _compare_md(step: dict[str, Any]) -> str:
+    rows = [
+        [
+            row["name"],
+            f"{row['users']:,}",
+            _ms(row["rollups_ms"]),
+            _ms(row["group_by_ms"]),
+            _ms(row["duckdb_ms"]),
+            f"{row['group_by_over_rollups']}x",
+            f"{row['duckdb_over_rollups']}x",
+            "yes" if row["agree"] else f"**NO** {row['users_differing']}",
+        ]
+        for row in step["reports"]
+    ]
+    return f"DuckDB {step['duckdb_version']}.\n\n" + _table(
+        [
+            "report",
+            "users",
+            "rollups",
+            "GROUP BY",
+            "DuckDB",
+            "GROUP BY / rollups",
+            "DuckDB / rollups",
+            "identical numbers",
+        ],
+        rows,
+    )
+
+
+def _export_md(step: dict[str, Any]) -> str:
+    rows = [
+        [
+            f"{row['granularity']} ({row['range']})",
+            f"{row['rows']:,}",
+            _rate(row["rows_per_s"]),
+            f"{row['rss_before_mib']} → {row['rss_peak_mib']} (+{row['rss_growth_mib']})",
+        ]
+        for row in step["exports"]
+    ]
+    return _table(["export", "rows", "rows/s", "server RSS MiB: before → peak"], rows)
+
+
+def _search_md(step: dict[str, Any]) -> str:
+    rows = [
+        [
+            f"{data['users']:,}",
+            f"{length['letters']} ({', '.join(length['queries'])})",
+            f"{length['active_matching_users_mean']:,}",
+            _ms(length["server_ms"]),
+            _ms(length["http_ms"]),
+        ]
+        for data in step["datasets"]
+        for length in data["lengths"]
+    ]
+    return f"Last {step['range_days']} days, page 1.\n\n" + _table(
+        ["users", "letters typed", "matching users with usage", "server", "HTTP"], rows
+    )
+
+
+def _scaling_md(step: dict[str, Any]) -> str:
+    small, large = step["small"]["events"], step["large"]["events"]
+    rows = [
+        [
+            row["name"],
+            _ms(row["small_ms"]),
+            _ms(row["large_ms"]),
+            row["ratio_median"],
+            row["ratio_p95"],
+        ]
+        for row in step["reports"]
+    ]
+    return _table(
+        ["report", f"{small:,} events", f"{large:,} events", "ratio (medians)", "ratio (p95)"],
+        rows,
+    )
+
+
+def _page_md(step: dict[str, Any]) -> str:
+    first = step["first_rows_s"]
+    return f"First rows after {first['median']} s (p95 {first['p95']} s)."

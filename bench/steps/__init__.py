@@ -1,0 +1,1 @@
+"""One module per measured item of the benchmark."""

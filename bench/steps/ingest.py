@@ -1,0 +1,155 @@
+"""Item 1: ingest throughput over HTTP and through ``tokenledger import``.
+
+HTTP: one ``tokenledger serve`` process on an empty database, 4 clients posting
+batches of 1000 events to ``/api/v1/events`` at the same time. Bodies are encoded
+before the clock starts. A repetition is a round in which each client posts its share
+of batches; its rate is the round's events over the round's wall time (the slowest
+client ends it, so the figure errs low). Every answer must accept all 1000 events.
+
+Import: ``tokenledger import`` of JSON Lines files, one process per file, into one
+database that grows as a back-fill would. A file's rate includes the start of the
+process, which is measured on its own (an empty file) and reported beside it.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx2 as httpx
+import orjson
+
+from bench.context import Context, serve
+from bench.generate import Generator
+from bench.progress import say
+from bench.stats import percentile, summarize
+
+CLIENTS = 4
+BATCH = 1000
+
+
+def run(ctx: Context) -> dict[str, Any]:
+    return {"status": "ok", "http": http_ingest(ctx), "import": file_import(ctx)}
+
+
+def _events(ctx: Context, count: int, seed_offset: int) -> list[dict[str, Any]]:
+    options = ctx.options
+    generator = Generator(
+        events=count,
+        users=options.users,
+        seed=options.seed + seed_offset,
+        days=options.days,
+        end=datetime.now(UTC),
+    )
+    return list(generator.events())
+
+
+def http_ingest(ctx: Context) -> dict[str, Any]:
+    options = ctx.options
+    rounds = options.repetitions
+    per_client = max(1, -(-options.ingest_events // (rounds * CLIENTS * BATCH)))
+    per_round = CLIENTS * per_client
+    events = _events(ctx, (rounds + 1) * per_round * BATCH, seed_offset=1)
+    bodies = [
+        orjson.dumps({"events": events[start : start + BATCH]})
+        for start in range(0, len(events), BATCH)
+    ]
+    url = ctx.backend.fresh("ingest-http")
+    latencies: list[float] = []
+    rates: list[float] = []
+    say(f"HTTP ingest: {CLIENTS} clients, {rounds} rounds of {per_round * BATCH:,} events")
+    with serve(ctx, url, scope="ingest") as served, ThreadPoolExecutor(CLIENTS) as pool:
+        clients = [
+            httpx.Client(
+                base_url=served.server.url, headers=dict(served.client.headers), timeout=600
+            )
+            for _ in range(CLIENTS)
+        ]
+        try:
+            for number in range(rounds + 1):  # round 0 warms up
+                mine = bodies[number * per_round : (number + 1) * per_round]
+                begin = time.perf_counter()
+                futures = [
+                    pool.submit(_post_all, clients[i], mine[i::CLIENTS]) for i in range(CLIENTS)
+                ]
+                round_latencies = [ms for future in futures for ms in future.result()]
+                elapsed = time.perf_counter() - begin
+                if number:
+                    latencies += round_latencies
+                    rates.append(per_round * BATCH / elapsed)
+        finally:
+            for client in clients:
+                client.close()
+    return {
+        "clients": CLIENTS,
+        "batch_size": BATCH,
+        "events": rounds * per_round * BATCH,
+        "events_per_s": summarize(rates, digits=0),
+        "request_ms": summarize(latencies),
+    }
+
+
+def _post_all(client: httpx.Client, bodies: list[bytes]) -> list[float]:
+    latencies = []
+    for body in bodies:
+        begin = time.perf_counter()
+        response = client.post(
+            "/api/v1/events", content=body, headers={"Content-Type": "application/json"}
+        )
+        latencies.append((time.perf_counter() - begin) * 1000)
+        if response.status_code != 200 or orjson.loads(response.content)["accepted"] != BATCH:
+            raise RuntimeError(f"ingest answered {response.status_code}: {response.text[:300]}")
+    return latencies
+
+
+def file_import(ctx: Context) -> dict[str, Any]:
+    options = ctx.options
+    files = options.repetitions
+    folder = options.data_dir / "import"
+    folder.mkdir(parents=True, exist_ok=True)
+    events = _events(ctx, files * options.import_events, seed_offset=2)
+    paths = []
+    for number in range(files):
+        path = folder / f"events-{number:02d}.jsonl"
+        chunk = events[number * options.import_events : (number + 1) * options.import_events]
+        path.write_bytes(b"".join(orjson.dumps(event) + b"\n" for event in chunk))
+        paths.append(path)
+    empty = folder / "empty.jsonl"
+    empty.write_bytes(b"")
+    url = ctx.backend.fresh("ingest-import")
+    say(f"Import: {files} files of {options.import_events:,} events")
+    startup = [_import(url, empty) for _ in range(3)]
+    seconds = [_import(url, path) for path in paths]
+    start_s = percentile(startup, 0.5)
+    rates = [options.import_events / s for s in seconds]
+    # Without the start: only meaningful when a file takes well beyond it.
+    work_s = percentile(seconds, 0.5) - start_s
+    net = round(options.import_events / work_s) if work_s > start_s else None
+    for path in [*paths, empty]:
+        path.unlink()
+    return {
+        "files": files,
+        "events_per_file": options.import_events,
+        "events_per_s": summarize(rates, digits=0),
+        "median_events_per_s_without_startup": net,
+        "process_startup_s": round(start_s, 2),
+    }
+
+
+def _import(url: str, path: Path) -> float:
+    begin = time.perf_counter()
+    done = subprocess.run(
+        [sys.executable, "-m", "tokenledger", "--database-url", url, "import", str(path)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    elapsed = time.perf_counter() - begin
+    if done.returncode != 0:
+        raise RuntimeError(f"tokenledger import failed ({done.returncode}): {done.stderr[-500:]}")
+    return elapsed

@@ -1,0 +1,108 @@
+"""A small run of the whole benchmark harness (``python -m bench``), as CI runs it.
+
+It checks that every step works and writes complete results, and that the rollup
+reports, the plain GROUP BY and DuckDB give identical numbers. No timing is asserted:
+the figures of a tiny dataset on a shared machine mean nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from bench.markdown import BEGIN, END
+
+from tests.support.postgres import Cluster
+
+ROOT = Path(__file__).resolve().parents[2]
+REPETITIONS = 3
+SMALL = [
+    "--events", "20000", "--users", "500", "--search-users", "1000",
+    "--repetitions", str(REPETITIONS), "--ingest-events", "8000", "--import-events", "2000",
+]  # fmt: skip
+STEPS = {"ingest", "reports", "compare", "export", "search", "scaling", "page"}
+
+
+def _run(tmp_path: Path, *extra: str) -> tuple[dict[str, Any], str]:
+    docs = tmp_path / "benchmarks.md"
+    docs.write_text(f"# Benchmarks\n\nProse before.\n\n{BEGIN}\nold\n{END}\n\nProse after.\n")
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "bench",
+            *SMALL,
+            *extra,
+            "--data-dir",
+            str(tmp_path / "data"),
+            "--results-dir",
+            str(tmp_path / "results"),
+            "--docs",
+            str(docs),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    [path] = (tmp_path / "results").glob("*.json")
+    return json.loads(path.read_text()), docs.read_text()
+
+
+def _check(results: dict[str, Any], docs: str, backend: str) -> None:
+    assert results["backend"] == backend
+    steps = results["steps"]
+    assert set(steps) == STEPS
+    for name in ("ingest", "reports", "compare", "search", "scaling"):
+        assert steps[name]["status"] == "ok", steps[name]
+    # Built in parallel elsewhere: measured when present, never faked when absent.
+    assert steps["export"]["status"] in {"ok", "not_available"}
+    assert steps["page"]["status"] in {"ok", "not_available", "not_measured"}
+
+    compare = steps["compare"]
+    assert compare["agree"] is True
+    assert [row["name"] for row in compare["reports"]] == ["365 days", "31 days"]
+    for row in compare["reports"]:
+        assert row["users"] > 0
+        assert row["users_differing"] == {"group_by": 0, "duckdb": 0}
+
+    reports = steps["reports"]["reports"]
+    assert len(reports) == 12
+    for row in reports:
+        assert row["server_ms"]["n"] == REPETITIONS
+        assert row["http_ms"]["n"] == REPETITIONS
+    assert steps["ingest"]["http"]["events_per_s"]["n"] == REPETITIONS
+    assert [d["users"] for d in steps["search"]["datasets"]] == [500, 1000]
+    assert len(steps["scaling"]["reports"]) == 12
+
+    assert results["datasets"]["main"]["load"]["events"] == 20000
+    assert {target["id"] for target in results["targets"]} >= {"ingest_http", "report_p95"}
+    for key in ("machine", "commit", "date", "backend_version"):
+        assert results[key]
+
+    assert "Prose before." in docs
+    assert "Prose after." in docs
+    assert "\nold\n" not in docs
+    assert "### Targets" in docs
+
+
+def test_bench_smoke_sqlite(tmp_path: Path) -> None:
+    results, docs = _run(tmp_path)
+    _check(results, docs, "sqlite")
+    assert results["datasets"]["main"]["reused"] is False
+    # A second run reuses the datasets it built.
+    again, _ = _run(tmp_path, "--steps", "compare")
+    assert again["datasets"]["main"]["reused"] is True
+    assert again["steps"]["compare"]["agree"] is True
+
+
+@pytest.mark.postgres
+def test_bench_smoke_postgresql(tmp_path: Path, postgres_cluster: Cluster) -> None:
+    results, docs = _run(tmp_path, "--database-url", postgres_cluster.admin_url)
+    _check(results, docs, "postgresql")
