@@ -79,8 +79,10 @@ def _read_meta(url: str) -> dict[str, Any] | None:
     try:
         with db.read() as conn:
             found = conn.execute(text("SELECT meta FROM bench_dataset")).scalar()
-        if found is None or not migrate.is_up_to_date(db):
+        if found is None:
             return None
+        # An older schema is upgraded, as an installation is: migrations carry data.
+        migrate.upgrade(db)
         meta: dict[str, Any] = json.loads(found)
         return meta
     except (SQLAlchemyError, DatabaseUnavailable):  # no database or table: not built (fully)

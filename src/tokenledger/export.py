@@ -223,7 +223,7 @@ def read_event_page(
 ) -> Sequence[Sequence[Any]]:
     """The next ``page_size`` events after the keyset ``after`` = (started_us, id), as
     rows of ``id, started_us, event_id, user_id, name, email`` then the event's fields."""
-    match_sql, match_params = users.sql()
+    match_sql, match_params = users.sql(sqlite=db.is_sqlite)
     member = f" AND e.user_pk IN (SELECT id FROM users WHERE {match_sql})" if users.active else ""
     params = {
         "after_us": after[0],

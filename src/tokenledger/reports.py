@@ -19,12 +19,14 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.sql.elements import TextClause
 
 from tokenledger.localdays import BucketPlan, LocalRange, plan_buckets
-from tokenledger.search import like_pattern
+from tokenledger.search import fold
 from tokenledger.store.database import Database
 from tokenledger.store.rollups import RAW_SUMS
 from tokenledger.store.schema import METRICS
 
 _N = len(METRICS)
+# Usage as a plain list: the metrics in METRICS order, then first_us and last_us.
+Raw = list[Any]
 SORT_COLUMNS = (
     "user_id",
     "name",
@@ -129,11 +131,17 @@ class UserFilter:
     def active(self) -> bool:
         return bool(self.q and self.q.strip()) or self.user_id is not None
 
-    def sql(self, alias: str = "users") -> tuple[str, dict[str, Any]]:
+    def sql(self, alias: str = "users", *, sqlite: bool) -> tuple[str, dict[str, Any]]:
+        """A WHERE condition on ``alias`` (a users row) and its parameters.
+
+        The search is a plain substring test of the folded text (instr / strpos): no
+        pattern language to escape, and faster than LIKE on 100,000s of users.
+        """
         clauses, params = [], {}
         if self.q and self.q.strip():
-            clauses.append(f"{alias}.search_key LIKE :q_pattern ESCAPE '\\'")
-            params["q_pattern"] = like_pattern(self.q)
+            function = "instr" if sqlite else "strpos"
+            clauses.append(f"{function}({alias}.search_key, :q_folded) > 0")
+            params["q_folded"] = fold(self.q.strip())
         if self.user_id is not None:
             clauses.append(f"{alias}.external_id = :user_id")
             params["user_id"] = self.user_id
@@ -153,101 +161,111 @@ class UsageReader:
         self, start_us: int, end_us: int, users: UserFilter, *, with_first: bool = True
     ) -> dict[int, Usage]:
         """Usage per user pk over ``[start_us, end_us)`` (users with requests only)."""
+        raw = self.per_user_raw(start_us, end_us, users)
+        if with_first:
+            self.fill_first(raw, plan_buckets(start_us, end_us))
+        return {pk: Usage(*values) for pk, values in raw.items()}
+
+    def per_user_raw(self, start_us: int, end_us: int, users: UserFilter) -> dict[int, Raw]:
+        """Like :meth:`per_user` but as plain lists (metrics, first_us, last_us), without
+        first requests from whole days (see :meth:`fill_first`): a report over 10,000s of
+        users builds no object per user.
+
+        One statement: the matching users are found once (a search text is a scan of
+        the users table; no index serves a substring), then the whole days (two index
+        seeks per user) and the edges (scans of the hour and quarter rollups).
+        """
         plan = plan_buckets(start_us, end_us)
-        result: dict[int, Usage] = {}
+        params: dict[str, Any] = {"a": start_us, "b": end_us}
+        match_sql, match_params = users.sql("u", sqlite=self.db.is_sqlite)
+        params.update(match_params)
+        # Users whose activity span misses the range cannot have usage in it.
+        ctes = [
+            "m AS MATERIALIZED (SELECT u.id FROM users u "
+            f"WHERE {match_sql} AND u.last_us >= :a AND u.first_us < :b)"
+        ]
+        selects: list[str] = []
         if plan.days is not None:
-            self._add_days(result, plan, start_us, end_us, users)
-        self._add_edges(result, plan, users)
-        if with_first and plan.days is not None:
-            self.fill_first(result, plan)
+            params["ds"], params["de"] = plan.days
+            ctes.extend(self._day_ctes())
+            selects.append(self._day_select())
+        edges = self._edge_select(plan, params, filtered=users.active)
+        if edges:
+            selects.append(edges)
+        result: dict[int, Raw] = {}
+        if selects:
+            query = f"WITH {', '.join(ctes)} " + " UNION ALL ".join(selects)
+            self._add_rows(result, text(query), params)
         return result
 
-    def _add_edges(self, result: dict[int, Usage], plan: BucketPlan, users: UserFilter) -> None:
-        """The hour, quarter-hour and raw pieces of the range, in one statement: a
-        search text is matched once (a scan of the users table; no index serves a
-        substring) and only the matching users' rows leave the database."""
-        parts: list[str] = []
-        params: dict[str, Any] = {}
-        pieces = [("rollup_user_hour", "bucket", r) for r in plan.hours]
-        pieces += [("rollup_user_quarter", "bucket", r) for r in plan.quarters]
-        pieces += [("events", "started_us", r) for r in plan.raw]
-        for index, (table, column, (first, last)) in enumerate(pieces):
-            columns = _RAW_ROW if table == "events" else _BUCKET_ROW
-            parts.append(
-                f"SELECT {columns} FROM {table} "
-                f"WHERE {column} >= :lo{index} AND {column} < :hi{index}"
-            )
-            params[f"lo{index}"], params[f"hi{index}"] = first, last
-        if not parts:
-            return
-        prefix = member = ""
-        if users.active:
-            match_sql, match_params = users.sql()
-            prefix = f"WITH m AS MATERIALIZED (SELECT id FROM users WHERE {match_sql}) "
-            member = " AND user_pk IN (SELECT id FROM m)"
-            params.update(match_params)
-        union = " UNION ALL ".join(part + member for part in parts)
-        query = (
-            f"{prefix}SELECT user_pk, {_sums()}, min(first_us), max(last_us) "
-            f"FROM ({union}) AS e GROUP BY user_pk"
-        )
-        self._add_rows(result, text(query), params)
+    def _day_ctes(self) -> list[str]:
+        if not self.db.is_sqlite:
+            return []
+        return [
+            "s AS MATERIALIZED (SELECT m.id AS user_pk, "
+            " (SELECT d.id FROM rollup_user_day d WHERE d.user_pk = m.id AND d.day < :de "
+            "  ORDER BY d.day DESC LIMIT 1) AS hi_id, "
+            " (SELECT d.id FROM rollup_user_day d WHERE d.user_pk = m.id AND d.day < :ds "
+            "  ORDER BY d.day DESC LIMIT 1) AS lo_id FROM m)"
+        ]
 
-    def _add_rows(
-        self, result: dict[int, Usage], query: TextClause, params: dict[str, Any]
-    ) -> None:
-        for row in self.conn.execute(query, params):
-            usage = result.get(row[0])
-            if usage is None:  # the metrics, first_us, last_us: Usage's own field order
-                result[row[0]] = Usage(*row[1 : 3 + _N])
-            else:
-                usage.add(row[1 : 1 + _N], row[1 + _N], row[2 + _N])
-
-    def _add_days(
-        self,
-        result: dict[int, Usage],
-        plan: BucketPlan,
-        start_us: int,
-        end_us: int,
-        users: UserFilter,
-    ) -> None:
-        assert plan.days is not None
-        day_start, day_end = plan.days
-        match_sql, match_params = users.sql("u")
+    def _day_select(self) -> str:
+        """The whole days: each user's running totals at the end minus at the start."""
         diffs = ", ".join(f"hi.cum_{name} - coalesce(lo.cum_{name}, 0)" for name in METRICS)
-        # Users whose activity span misses the range cannot have usage in it.
-        matched = (
-            f"SELECT u.id FROM users u WHERE {match_sql} AND u.last_us >= :a AND u.first_us < :b"
-        )
-        if self.db.is_sqlite:
-            query = text(
-                f"WITH m AS MATERIALIZED ({matched}), "
-                "s AS MATERIALIZED (SELECT m.id AS user_pk, "
-                " (SELECT d.id FROM rollup_user_day d WHERE d.user_pk = m.id AND d.day < :de "
-                "  ORDER BY d.day DESC LIMIT 1) AS hi_id, "
-                " (SELECT d.id FROM rollup_user_day d WHERE d.user_pk = m.id AND d.day < :ds "
-                "  ORDER BY d.day DESC LIMIT 1) AS lo_id FROM m) "
+        if self.db.is_sqlite:  # ids by seek in the CTE, then rows by rowid
+            return (
                 f"SELECT s.user_pk, {diffs}, NULL, hi.day_last_us FROM s "
                 "JOIN rollup_user_day hi ON hi.id = s.hi_id "
                 "LEFT JOIN rollup_user_day lo ON lo.id = s.lo_id "
                 "WHERE hi.day >= :ds"
             )
-        else:
-            query = text(
-                f"SELECT m.id, {diffs}, NULL, hi.day_last_us FROM ({matched}) m "
-                "JOIN LATERAL (SELECT * FROM rollup_user_day d WHERE d.user_pk = m.id "
-                " AND d.day < :de ORDER BY d.day DESC LIMIT 1) hi ON hi.day >= :ds "
-                "LEFT JOIN LATERAL (SELECT * FROM rollup_user_day d WHERE d.user_pk = m.id "
-                " AND d.day < :ds ORDER BY d.day DESC LIMIT 1) lo ON true"
-            )
-        self._add_rows(
-            result,
-            query,
-            {"ds": day_start, "de": day_end, "a": start_us, "b": end_us, **match_params},
+        return (
+            f"SELECT m.id, {diffs}, NULL, hi.day_last_us FROM m "
+            "JOIN LATERAL (SELECT * FROM rollup_user_day d WHERE d.user_pk = m.id "
+            " AND d.day < :de ORDER BY d.day DESC LIMIT 1) hi ON hi.day >= :ds "
+            "LEFT JOIN LATERAL (SELECT * FROM rollup_user_day d WHERE d.user_pk = m.id "
+            " AND d.day < :ds ORDER BY d.day DESC LIMIT 1) lo ON true"
         )
 
-    def fill_first(self, result: dict[int, Usage], plan: BucketPlan | None = None) -> None:
-        """Set ``first_us`` where the whole-day part may hold the first request.
+    @staticmethod
+    def _edge_select(plan: BucketPlan, params: dict[str, Any], *, filtered: bool) -> str:
+        """The hour, quarter-hour and raw pieces of the range, summed per user."""
+        parts: list[str] = []
+        pieces = [("rollup_user_hour", "bucket", r) for r in plan.hours]
+        pieces += [("rollup_user_quarter", "bucket", r) for r in plan.quarters]
+        pieces += [("events", "started_us", r) for r in plan.raw]
+        member = " AND user_pk IN (SELECT id FROM m)" if filtered else ""
+        for index, (table, column, (first, last)) in enumerate(pieces):
+            columns = _RAW_ROW if table == "events" else _BUCKET_ROW
+            parts.append(
+                f"SELECT {columns} FROM {table} "
+                f"WHERE {column} >= :lo{index} AND {column} < :hi{index}{member}"
+            )
+            params[f"lo{index}"], params[f"hi{index}"] = first, last
+        if not parts:
+            return ""
+        return (
+            f"SELECT user_pk, {_sums()}, min(first_us), max(last_us) "
+            f"FROM ({' UNION ALL '.join(parts)}) AS e GROUP BY user_pk"
+        )
+
+    def _add_rows(self, result: dict[int, Raw], query: TextClause, params: dict[str, Any]) -> None:
+        """Add each row ``(user_pk, metrics..., first_us, last_us)`` to ``result``."""
+        for row in self.conn.execute(query, params).all():
+            current = result.get(row[0])
+            if current is None:
+                result[row[0]] = list(row[1:])
+                continue
+            for i in range(_N):
+                current[i] += row[1 + i]
+            first_us, last_us = row[1 + _N], row[2 + _N]
+            if first_us is not None and (current[_N] is None or first_us < current[_N]):
+                current[_N] = first_us
+            if last_us is not None and (current[_N + 1] is None or last_us > current[_N + 1]):
+                current[_N + 1] = last_us
+
+    def fill_first(self, result: dict[int, Raw], plan: BucketPlan | None = None) -> None:
+        """Set the first request where the whole-day part may hold it.
 
         The day part gives sums and the last request but not the first; one seek per
         user finds the first day with activity. Call it only for the rows shown
@@ -260,12 +278,12 @@ class UsageReader:
             "SELECT day_first_us FROM rollup_user_day WHERE user_pk = :pk "
             "AND day >= :ds AND day < :de ORDER BY day LIMIT 1"
         )
-        for user_pk, usage in result.items():
+        for user_pk, values in result.items():
             first = self.conn.execute(
                 query, {"pk": user_pk, "ds": day_start, "de": day_end}
             ).scalar()
-            if first is not None and (usage.first_us is None or first < usage.first_us):
-                usage.first_us = first
+            if first is not None and (values[_N] is None or first < values[_N]):
+                values[_N] = first
 
     def profiles(self, user_pks: Iterable[int]) -> dict[int, tuple[str, str | None, str | None]]:
         """``{pk: (external_id, name, email)}``."""
@@ -282,7 +300,7 @@ class UsageReader:
     def matching_users(
         self, users: UserFilter
     ) -> Iterator[tuple[int, str, str | None, str | None]]:
-        match_sql, params = users.sql()
+        match_sql, params = users.sql(sqlite=self.db.is_sqlite)
         yield from self.conn.execute(
             text(f"SELECT id, external_id, name, email FROM users WHERE {match_sql}"), params
         )
@@ -319,7 +337,7 @@ class UsageReader:
             return {}
         lo, hi = min(wanted), max(wanted) + 1
         if users.active:
-            match_sql, params = users.sql()
+            match_sql, params = users.sql(sqlite=self.db.is_sqlite)
             query = text(
                 f"SELECT bucket, {_sums()}, min(first_us), max(last_us) FROM rollup_user_{grain} "
                 f"WHERE bucket >= :lo AND bucket < :hi AND user_pk IN "
@@ -345,7 +363,7 @@ class UsageReader:
         return found
 
     def _raw_sum(self, lo: int, hi: int, users: UserFilter) -> Usage:
-        match_sql, params = users.sql()
+        match_sql, params = users.sql(sqlite=self.db.is_sqlite)
         member = f" AND user_pk IN (SELECT id FROM users WHERE {match_sql})" if users.active else ""
         row = self.conn.execute(
             text(
@@ -391,70 +409,129 @@ def parse_sort(sort: str) -> tuple[str, bool]:
     return column, descending
 
 
-def _metric_key(column: str) -> Any:
-    def key(row: UserUsage) -> int:
-        usage = row.usage
-        if column == "total_tokens":
-            return usage.total_tokens
-        if column in {"first_request_at", "last_request_at"}:
-            value = usage.first_us if column == "first_request_at" else usage.last_us
-            return value if value is not None else -(2**63)
-        result: int = getattr(usage, column)
-        return result
-
-    return key
+_METRIC_INDEX = {name: index for index, name in enumerate(METRICS)}
+_MISSING = -(2**63)  # sorts "no request" before every instant
 
 
-def _text_key(column: str) -> Any:
-    def key(row: UserUsage) -> tuple[str, str]:
-        value: str = getattr(row, column) or ""
-        return (value.casefold(), value)
+def _raw_key(column: str) -> Any:
+    """Sort key of a :data:`Raw` for a usage column."""
+    if column == "total_tokens":
+        return lambda raw: raw[2] + raw[3]
+    if column in {"first_request_at", "last_request_at"}:
+        index = _N if column == "first_request_at" else _N + 1
+        return lambda raw: _MISSING if raw[index] is None else raw[index]
+    index = _METRIC_INDEX[column]
+    return lambda raw: raw[index]
 
-    return key
+
+def _text_key(value: str | None) -> tuple[str, str]:
+    text_value = value or ""
+    return (text_value.casefold(), text_value)
+
+
+def _profile_key(column: str) -> Any:
+    position = {"user_id": 0, "name": 1, "email": 2}[column]
+    return lambda profile: _text_key(profile[position])
 
 
 def sort_rows(rows: list[UserUsage], sort: str) -> None:
     """Sort in place by ``sort``; ties broken by user id (ascending)."""
     column, descending = parse_sort(sort)
-    key = _text_key(column) if column in _TEXT_SORTS else _metric_key(column)
     rows.sort(key=lambda row: row.user_id)
-    rows.sort(key=key, reverse=descending)
+    if column in _TEXT_SORTS:
+        rows.sort(key=lambda row: _text_key(getattr(row, column)), reverse=descending)
+    else:
+        key = _raw_key(column)
+        rows.sort(key=lambda row: key(_as_raw(row.usage)), reverse=descending)
 
 
-def _fill_profiles(reader: UsageReader, rows: Sequence[UserUsage]) -> None:
-    profiles = reader.profiles(row.user_pk for row in rows)
-    for row in rows:
-        row.user_id, row.name, row.email = profiles[row.user_pk]
+def _as_raw(usage: Usage) -> Raw:
+    return [*(getattr(usage, name) for name in METRICS), usage.first_us, usage.last_us]
 
 
-def _sorted_window(
-    reader: UsageReader, rows: list[UserUsage], sort: str, window: slice
-) -> list[UserUsage]:
-    """``rows`` sorted by a usage column, exact (ties by user id) inside ``window``.
+Profile = tuple[str, str | None, str | None]
 
-    Sorting 10,000 rows by a number is cheap; fetching every user id for the tie
-    break is not, so ids are fetched only for the rows that tie with the window's
-    edges. Rows outside the window stay in number order.
-    """
+
+def _order(
+    reader: UsageReader,
+    items: list[tuple[int, Raw]],
+    profiles: dict[int, Profile],
+    sort: str,
+    window: slice | None,
+) -> None:
+    """Sort ``items`` in report order: exact everywhere when ``profiles`` holds every
+    user, else exact inside ``window`` (ids are fetched only for the rows that tie with
+    the window's edges; sorting 10,000 numbers is cheap, 10,000 id look-ups are not)."""
     column, descending = parse_sort(sort)
-    key = _metric_key(column)
-    rows.sort(key=key, reverse=descending)
-    first, stop, _ = window.indices(len(rows))
-    if first >= stop:
-        return rows
-    low_key, high_key = key(rows[first]), key(rows[stop - 1])
-    lo = first
-    while lo > 0 and key(rows[lo - 1]) == low_key:
-        lo -= 1
-    hi = stop
-    while hi < len(rows) and key(rows[hi]) == high_key:
-        hi += 1
-    block = rows[lo:hi]
-    _fill_profiles(reader, block)
-    block.sort(key=lambda row: row.user_id)
-    block.sort(key=key, reverse=descending)
-    rows[lo:hi] = block
-    return rows
+    if column in _TEXT_SORTS:
+        key = _profile_key(column)
+        items.sort(key=lambda item: profiles[item[0]][0])
+        items.sort(key=lambda item: key(profiles[item[0]]), reverse=descending)
+        return
+    raw_key = _raw_key(column)
+    items.sort(key=lambda item: raw_key(item[1]), reverse=descending)
+    if window is None:
+        groups: list[tuple[int, int]] = [(0, len(items))]
+    else:
+        first, stop, _ = window.indices(len(items))
+        if first >= stop:
+            return
+        low, high = raw_key(items[first][1]), raw_key(items[stop - 1][1])
+        while first > 0 and raw_key(items[first - 1][1]) == low:
+            first -= 1
+        while stop < len(items) and raw_key(items[stop][1]) == high:
+            stop += 1
+        groups = [(first, stop)]
+    for lo, hi in groups:
+        block = items[lo:hi]
+        missing = [pk for pk, _ in block if pk not in profiles]
+        profiles.update(reader.profiles(missing))
+        block.sort(key=lambda item: profiles[item[0]][0])
+        block.sort(key=lambda item: raw_key(item[1]), reverse=descending)
+        items[lo:hi] = block
+
+
+@dataclass
+class _Rows:
+    items: list[tuple[int, Raw]]  # (user pk, raw usage) in report order
+    profiles: dict[int, Profile]
+
+
+def _collect(
+    reader: UsageReader,
+    local_range: LocalRange,
+    users: UserFilter,
+    *,
+    sort: str,
+    include_inactive: bool,
+    window: slice | None,
+) -> _Rows:
+    column, _ = parse_sort(sort)
+    plan = plan_buckets(local_range.start_us, local_range.end_us)
+    raw = reader.per_user_raw(local_range.start_us, local_range.end_us, users)
+    profiles: dict[int, Profile] = {}
+    if include_inactive:
+        for pk, user_id, name, email in reader.matching_users(users):
+            profiles[pk] = (user_id, name, email)
+            if pk not in raw:
+                raw[pk] = [0] * _N + [None, None]
+    everything = window is None or column in _TEXT_SORTS or column == "first_request_at"
+    if everything:
+        profiles.update(reader.profiles(pk for pk in raw if pk not in profiles))
+        reader.fill_first({pk: values for pk, values in raw.items() if values[0]}, plan)
+    items = list(raw.items())
+    _order(reader, items, profiles, sort, None if everything else window)
+    if not everything:
+        assert window is not None
+        page = dict(items[window])
+        reader.fill_first({pk: values for pk, values in page.items() if values[0]}, plan)
+        profiles.update(reader.profiles(pk for pk in page if pk not in profiles))
+    return _Rows(items, profiles)
+
+
+def _user_usage(pk: int, values: Raw, profiles: dict[int, Profile]) -> UserUsage:
+    user_id, name, email = profiles[pk]
+    return UserUsage(pk, user_id, name, email, Usage(*values))
 
 
 def all_rows(
@@ -464,37 +541,25 @@ def all_rows(
     *,
     sort: str,
     include_inactive: bool = False,
-    window: slice | None = None,
 ) -> list[UserUsage]:
-    """Every matching user's row in report order.
+    """Every matching user's row in report order, complete (for exports)."""
+    rows = _collect(
+        reader, local_range, users, sort=sort, include_inactive=include_inactive, window=None
+    )
+    return [_user_usage(pk, values, rows.profiles) for pk, values in rows.items]
 
-    With ``window`` (a page), only the rows in it are guaranteed to carry first
-    request, user id, name and e-mail; without, every row does (exports).
-    """
-    column, _ = parse_sort(sort)
-    plan = plan_buckets(local_range.start_us, local_range.end_us)
-    everything = window is None or column in _TEXT_SORTS or column == "first_request_at"
-    usage = reader.per_user(local_range.start_us, local_range.end_us, users, with_first=False)
-    if include_inactive:
-        rows = [
-            UserUsage(pk, user_id, name, email, usage.get(pk) or Usage())
-            for pk, user_id, name, email in reader.matching_users(users)
-        ]
-    else:
-        rows = [UserUsage(pk, "", None, None, values) for pk, values in usage.items()]
-        if everything:
-            _fill_profiles(reader, rows)
-    if everything:
-        reader.fill_first({row.user_pk: row.usage for row in rows if row.usage.requests}, plan)
-        sort_rows(rows, sort)
-        return rows
-    assert window is not None
-    rows = _sorted_window(reader, rows, sort, window)
-    page = rows[window]
-    reader.fill_first({row.user_pk: row.usage for row in page if row.usage.requests}, plan)
-    if not include_inactive:
-        _fill_profiles(reader, page)
-    return rows
+
+def _totals(items: list[tuple[int, Raw]]) -> Usage:
+    """Sums over every row (column by column, in C); the first request is left out
+    (it is not known without a seek per user) and the last is the latest."""
+    if not items:
+        return Usage()
+    columns = list(zip(*(values for _, values in items), strict=True))
+    sums = [sum(columns[i]) for i in range(_N)]
+    lasts = [value for value in columns[_N + 1] if value is not None]
+    totals = Usage(*sums)
+    totals.last_us = max(lasts) if lasts else None
+    return totals
 
 
 def user_usage(
@@ -510,7 +575,7 @@ def user_usage(
     """The User Usage report: one page of rows plus totals over all matching users."""
     window = slice(offset, offset + limit)
     with db.read() as conn:
-        rows = all_rows(
+        rows = _collect(
             UsageReader(db, conn),
             local_range,
             UserFilter(q=q),
@@ -518,11 +583,8 @@ def user_usage(
             include_inactive=include_inactive,
             window=window,
         )
-    totals = Usage()
-    for row in rows:
-        totals.merge(row.usage)
-    totals.first_us = None  # not known without a seek per user; reports omit it
-    return UserUsageReport(local_range, len(rows), totals, rows[window])
+    page = [_user_usage(pk, values, rows.profiles) for pk, values in rows.items[window]]
+    return UserUsageReport(local_range, len(rows.items), _totals(rows.items), page)
 
 
 @dataclass

@@ -32,10 +32,3 @@ def fold(text: str) -> str:
 def search_key(external_id: str, name: str | None, email: str | None) -> str:
     """What a user's row is matched against: name, email and id, folded."""
     return "\n".join(fold(part) for part in (name or "", email or "", external_id))
-
-
-def like_pattern(query: str) -> str:
-    """A LIKE pattern (escape character ``\\``) matching ``query`` anywhere."""
-    folded = fold(query.strip())
-    escaped = folded.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    return f"%{escaped}%"
