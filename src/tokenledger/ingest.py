@@ -13,6 +13,7 @@ from typing import Any
 
 from tokenledger.events import Event, Rejection, validate_event
 from tokenledger.store.database import Database
+from tokenledger.store.group_commit import GroupCommit
 from tokenledger.store.writes import BatchResult, Outcome, store_batch
 
 
@@ -92,10 +93,17 @@ def validate_all(
 
 
 def ingest(
-    db: Database, raw_events: Sequence[Any], *, now_us: int, future_tolerance_s: int = 300
+    db: Database | GroupCommit,
+    raw_events: Sequence[Any],
+    *,
+    now_us: int,
+    future_tolerance_s: int = 300,
 ) -> BatchResult:
-    """Validate and store ``raw_events``; returns after the commit."""
+    """Validate and store ``raw_events``; returns after the commit (alone, or with the
+    other batches waiting when ``db`` is a :class:`GroupCommit`)."""
     items = validate_all(raw_events, now_us=now_us, future_tolerance_s=future_tolerance_s)
+    if isinstance(db, GroupCommit):
+        return db.store(items, now_us=now_us)
     return store_batch(db, items, now_us=now_us)
 
 

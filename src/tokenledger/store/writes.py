@@ -56,8 +56,19 @@ def conflict(event_id: str) -> Rejection:
     )
 
 
-def store_batch(db: Database, items: Sequence[Event | Rejection], *, now_us: int) -> BatchResult:
-    """Store the valid events of ``items``; return one outcome per item, in order."""
+@dataclass
+class _Pending:
+    """A batch checked on its own: outcomes known so far, first occurrence of each id."""
+
+    outcomes: list[Outcome | None]
+    first_seen: dict[str, tuple[int, Event]]
+
+    @property
+    def candidates(self) -> list[Event]:
+        return [event for _, event in self.first_seen.values()]
+
+
+def _prepare(items: Sequence[Event | Rejection]) -> _Pending:
     outcomes: list[Outcome | None] = [None] * len(items)
     first_seen: dict[str, tuple[int, Event]] = {}
     for index, item in enumerate(items):
@@ -69,25 +80,51 @@ def store_batch(db: Database, items: Sequence[Event | Rejection], *, now_us: int
             outcomes[index] = Outcome("duplicate", item.event_id)
         else:
             outcomes[index] = Outcome("rejected", item.event_id, conflict(item.event_id))
+    return _Pending(outcomes, first_seen)
 
-    candidates = [event for _, event in first_seen.values()]
-    if candidates:
-        stored = db.run_write(lambda conn: _write(db, conn, candidates, now_us=now_us))
-        for event_id, (index, event) in first_seen.items():
-            found = stored.get(event_id)
-            if found is None:
-                outcomes[index] = Outcome("accepted", event_id)
-            elif found == event.content_hash:
-                outcomes[index] = Outcome("duplicate", event_id)
-            else:
-                outcomes[index] = Outcome("rejected", event_id, conflict(event_id))
+
+def _finish(pending: _Pending, stored: dict[str, bytes]) -> BatchResult:
+    outcomes = pending.outcomes
+    for event_id, (index, event) in pending.first_seen.items():
+        found = stored.get(event_id)
+        if found is None:
+            outcomes[index] = Outcome("accepted", event_id)
+        elif found == event.content_hash:
+            outcomes[index] = Outcome("duplicate", event_id)
+        else:
+            outcomes[index] = Outcome("rejected", event_id, conflict(event_id))
     return BatchResult([outcome for outcome in outcomes if outcome is not None])
 
 
+def store_batch(db: Database, items: Sequence[Event | Rejection], *, now_us: int) -> BatchResult:
+    """Store the valid events of ``items``; return one outcome per item, in order."""
+    return store_batches(db, [(items, now_us)])[0]
+
+
+def store_batches(
+    db: Database, batches: Sequence[tuple[Sequence[Event | Rejection], int]]
+) -> list[BatchResult]:
+    """Store several ``(items, now_us)`` batches in one transaction (one commit), each
+    with the outcomes it would have alone, as if stored one after the other."""
+    pending = [_prepare(items) for items, _ in batches]
+    if not any(part.first_seen for part in pending):
+        return [_finish(part, {}) for part in pending]
+
+    def work(conn: Connection) -> list[dict[str, bytes]]:
+        if not db.is_sqlite:
+            _lock_users(conn, {e.user_id for part in pending for e in part.candidates})
+        return [
+            _write(db, conn, part.candidates, now_us=now) if part.first_seen else {}
+            for part, (_, now) in zip(pending, batches, strict=True)
+        ]
+
+    stored = db.run_write(work)
+    return [_finish(part, found) for part, found in zip(pending, stored, strict=True)]
+
+
 def _write(db: Database, conn: Connection, batch: list[Event], *, now_us: int) -> dict[str, bytes]:
-    """Insert what is new; return ``{event_id: stored hash}`` for ids already stored."""
-    if not db.is_sqlite:
-        _lock_users(conn, {event.user_id for event in batch})
+    """Insert what is new; return ``{event_id: stored hash}`` for ids already stored.
+    On PostgreSQL the caller holds the batch's user locks."""
     user_pks = _ensure_users(conn, batch)
     inserted = _insert_events(db, conn, batch, user_pks, now_us=now_us)
     new_events = [event for event in batch if event.event_id in inserted]

@@ -139,7 +139,7 @@ async def post_events(request: Request, ctx: Ctx, key: IngestKey) -> Response:
         return JSON(error_body(exc.code, exc.message), status_code=exc.status)
     result = await run_in_threadpool(
         ingest_service.ingest,
-        ctx.db,
+        ctx.writes,
         raw_events,
         now_us=now_us(ctx.clock),
         future_tolerance_s=settings.future_tolerance_s,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 from urllib.parse import urlencode
 
@@ -29,7 +31,15 @@ def create_app(
 ) -> FastAPI:
     """Build the TokenLedger web app. The database must already be migrated."""
     settings = settings or Settings()
+    ctx = AppContext(settings=settings, db=db or open_database(settings), clock=clock)
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        yield
+        ctx.writes.close()  # commit what was handed over before the process ends
+
     app = FastAPI(
+        lifespan=lifespan,
         title="TokenLedger",
         version=__version__,
         summary="Exact per-user AI usage: ingest events, read reports, export CSV.",
@@ -38,7 +48,7 @@ def create_app(
         openapi_url="/api/openapi.json",
         default_response_class=errors.JSON,
     )
-    app.state.ctx = AppContext(settings=settings, db=db or open_database(settings), clock=clock)
+    app.state.ctx = ctx
     app.state.templates = build_templates()
     errors.install(app)
     app.add_exception_handler(SignInRequired, _to_sign_in)

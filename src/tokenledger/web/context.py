@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from tokenledger.clock import Clock
 from tokenledger.settings import Settings
 from tokenledger.store.database import Database
+from tokenledger.store.group_commit import GroupCommit
 
 
 @dataclass
@@ -14,3 +15,8 @@ class AppContext:
     settings: Settings
     db: Database
     clock: Clock
+    # Ingest requests that arrive together share one commit.
+    writes: GroupCommit = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.writes = GroupCommit(self.db)

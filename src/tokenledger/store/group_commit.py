@@ -1,0 +1,98 @@
+"""Group commit: batches that arrive together are committed together.
+
+A commit waits for the disk (``fsync``); with several clients sending at once, one
+writer thread takes every batch waiting and stores them in one transaction, each with
+the outcomes it would have alone. Nothing is acknowledged before that commit, so
+durability is unchanged: only the waiting is shared.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from collections.abc import Sequence
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+
+from tokenledger.events import Event, Rejection
+from tokenledger.store.database import Database, DatabaseUnavailable
+from tokenledger.store.writes import BatchResult, store_batches
+
+
+@dataclass
+class _Job:
+    items: Sequence[Event | Rejection]
+    now_us: int
+    future: Future[BatchResult] = field(default_factory=Future)
+
+
+class GroupCommit:
+    """Stores batches through one writer thread (started on first use)."""
+
+    def __init__(self, db: Database, *, max_events: int = 10_000) -> None:
+        self._db = db
+        self._max_events = max_events
+        self._queue: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self._start_lock = threading.Lock()
+
+    def store(self, items: Sequence[Event | Rejection], *, now_us: int) -> BatchResult:
+        """Store ``items`` with the next group; returns after its commit."""
+        job = _Job(items, now_us)
+        self._ensure_started()
+        self._queue.put(job)
+        return job.future.result()
+
+    def close(self) -> None:
+        """Finish the batches already handed over, then stop the writer thread."""
+        with self._start_lock:
+            thread, self._thread = self._thread, None
+        if thread is not None:
+            self._queue.put(None)
+            thread.join()
+
+    def _ensure_started(self) -> None:
+        with self._start_lock:
+            if self._thread is None:
+                self._thread = threading.Thread(
+                    target=self._run, name="tokenledger-group-commit", daemon=True
+                )
+                self._thread.start()
+
+    def _run(self) -> None:
+        while True:
+            job = self._queue.get()
+            if job is None:
+                return
+            jobs, size, stop = [job], len(job.items), False
+            while size < self._max_events:
+                try:
+                    following = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if following is None:
+                    stop = True
+                    break
+                jobs.append(following)
+                size += len(following.items)
+            self._commit(jobs)
+            if stop:
+                return
+
+    def _commit(self, jobs: list[_Job]) -> None:
+        try:
+            results = store_batches(self._db, [(job.items, job.now_us) for job in jobs])
+        except DatabaseUnavailable as exc:
+            for job in jobs:
+                job.future.set_exception(exc)
+        except Exception as exc:
+            if len(jobs) == 1:
+                jobs[0].future.set_exception(exc)
+                return
+            # Something in one batch failed the group: store each alone, so that only
+            # that batch gets the error.
+            for job in jobs:
+                self._commit([job])
+        else:
+            for job, result in zip(jobs, results, strict=True):
+                job.future.set_result(result)
