@@ -290,5 +290,9 @@ def _scaling_md(step: dict[str, Any]) -> str:
 
 
 def _page_md(step: dict[str, Any]) -> str:
-    first = step["first_rows_s"]
-    return f"First rows after {first['median']} s (p95 {first['p95']} s)."
+    first = step["first_rows_ms"]
+    return (
+        f"Last {step['range_days']} days, {step['users_in_range']:,} users in range: the "
+        f"first table rows show {first['median']:,} ms after navigation starts "
+        f"(p95 {first['p95']:,} ms, spread {first['spread_pct']}%, n = {first['n']})."
+    )

@@ -59,11 +59,9 @@ def _check(results: dict[str, Any], docs: str, backend: str) -> None:
     assert results["backend"] == backend
     steps = results["steps"]
     assert set(steps) == STEPS
-    for name in ("ingest", "reports", "compare", "search", "scaling"):
+    for name in ("ingest", "reports", "compare", "export", "search", "scaling", "page"):
         assert steps[name]["status"] == "ok", steps[name]
-    # Built in parallel elsewhere: measured when present, never faked when absent.
-    assert steps["export"]["status"] in {"ok", "not_available"}
-    assert steps["page"]["status"] in {"ok", "not_available", "not_measured"}
+    assert steps["page"]["users_in_range"] > 0
 
     compare = steps["compare"]
     assert compare["agree"] is True
