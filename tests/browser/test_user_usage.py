@@ -191,8 +191,10 @@ def test_export_downloads_what_the_table_shows(page: Page, live: LiveSite) -> No
     _open_user_usage(page, live)
     page.get_by_label("Search users by name or email").press_sequentially("person 01")
     _wait_for(page, q="person 01")
-    with page.expect_download() as download_info:
-        page.get_by_role("link", name="Export to CSV").click()
+    export = page.get_by_role("link", name="Export to CSV")
+    expect(export).to_have_attribute("href", re.compile(r"q=person\+01"))
+    with page.expect_download(timeout=60_000) as download_info:
+        export.click()
     download = download_info.value
     assert re.fullmatch(
         r"user-usage_\d{4}-\d{2}-\d{2}_\d{4}-\d{2}-\d{2}_person-01\.csv",
