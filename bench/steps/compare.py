@@ -28,20 +28,11 @@ from bench.progress import say
 from bench.stats import interleaved, ratio, summarize
 from tokenledger.localdays import LocalRange
 from tokenledger.reports import UsageReader, UserFilter, all_rows
+from tokenledger.store import schema
 from tokenledger.store.database import Database
 
 COMPARED = (ReportCase("365 days", 365), ReportCase("31 days", 31))
-METRICS = (
-    "requests",
-    "error_requests",
-    "input_tokens",
-    "output_tokens",
-    "cache_read_tokens",
-    "cache_write_tokens",
-    "reasoning_tokens",
-    "duration_ms",
-    "total_tokens",
-)
+METRICS = (*schema.METRICS, "total_tokens")
 Sums = dict[str, tuple[int, ...]]
 
 _PLAIN_SUMS = (

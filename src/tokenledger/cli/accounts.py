@@ -108,21 +108,25 @@ def accounts_list() -> None:
 @accounts_app.command("disable")
 def accounts_disable(email: EmailArgument) -> None:
     """Disable an account: it cannot sign in, and its open sessions end now."""
-    with _account_change(email) as (db, account):
-        console_accounts.set_enabled(
-            db, account.id, enabled=False, actor=audit_log.cli_actor(), now_us=now_us(system_clock)
-        )
-    console.print(f"{account.email} is disabled.", markup=False)
+    _set_enabled(email, enabled=False)
 
 
 @accounts_app.command("enable")
 def accounts_enable(email: EmailArgument) -> None:
     """Enable a disabled account again."""
+    _set_enabled(email, enabled=True)
+
+
+def _set_enabled(email: str, *, enabled: bool) -> None:
     with _account_change(email) as (db, account):
         console_accounts.set_enabled(
-            db, account.id, enabled=True, actor=audit_log.cli_actor(), now_us=now_us(system_clock)
+            db,
+            account.id,
+            enabled=enabled,
+            actor=audit_log.cli_actor(),
+            now_us=now_us(system_clock),
         )
-    console.print(f"{account.email} is enabled.", markup=False)
+    console.print(f"{account.email} is {'enabled' if enabled else 'disabled'}.", markup=False)
 
 
 @accounts_app.command("set-role")
