@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime
 
 import pytest
 from hypothesis import given
@@ -10,9 +10,12 @@ from tokenledger.localdays import (
     US_PER_DAY,
     US_PER_HOUR,
     US_PER_QUARTER,
+    IsoFormatter,
     LocalRange,
+    iso,
     local_midnight_us,
     plan_buckets,
+    to_us,
     zone,
 )
 
@@ -102,3 +105,51 @@ def test_quarter_aligned_ranges_never_need_raw_events(start_quarter: int, quarte
     # At most 3 quarters and 23 hours on each side of the whole days.
     assert sum(hi - lo for lo, hi in plan.quarters) <= 6
     assert sum(hi - lo for lo, hi in plan.hours) <= 46
+
+
+ZONES_WITH_ODD_HISTORY = [
+    "UTC",
+    "Asia/Kolkata",
+    "Asia/Kathmandu",
+    "America/New_York",
+    "Australia/Lord_Howe",  # 30-minute DST
+    "Africa/Monrovia",  # -00:44:30 until 1972
+    "Europe/Amsterdam",  # +00:19:32 in the 1930s
+    "Pacific/Apia",  # skipped 2011-12-30
+]
+
+
+@given(
+    tz_name=st.sampled_from(ZONES_WITH_ODD_HISTORY),
+    instants=st.lists(st.integers(-2_500_000_000, 4_000_000_000), min_size=1, max_size=50),
+    micros=st.integers(0, 999_999),
+)
+def test_iso_formatter_writes_what_iso_writes(
+    tz_name: str, instants: list[int], micros: int
+) -> None:
+    tz = zone(tz_name)
+    formatter = IsoFormatter(tz)
+    for seconds in instants:
+        for us in (seconds * 1_000_000, seconds * 1_000_000 + micros):
+            assert formatter(us) == iso(us, tz)
+
+
+@pytest.mark.parametrize(
+    ("tz_name", "moment"),
+    [
+        ("America/New_York", "2024-11-03T05:30:00+00:00"),  # 01:30 EDT, first of two
+        ("America/New_York", "2024-11-03T06:30:00+00:00"),  # 01:30 EST, second
+        ("America/New_York", "2024-03-10T06:59:59.999999+00:00"),  # just before the jump
+        ("America/New_York", "2024-03-10T07:00:00+00:00"),  # 03:00 EDT
+        ("Australia/Lord_Howe", "2024-04-06T14:45:00+00:00"),
+        ("Australia/Lord_Howe", "2024-04-06T15:15:00+00:00"),
+        ("Asia/Kathmandu", "1985-12-31T18:30:00+00:00"),  # +05:30 to +05:45 mid-hour
+        ("Africa/Monrovia", "1972-01-07T00:44:30+00:00"),  # -00:44:30 to +00:00
+    ],
+)
+def test_iso_formatter_around_offset_changes(tz_name: str, moment: str) -> None:
+    tz = zone(tz_name)
+    us = to_us(datetime.fromisoformat(moment))
+    formatter = IsoFormatter(tz)
+    for probe in (us - HOUR, us - 1, us, us + 1, us + HOUR):
+        assert formatter(probe) == iso(probe, tz)

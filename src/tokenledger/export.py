@@ -25,7 +25,7 @@ from typing import Any, Literal
 
 from sqlalchemy import text
 
-from tokenledger.localdays import LocalRange, iso
+from tokenledger.localdays import IsoFormatter, LocalRange, iso
 from tokenledger.reports import (
     UsageReader,
     UserFilter,
@@ -95,11 +95,41 @@ def escape_cell(value: str) -> str:
     return "'" + value if value.startswith(_FORMULA_STARTS) else value
 
 
-def _cell(value: Cell) -> str | int:
+def _text(value: str | None) -> str | None:
+    return None if value is None else escape_cell(value)
+
+
+class _Escaped:
+    """:func:`escape_cell` results kept for texts that repeat on many rows (people,
+    models), up to a bound: past it, what is kept is dropped and learnt again."""
+
+    __slots__ = ("_known", "_limit")
+
+    def __init__(self, limit: int = 50_000) -> None:
+        self._known: dict[Any, Any] = {}
+        self._limit = limit
+
+    def find(self, key: Any) -> Any:
+        return self._known.get(key)
+
+    def keep(self, key: Any, value: Any) -> Any:
+        if len(self._known) >= self._limit:
+            self._known.clear()
+        self._known[key] = value
+        return value
+
+    def text(self, value: str | None) -> str | None:
+        if value is None:
+            return None
+        found = self._known.get(value)
+        kept: str = self.keep(value, escape_cell(value)) if found is None else found
+        return kept
+
+
+def _cell(value: Cell) -> str | int | None:
+    """A cell as written: text escaped, exact decimals in plain notation (None is empty)."""
     if isinstance(value, str):
         return escape_cell(value)
-    if value is None:
-        return ""
     if isinstance(value, Decimal):
         return format(value, "f")
     return value
@@ -146,9 +176,9 @@ def export_filename(request: ExportRequest) -> str:
 def _usage_cells(row: UserUsage, local_range: LocalRange) -> list[Cell]:
     usage, tz = row.usage, local_range.tz
     return [
-        row.user_id,
-        row.name,
-        row.email,
+        escape_cell(row.user_id),
+        _text(row.name),
+        _text(row.email),
         usage.requests,
         usage.error_requests,
         usage.input_tokens,
@@ -157,7 +187,7 @@ def _usage_cells(row: UserUsage, local_range: LocalRange) -> list[Cell]:
         usage.cache_read_tokens,
         usage.cache_write_tokens,
         usage.reasoning_tokens,
-        seconds(usage.duration_ms),
+        format(seconds(usage.duration_ms), "f"),
         iso(usage.first_us, tz),
         iso(usage.last_us, tz),
     ]
@@ -173,8 +203,9 @@ def summary_rows(db: Database, *, request: ExportRequest) -> Iterator[list[Cell]
     with db.read() as conn:
         rows = all_rows(UsageReader(db, conn), local_range, request.users, sort=request.sort)
     start, end = local_range.start.isoformat(), local_range.end.isoformat()
+    zone_cell = escape_cell(local_range.tz.key)
     for row in rows:
-        yield [*_usage_cells(row, local_range), start, end, local_range.tz.key]
+        yield [*_usage_cells(row, local_range), start, end, zone_cell]
 
 
 def _day_rows(
@@ -192,14 +223,16 @@ def _day_rows(
 def daily_rows(db: Database, *, request: ExportRequest) -> Iterator[list[Cell]]:
     """One row per user and local day with usage, day by day, each day in report order."""
     local_range = request.local_range
+    zone_cell = escape_cell(local_range.tz.key)
     for day, start_us, end_us in local_range.day_bounds():
         date_cell = day.isoformat()
         for row in _day_rows(db, start_us=start_us, end_us=end_us, request=request):
-            yield [date_cell, *_usage_cells(row, local_range), local_range.tz.key]
+            yield [date_cell, *_usage_cells(row, local_range), zone_cell]
 
 
 _EVENT_PAGE_SQL = (
-    "SELECT e.id, e.started_us, e.event_id, u.external_id, u.name, u.email, e.duration_ms, "
+    "SELECT e.id, e.started_us, e.event_id, e.user_pk, u.external_id, u.name, u.email, "
+    "e.duration_ms, "
     "e.model, e.provider, e.status, e.input_tokens, e.output_tokens, "
     "e.cache_read_tokens, e.cache_write_tokens, e.reasoning_tokens "
     "FROM events e JOIN users u ON u.id = e.user_pk "
@@ -222,7 +255,8 @@ def read_event_page(
     page_size: int,
 ) -> Sequence[Sequence[Any]]:
     """The next ``page_size`` events after the keyset ``after`` = (started_us, id), as
-    rows of ``id, started_us, event_id, user_id, name, email`` then the event's fields."""
+    rows of ``id, started_us, event_id, user_pk, user_id, name, email`` then the event's
+    fields."""
     match_sql, match_params = users.sql(sqlite=db.is_sqlite)
     member = f" AND e.user_pk IN (SELECT id FROM users WHERE {match_sql})" if users.active else ""
     params = {
@@ -234,7 +268,7 @@ def read_event_page(
         **match_params,
     }
     with db.read() as conn:
-        return list(conn.execute(text(_EVENT_PAGE_SQL.format(member=member)), params))
+        return conn.execute(text(_EVENT_PAGE_SQL.format(member=member)), params).all()
 
 
 def _last_event_id(db: Database) -> int | None:
@@ -277,8 +311,13 @@ def event_records(
 def event_rows(
     db: Database, *, request: ExportRequest, page_size: int = EVENT_PAGE_SIZE
 ) -> Iterator[list[Cell]]:
-    """One row per request: the audit trail. Missing cache/reasoning counts are 0."""
-    tz = request.local_range.tz
+    """One row per request: the audit trail. Missing cache/reasoning counts are 0.
+
+    Cells are built here, escaped: per user and per model / provider / status text once,
+    not once per row (a million rows carry a few thousand distinct texts).
+    """
+    timestamp = IsoFormatter(request.local_range.tz)
+    people, texts = _Escaped(), _Escaped(limit=10_000)
     records = event_records(
         db, local_range=request.local_range, users=request.users, page_size=page_size
     )
@@ -286,6 +325,7 @@ def event_rows(
         _pk,
         started_us,
         event_id,
+        user_pk,
         user_id,
         name,
         email,
@@ -299,16 +339,17 @@ def event_rows(
         cache_write_tokens,
         reasoning_tokens,
     ) in records:
+        person = people.find(user_pk)
+        if person is None:
+            person = people.keep(user_pk, (escape_cell(user_id), _text(name), _text(email)))
         yield [
-            event_id,
-            user_id,
-            name,
-            email,
-            iso(started_us, tz),
+            escape_cell(event_id),
+            *person,
+            timestamp(started_us),
             duration_ms,
-            model,
-            provider,
-            status,
+            texts.text(model),
+            texts.text(provider),
+            texts.text(status),
             input_tokens,
             output_tokens,
             input_tokens + output_tokens,
@@ -326,30 +367,49 @@ def csv_chunks(
     rows: Iterable[Sequence[Cell]],
     *,
     bom: bool = False,
-    on_row: Callable[[], None] | None = None,
     chunk_chars: int | None = None,
 ) -> Iterator[bytes]:
     """RFC 4180 CSV (minimal quoting, CRLF) in UTF-8 chunks of about ``chunk_chars``
-    characters; the header row is a chunk of its own, the first."""
+    characters; the header row is a chunk of its own, the first. Text cells are escaped
+    (:func:`escape_cell`), numbers written as they are."""
+    cells = ([_cell(value) for value in row] for row in rows)
+    return _written_chunks(header, cells, bom=bom, chunk_chars=chunk_chars)
+
+
+def _written_chunks(
+    header: Sequence[str],
+    rows: Iterable[Sequence[Cell]],
+    *,
+    bom: bool = False,
+    chunk_chars: int | None = None,
+    on_rows: Callable[[int], None] | None = None,
+) -> Iterator[bytes]:
+    """:func:`csv_chunks` for rows whose cells are ready as they are (escaped already);
+    ``on_rows(n)`` tells of the ``n`` rows in each chunk before it leaves."""
     chunk_chars = chunk_chars or CHUNK_CHARS
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\r\n", quoting=csv.QUOTE_MINIMAL)
+    write, size = writer.writerow, buffer.tell
+    pending = 0
 
     def take() -> bytes:
+        nonlocal pending
+        if on_rows is not None:
+            on_rows(pending)
+        pending = 0
         chunk = buffer.getvalue().encode()
         buffer.seek(0)
         buffer.truncate()
         return chunk
 
-    writer.writerow(header)
+    write(header)
     yield (BOM if bom else b"") + take()
     for row in rows:
-        writer.writerow([_cell(value) for value in row])
-        if on_row is not None:
-            on_row()
-        if buffer.tell() >= chunk_chars:
+        write(row)
+        pending += 1
+        if size() >= chunk_chars:
             yield take()
-    if buffer.tell():
+    if size():
         yield take()
 
 
@@ -413,14 +473,14 @@ class CsvExport:
             return daily_rows(self.db, request=request)
         return event_rows(self.db, request=request, page_size=self.page_size)
 
-    def _count(self) -> None:
-        self.rows_written += 1
+    def _count(self, rows: int) -> None:
+        self.rows_written += rows
 
     def __iter__(self) -> Iterator[bytes]:
         complete = False
         try:
-            yield from csv_chunks(
-                self.columns, self.rows(), bom=self.request.bom, on_row=self._count
+            yield from _written_chunks(
+                self.columns, self.rows(), bom=self.request.bom, on_rows=self._count
             )
             complete = True
         finally:

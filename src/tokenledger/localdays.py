@@ -53,6 +53,50 @@ def iso(us: int | None, tz: ZoneInfo) -> str | None:
     return from_us(us, tz).isoformat()
 
 
+_NAIVE_EPOCH = datetime(1970, 1, 1)
+
+
+class IsoFormatter:
+    """:func:`iso` for many instants in one zone, about twice as fast.
+
+    A zone's offset is constant over nearly every UTC hour, so the offset and its text
+    are worked out once per hour and the local time is formatted without a zone. An
+    hour with a change of offset in it is formatted the exact way, instant by instant.
+    Memory is bounded: the per-hour table is cleared when it grows large.
+    """
+
+    __slots__ = ("_hours", "_tz")
+
+    def __init__(self, tz: ZoneInfo) -> None:
+        self._tz = tz
+        self._hours: dict[int, tuple[int, str] | None] = {}
+
+    def __call__(self, us: int) -> str:
+        hour = us // US_PER_HOUR
+        try:
+            found = self._hours[hour]
+        except KeyError:
+            found = self._learn(hour)
+        if found is None:
+            return from_us(us, self._tz).isoformat()
+        offset_us, suffix = found
+        return (_NAIVE_EPOCH + timedelta(microseconds=us + offset_us)).isoformat() + suffix
+
+    def _learn(self, hour: int) -> tuple[int, str] | None:
+        if len(self._hours) > 100_000:
+            self._hours.clear()
+        first = from_us(hour * US_PER_HOUR, self._tz)
+        last = from_us((hour + 1) * US_PER_HOUR - 1, self._tz)
+        offset = first.utcoffset()
+        entry: tuple[int, str] | None = None
+        if offset is not None and offset == last.utcoffset():
+            naive = first.replace(tzinfo=None).isoformat()
+            suffix = first.isoformat()[len(naive) :]
+            entry = (offset // timedelta(microseconds=1), suffix)
+        self._hours[hour] = entry
+        return entry
+
+
 def local_midnight_us(day: date, tz: ZoneInfo) -> int:
     """The UTC instant at which local ``day`` begins in ``tz``.
 
