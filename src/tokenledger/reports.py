@@ -274,16 +274,19 @@ class UsageReader:
         if plan is None or plan.days is None:
             return
         day_start, day_end = plan.days
+        # One statement per 900 users (SQLite's bound-parameter budget), not one per user.
         query = text(
-            "SELECT day_first_us FROM rollup_user_day WHERE user_pk = :pk "
-            "AND day >= :ds AND day < :de ORDER BY day LIMIT 1"
-        )
-        for user_pk, values in result.items():
-            first = self.conn.execute(
-                query, {"pk": user_pk, "ds": day_start, "de": day_end}
-            ).scalar()
-            if first is not None and (values[_N] is None or first < values[_N]):
-                values[_N] = first
+            "SELECT u.id, (SELECT d.day_first_us FROM rollup_user_day d "
+            " WHERE d.user_pk = u.id AND d.day >= :ds AND d.day < :de "
+            " ORDER BY d.day LIMIT 1) FROM users u WHERE u.id IN :pks"
+        ).bindparams(bindparam("pks", expanding=True))
+        pks = list(result)
+        for start in range(0, len(pks), 900):
+            params = {"pks": pks[start : start + 900], "ds": day_start, "de": day_end}
+            for user_pk, first in self.conn.execute(query, params):
+                values = result[user_pk]
+                if first is not None and (values[_N] is None or first < values[_N]):
+                    values[_N] = first
 
     def profiles(self, user_pks: Iterable[int]) -> dict[int, tuple[str, str | None, str | None]]:
         """``{pk: (external_id, name, email)}``."""
