@@ -59,9 +59,7 @@ class Served:
 
     def events(self, user_id: str) -> list[dict[str, str]]:
         """The events export (the audit trail) of ``user_id``."""
-        text = self._get(
-            "/api/v1/reports/user-usage/export", granularity="events", q=user_id
-        ).text
+        text = self._get("/api/v1/reports/user-usage/export", granularity="events", q=user_id).text
         return [row for row in csv.DictReader(io.StringIO(text)) if row["user_id"] == user_id]
 
 

@@ -32,7 +32,11 @@ def _response() -> ModelResponse:
     return ModelResponse(
         model="gpt-4o",
         choices=[
-            {"index": 0, "message": {"role": "assistant", "content": "Hi."}, "finish_reason": "stop"}
+            {
+                "index": 0,
+                "message": {"role": "assistant", "content": "Hi."},
+                "finish_reason": "stop",
+            }
         ],
         usage=USAGE,
     )
@@ -105,10 +109,11 @@ def test_litellm_generic_api_callback_lands_in_the_report_once(
     }
     assert row["email"] == "li.wei@example.com"
     expected_ms = sum(
-        (round(log["endTime"] * 1e6) - round(log["startTime"] * 1e6) + 500) // 1000
-        for log in batch
+        (round(log["endTime"] * 1e6) - round(log["startTime"] * 1e6) + 500) // 1000 for log in batch
     )
     assert abs(row["duration_ms"] - expected_ms) <= 1
     events = served.events(user_id)
-    assert {(e["model"], e["provider"], e["status"]) for e in events} == {("gpt-4o", "openai", "ok")}
+    assert {(e["model"], e["provider"], e["status"]) for e in events} == {
+        ("gpt-4o", "openai", "ok")
+    }
     assert {e["event_id"] for e in events} == {f"litellm:{log['litellm_call_id']}" for log in batch}

@@ -25,6 +25,7 @@ from opentelemetry.trace import Status, StatusCode
 from tests.capture.conftest import Served, tokens_of
 from tests.support.fake_openai import MODEL, fake_openai
 
+
 def _now_ns() -> int:
     return time.time_ns() - 60 * 10**9  # a minute ago: in today's report, never in the future
 
