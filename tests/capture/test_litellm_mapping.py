@@ -64,7 +64,7 @@ def test_a_log_as_an_event_with_cost_and_team_kept_for_later() -> None:
         "metadata": {"source": "litellm", "call_type": "acompletion"},
     }
     # Until the contract takes cost (issue 13) and teams (issue 14), they are dropped.
-    assert PENDING_FIELDS == {"cost_usd", "user.team"}
+    assert {"cost_usd", "user.team"} == PENDING_FIELDS
     stored = to_contract(event)
     assert "cost_usd" not in stored
     assert stored["user"] == {"id": "emp-1", "email": "li.wei@example.com"}
