@@ -24,7 +24,14 @@ from tokenledger.web.schemas import IngestResult
 router = APIRouter()
 
 _require_ingest_key = require_key("ingest")
-_BINARY_BODY: dict[str, Any] = {"content": {otlp_wire.PROTOBUF: {}, otlp_wire.JSON: {}}}
+_OTLP_CONTENT: dict[str, Any] = {
+    otlp_wire.PROTOBUF: {"schema": {"type": "string", "format": "binary"}},
+    otlp_wire.JSON: {"schema": {"type": "object"}},
+}
+
+
+def _otlp(description: str) -> dict[str, Any]:
+    return {"description": description, "content": _OTLP_CONTENT}
 
 
 def _media_type(request: Request) -> str:
@@ -36,16 +43,16 @@ def _media_type(request: Request) -> str:
     summary="Receive OpenTelemetry traces (OTLP/HTTP)",
     tags=["integrations"],
     response_model=None,
-    openapi_extra={"requestBody": {"required": True, **_BINARY_BODY}},
+    openapi_extra={"requestBody": {"required": True, "content": _OTLP_CONTENT}},
     responses={
-        200: {"description": "ExportTraceServiceResponse (partial_success: what was not stored)"},
-        400: {"description": "google.rpc.Status: the body is not an export request"},
-        401: {"description": "google.rpc.Status: missing or unknown key"},
-        403: {"description": "google.rpc.Status: not an ingest key"},
-        408: {"description": "google.rpc.Status: the body came too slowly (retry)"},
-        413: {"description": "google.rpc.Status: body too large (also once decompressed)"},
-        415: {"description": "google.rpc.Status: neither protobuf nor JSON, or not gzip"},
-        503: {"description": "google.rpc.Status: the database is unavailable (retry)"},
+        200: _otlp("ExportTraceServiceResponse (partial_success: what was not stored)"),
+        400: _otlp("google.rpc.Status: the body is not an export request"),
+        401: _otlp("google.rpc.Status: missing or unknown key"),
+        403: _otlp("google.rpc.Status: not an ingest key"),
+        408: _otlp("google.rpc.Status: the body came too slowly (retry)"),
+        413: _otlp("google.rpc.Status: body too large (also once decompressed)"),
+        415: _otlp("google.rpc.Status: neither protobuf nor JSON, or not gzip"),
+        503: _otlp("google.rpc.Status: the database is unavailable (retry)"),
     },
 )
 async def post_traces(request: Request, ctx: Ctx) -> Response:
