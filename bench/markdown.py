@@ -170,17 +170,23 @@ def _datasets_md(run: dict[str, Any]) -> str:
     )
 
 
+def _http_row(title: str, http: dict[str, Any]) -> list[str]:
+    return [
+        f"{title}, {http['clients']} clients x batches of {http['batch_size']}",
+        f"{http['events']:,}",
+        _rate(http["events_per_s"]),
+        f"request median / p95: {_ms(http['request_ms'])} ms",
+    ]
+
+
 def _ingest_md(step: dict[str, Any]) -> str:
     http, imported = step["http"], step["import"]
+    otlp = [_http_row("OTLP `/v1/traces` (protobuf spans)", step["otlp"])] if "otlp" in step else []
     return _table(
         ["path", "events", "events/s: median (slowest 5%, ± spread)", "note"],
         [
-            [
-                f"HTTP, {http['clients']} clients x batches of {http['batch_size']}",
-                f"{http['events']:,}",
-                _rate(http["events_per_s"]),
-                f"request median / p95: {_ms(http['request_ms'])} ms",
-            ],
+            _http_row("HTTP `/api/v1/events`", http),
+            *otlp,
             [
                 "`tokenledger import` (JSON Lines)",
                 f"{imported['files']} x {imported['events_per_file']:,}",

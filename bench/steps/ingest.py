@@ -1,7 +1,9 @@
 """Item 1: ingest throughput over HTTP and through ``tokenledger import``.
 
 HTTP: one ``tokenledger serve`` process on an empty database, 4 clients posting
-batches of 1000 events to ``/api/v1/events`` at the same time. Bodies are encoded
+batches of 1000 events to ``/api/v1/events`` at the same time; then the same, on
+another empty database, as OTLP GenAI spans (protobuf, 1000 spans per request) to
+``/v1/traces``. Bodies are encoded
 before the clock starts. A repetition is a round in which each client posts its share
 of batches; its rate is the round's events over the round's wall time (the slowest
 client ends it, so the figure errs low). Every answer must accept all 1000 events.
@@ -16,13 +18,22 @@ from __future__ import annotations
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import httpx2 as httpx
 import orjson
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+    ExportTraceServiceRequest,
+    ExportTraceServiceResponse,
+)
+from opentelemetry.proto.common.v1.common_pb2 import AnyValue, InstrumentationScope, KeyValue
+from opentelemetry.proto.resource.v1.resource_pb2 import Resource
+from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Span
 
 from bench.context import Context, serve
 from bench.generate import Generator
@@ -34,7 +45,12 @@ BATCH = 1000
 
 
 def run(ctx: Context) -> dict[str, Any]:
-    return {"status": "ok", "http": http_ingest(ctx), "import": file_import(ctx)}
+    return {
+        "status": "ok",
+        "http": http_ingest(ctx),
+        "otlp": otlp_ingest(ctx),
+        "import": file_import(ctx),
+    }
 
 
 def _events(ctx: Context, count: int, seed_offset: int) -> list[dict[str, Any]]:
@@ -50,19 +66,93 @@ def _events(ctx: Context, count: int, seed_offset: int) -> list[dict[str, Any]]:
 
 
 def http_ingest(ctx: Context) -> dict[str, Any]:
+    """Native events, ``POST /api/v1/events``."""
+    return _http_rounds(ctx, "ingest-http", "/api/v1/events", "application/json", _native_bodies)
+
+
+def otlp_ingest(ctx: Context) -> dict[str, Any]:
+    """The same events as OTLP GenAI spans, ``POST /v1/traces`` (protobuf, 1000 spans
+    per request), measured like native ingest in the same run."""
+    return _http_rounds(ctx, "ingest-otlp", "/v1/traces", "application/x-protobuf", otlp_bodies)
+
+
+def _native_bodies(events: list[dict[str, Any]]) -> list[bytes]:
+    return [
+        orjson.dumps({"events": events[start : start + BATCH]})
+        for start in range(0, len(events), BATCH)
+    ]
+
+
+def _span(event: dict[str, Any], number: int) -> Span:
+    start_ns = int(datetime.fromisoformat(event["started_at"]).timestamp()) * 10**9
+    attributes = {
+        "user.id": event["user"]["id"],
+        "user.name": event["user"].get("name"),
+        "gen_ai.operation.name": "chat",
+        "gen_ai.provider.name": event.get("provider"),
+        "gen_ai.request.model": event.get("model"),
+        "gen_ai.usage.input_tokens": event["input_tokens"],
+        "gen_ai.usage.output_tokens": event["output_tokens"],
+        "gen_ai.usage.cache_read.input_tokens": event.get("cache_read_tokens"),
+    }
+    return Span(
+        trace_id=number.to_bytes(16, "big"),
+        span_id=(number + 1).to_bytes(8, "big"),
+        name="chat",
+        kind=Span.SPAN_KIND_CLIENT,
+        start_time_unix_nano=start_ns,
+        end_time_unix_nano=start_ns + event["duration_ms"] * 1_000_000,
+        attributes=[
+            KeyValue(
+                key=key,
+                value=AnyValue(int_value=value)
+                if isinstance(value, int)
+                else AnyValue(string_value=value),
+            )
+            for key, value in attributes.items()
+            if value is not None
+        ],
+    )
+
+
+def otlp_bodies(events: list[dict[str, Any]]) -> list[bytes]:
+    """``ExportTraceServiceRequest``s of BATCH spans, as an exporter would send them."""
+    bodies = []
+    for start in range(0, len(events), BATCH):
+        spans = [_span(event, start + n) for n, event in enumerate(events[start : start + BATCH])]
+        request = ExportTraceServiceRequest(
+            resource_spans=[
+                ResourceSpans(
+                    resource=Resource(
+                        attributes=[
+                            KeyValue(key="service.name", value=AnyValue(string_value="bench"))
+                        ]
+                    ),
+                    scope_spans=[ScopeSpans(scope=InstrumentationScope(name="bench"), spans=spans)],
+                )
+            ]
+        )
+        bodies.append(request.SerializeToString())
+    return bodies
+
+
+def _http_rounds(
+    ctx: Context,
+    database: str,
+    path: str,
+    content_type: str,
+    encode: Callable[[list[dict[str, Any]]], list[bytes]],
+) -> dict[str, Any]:
     options = ctx.options
     rounds = options.repetitions
     per_client = max(1, -(-options.ingest_events // (rounds * CLIENTS * BATCH)))
     per_round = CLIENTS * per_client
-    events = _events(ctx, (rounds + 1) * per_round * BATCH, seed_offset=1)
-    bodies = [
-        orjson.dumps({"events": events[start : start + BATCH]})
-        for start in range(0, len(events), BATCH)
-    ]
-    url = ctx.backend.fresh("ingest-http")
+    bodies = encode(_events(ctx, (rounds + 1) * per_round * BATCH, seed_offset=1))
+    url = ctx.backend.fresh(database)
     latencies: list[float] = []
     rates: list[float] = []
-    say(f"HTTP ingest: {CLIENTS} clients, {rounds} rounds of {per_round * BATCH:,} events")
+    say(f"HTTP {path}: {CLIENTS} clients, {rounds} rounds of {per_round * BATCH:,} events")
+    post = partial(_post_all, path=path, content_type=content_type)
     with serve(ctx, url, scope="ingest") as served, ThreadPoolExecutor(CLIENTS) as pool:
         clients = [
             httpx.Client(
@@ -74,9 +164,7 @@ def http_ingest(ctx: Context) -> dict[str, Any]:
             for number in range(rounds + 1):  # round 0 warms up
                 mine = bodies[number * per_round : (number + 1) * per_round]
                 begin = time.perf_counter()
-                futures = [
-                    pool.submit(_post_all, clients[i], mine[i::CLIENTS]) for i in range(CLIENTS)
-                ]
+                futures = [pool.submit(post, clients[i], mine[i::CLIENTS]) for i in range(CLIENTS)]
                 round_latencies = [ms for future in futures for ms in future.result()]
                 elapsed = time.perf_counter() - begin
                 if number:
@@ -94,17 +182,24 @@ def http_ingest(ctx: Context) -> dict[str, Any]:
     }
 
 
-def _post_all(client: httpx.Client, bodies: list[bytes]) -> list[float]:
+def _post_all(
+    client: httpx.Client, bodies: list[bytes], *, path: str, content_type: str
+) -> list[float]:
     latencies = []
     for body in bodies:
         begin = time.perf_counter()
-        response = client.post(
-            "/api/v1/events", content=body, headers={"Content-Type": "application/json"}
-        )
+        response = client.post(path, content=body, headers={"Content-Type": content_type})
         latencies.append((time.perf_counter() - begin) * 1000)
-        if response.status_code != 200 or orjson.loads(response.content)["accepted"] != BATCH:
-            raise RuntimeError(f"ingest answered {response.status_code}: {response.text[:300]}")
+        if response.status_code != 200 or not _all_stored(response, content_type):
+            raise RuntimeError(f"{path} answered {response.status_code}: {response.text[:300]}")
     return latencies
+
+
+def _all_stored(response: httpx.Response, content_type: str) -> bool:
+    if content_type == "application/x-protobuf":  # no partial_success: every span stored
+        answer = ExportTraceServiceResponse.FromString(response.content)
+        return not answer.HasField("partial_success")
+    return bool(orjson.loads(response.content)["accepted"] == BATCH)
 
 
 def file_import(ctx: Context) -> dict[str, Any]:

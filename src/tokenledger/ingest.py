@@ -86,8 +86,12 @@ def parse_envelope(body: bytes, *, max_events: int) -> list[Any]:
 def validate_all(
     raw_events: Sequence[Any], *, now_us: int, future_tolerance_s: int
 ) -> list[Event | Rejection]:
+    """Each raw event validated; a :class:`Rejection` (an item that a capture mapping
+    could not turn into an event) is kept as it is."""
     return [
-        validate_event(raw, now_us=now_us, future_tolerance_s=future_tolerance_s)
+        raw
+        if isinstance(raw, Rejection)
+        else validate_event(raw, now_us=now_us, future_tolerance_s=future_tolerance_s)
         for raw in raw_events
     ]
 

@@ -73,6 +73,14 @@ class Settings(BaseSettings):
     future_tolerance_s: int = Field(
         300, ge=0, description="How far in the future `started_at` may be (seconds)."
     )
+    otel_user_attributes: str = Field(
+        "user.id,enduser.id,langfuse.user.id,gen_ai.request.user",
+        description=(
+            "Comma-separated span (then resource) attributes naming the person of an "
+            "OpenTelemetry GenAI span, first present wins; without one, usage is counted "
+            "under `service:<service.name>`."
+        ),
+    )
     admin_email: str = Field(
         "admin@localhost",
         description="E-mail of the first admin, created by `serve` when no enabled admin exists.",
@@ -140,6 +148,10 @@ class Settings(BaseSettings):
     @property
     def is_sqlite(self) -> bool:
         return self.database_url.startswith("sqlite")
+
+    @property
+    def otel_user_attribute_names(self) -> tuple[str, ...]:
+        return tuple(name.strip() for name in self.otel_user_attributes.split(",") if name.strip())
 
     @property
     def trusted_proxy_networks(self) -> tuple[IPv4Network | IPv6Network, ...]:

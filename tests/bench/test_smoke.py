@@ -76,6 +76,8 @@ def _check(results: dict[str, Any], docs: str, backend: str) -> None:
         assert row["server_ms"]["n"] == REPETITIONS
         assert row["http_ms"]["n"] == REPETITIONS
     assert steps["ingest"]["http"]["events_per_s"]["n"] == REPETITIONS
+    assert steps["ingest"]["otlp"]["events_per_s"]["n"] == REPETITIONS
+    assert "OTLP `/v1/traces`" in docs
     assert [d["users"] for d in steps["search"]["datasets"]] == [500, 1000]
     assert len(steps["scaling"]["reports"]) == 12
 

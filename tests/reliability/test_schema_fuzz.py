@@ -30,6 +30,16 @@ checks.positive_data_acceptance.expected-statuses = [200, 207, 422]
 checks.negative_data_rejection.expected-statuses = [207, 400, 413, 415, 422]
 
 [[operations]]
+include-path = "/v1/traces"
+checks.positive_data_acceptance.expected-statuses = [200, 400]
+checks.negative_data_rejection.expected-statuses = [400, 415]
+
+[[operations]]
+include-path = "/api/v1/integrations/litellm"
+checks.positive_data_acceptance.expected-statuses = [200, 207, 400, 422]
+checks.negative_data_rejection.expected-statuses = [207, 400, 413, 415, 422]
+
+[[operations]]
 include-path-regex = "^/api/v1/reports/"
 checks.positive_data_acceptance.expected-statuses = [200, 400]
 """
@@ -52,6 +62,8 @@ def test_the_document_covers_every_api_endpoint(app: FastAPI) -> None:
     found = {(op.method.upper(), op.path) for op in _operations(app)}
     assert found == {
         ("POST", "/api/v1/events"),
+        ("POST", "/v1/traces"),
+        ("POST", "/api/v1/integrations/litellm"),
         ("GET", "/api/v1/reports/user-usage"),
         ("GET", "/api/v1/reports/usage-series"),
         ("GET", "/api/v1/reports/user-usage/export"),
@@ -78,4 +90,4 @@ def test_every_endpoint_answers_within_its_schema(
     app: FastAPI, ingest_key: str, read_key: str, mode: GenerationMode
 ) -> None:
     for operation in _operations(app):
-        _fuzz(operation, ingest_key if operation.path == "/api/v1/events" else read_key, mode)
+        _fuzz(operation, ingest_key if operation.method.upper() == "POST" else read_key, mode)

@@ -94,6 +94,14 @@ ROUTES: dict[tuple[str, str], Case] = {
     ("POST", "/api/v1/events"): Case(
         {**everyone(401), "ingest_key": 200, "read_key": 403}, json={"events": [make_event()]}
     ),
+    # Capture receivers: ingest keys only (anonymous OTLP gets 401, as a Status message).
+    ("POST", "/v1/traces"): Case(
+        {**everyone(401), "ingest_key": 200, "read_key": 403}, json={"resourceSpans": []}
+    ),
+    ("POST", "/api/v1/integrations/litellm"): Case(
+        {**everyone(401), "ingest_key": 200, "read_key": 403},
+        json=[{"litellm_call_id": "matrix-1", "startTime": 1795600000.5, "prompt_tokens": 1}],
+    ),
     ("GET", "/api/v1/reports/user-usage"): Case(report_api()),
     ("GET", "/api/v1/reports/usage-series"): Case(report_api()),
     ("GET", "/api/v1/reports/user-usage/export"): Case(report_api()),

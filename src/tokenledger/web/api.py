@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import zlib
 from datetime import date
 from typing import Annotated, Any, Literal
 from zoneinfo import available_timezones
@@ -102,6 +103,40 @@ async def read_body(request: Request, *, limit: int, timeout_s: float) -> bytes:
             408, "body_timeout", f"body not received within {timeout_s:g} s", headers=_CLOSE
         ) from exc
     return b"".join(chunks)
+
+
+async def read_encoded_body(request: Request, *, limit: int, timeout_s: float) -> bytes:
+    """:func:`read_body`, decompressed when sent with ``Content-Encoding: gzip`` (at
+    most ``limit`` bytes decompressed too: a decompression bomb is a 413)."""
+    encoding = request.headers.get("content-encoding", "identity").strip().lower()
+    if encoding not in {"identity", "gzip"}:
+        raise ApiError(
+            415, "unsupported_media_type", f"content-encoding {encoding!r}: only gzip is accepted"
+        )
+    body = await read_body(request, limit=limit, timeout_s=timeout_s)
+    return gunzip(body, limit=limit) if encoding == "gzip" else body
+
+
+def gunzip(data: bytes, *, limit: int) -> bytes:
+    """The gzip ``data`` decompressed (all members), refusing more than ``limit`` bytes."""
+    out: list[bytes] = []
+    size = 0
+    while data:
+        member = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
+        try:
+            chunk = member.decompress(data, limit - size + 1)
+        except zlib.error as exc:
+            raise ApiError(400, "invalid_gzip", f"body is not valid gzip ({exc})") from exc
+        size += len(chunk)
+        if size > limit:
+            raise ApiError(
+                413, "payload_too_large", f"body is larger than {limit} bytes once decompressed"
+            )
+        if not member.eof:
+            raise ApiError(400, "invalid_gzip", "gzip body ends before its end")
+        out.append(chunk)
+        data = member.unused_data
+    return b"".join(out)
 
 
 @router.post(

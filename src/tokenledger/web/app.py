@@ -14,7 +14,7 @@ from tokenledger import __version__
 from tokenledger.clock import Clock, system_clock
 from tokenledger.settings import Settings
 from tokenledger.store.database import Database, open_database
-from tokenledger.web import admin_pages, api, auth_pages, errors, exports, pages
+from tokenledger.web import admin_pages, api, auth_pages, capture, errors, exports, pages
 from tokenledger.web.context import AppContext
 from tokenledger.web.deps import AdminRequired, SignInRequired
 from tokenledger.web.error_pages import error_page
@@ -56,6 +56,7 @@ def create_app(
     app.add_middleware(SessionMiddleware)  # inside the security headers: its pages get them
     app.add_middleware(SecurityHeadersMiddleware)
     app.include_router(api.router)
+    app.include_router(capture.router)
     app.include_router(exports.router)
     app.include_router(pages.router)
     app.include_router(auth_pages.router)

@@ -38,7 +38,9 @@ from tokenledger.web.error_pages import error_page
 from tokenledger.web.errors import error_response
 
 MAX_FORM_BYTES = 256 * 1024
-_NOT_BROWSER_PAGES = ("/api/", "/healthz")
+# Paths machines call (the OTLP receiver lives at /v1/traces, where exporters post).
+API_PATHS = ("/api/", "/v1/")
+_NOT_BROWSER_PAGES = (*API_PATHS, "/healthz")
 
 
 class SessionMiddleware:
@@ -134,7 +136,7 @@ def _needs_csrf(scope: Scope, *, uses_key: bool, has_session: bool) -> bool:
     authorises them: API keys, or API calls without a session cookie."""
     if scope["method"] in csrf.SAFE_METHODS or uses_key:
         return False
-    return has_session or not scope["path"].startswith("/api/")
+    return has_session or not scope["path"].startswith(API_PATHS)
 
 
 async def _check_csrf(
@@ -197,7 +199,7 @@ def _replay(body: bytes, receive: Receive) -> Receive:
 
 
 def _refusal(scope: Scope, message: str, *, status: int = 403) -> Response:
-    if scope["path"].startswith("/api/"):
+    if scope["path"].startswith(API_PATHS):
         return error_response(status, "csrf_failed", message)
     return error_page(Request(scope), status=status, title="Request refused", message=message)
 
