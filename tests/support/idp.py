@@ -82,6 +82,7 @@ class FakeIdP:
     published: list[RSAKey] = field(default_factory=lambda: [signing_key("key-1")])
     current: RSAKey = field(default_factory=lambda: signing_key("key-1"))
     end_session: bool = True
+    down: bool = False  # every request fails to connect
     token_lifetime_s: int = 300
     key_set_fetches: int = 0
     metadata_overrides: dict[str, Any] = field(default_factory=dict)
@@ -174,6 +175,8 @@ class FakeIdP:
         return {**document, **self.metadata_overrides}
 
     def _handle(self, request: httpx2.Request) -> httpx2.Response:
+        if self.down:
+            raise httpx2.ConnectError("connection refused", request=request)
         path = str(request.url).removeprefix(self.issuer).split("?")[0]
         if path == "/.well-known/openid-configuration":
             return httpx2.Response(200, json=self.metadata())

@@ -197,7 +197,8 @@ class OidcClient:
                 )
         except OAuthError as exc:
             reason = "code_rejected" if exc.error == "invalid_grant" else "provider_error"
-            raise OidcError(reason, f"token endpoint: {exc.error} {exc.description or ''}") from exc
+            said = f"{exc.error}: {exc.description}" if exc.description else str(exc.error)
+            raise OidcError(reason, f"token endpoint: {said}") from exc
         except (httpx2.HTTPError, ValueError) as exc:
             raise OidcError("provider_unavailable", f"token endpoint: {exc}") from exc
         id_token = token.get("id_token")

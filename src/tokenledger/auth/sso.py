@@ -260,12 +260,14 @@ def finish(
             detail=signin._wait_text(wait),
             retry_after_s=wait,
         )
+    email: str | None = None
     identity: sso_accounts.Identity | None = None
     groups: tuple[str, ...] = ()
     try:
         flow = sso_flows.consume(db, state=answer.state, browser=attempt.browser, now_us=now_us)
         claims = _claims(provider, policy, answer, flow)
-        identity = _identity(claims, provider, policy)
+        email = _email(claims)
+        identity = _identity(claims, email, provider, policy)
         groups = groups_in(claims, policy.groups_claim)
         role = policy.role_for(groups)
         if role is None:
@@ -274,12 +276,18 @@ def finish(
     except (sso_flows.FlowRefused, OidcError, sso_accounts.AccountRefused, _Refused) as exc:
         detail = getattr(exc, "detail", "")
         _audit_refusal(
-            db, exc.reason, attempt, identity=identity, groups=groups, detail=detail, now_us=now_us
+            db,
+            exc.reason,
+            attempt,
+            email=email,
+            identity=identity,
+            groups=groups,
+            detail=detail,
+            now_us=now_us,
         )
         if REFUSALS[exc.reason].counts_as_failure:
-            email = identity.email if identity else key
             throttle.record_failure(
-                db, email=email, client=attempt.client, now_us=now_us, limits=limits
+                db, email=email or key, client=attempt.client, now_us=now_us, limits=limits
             )
         raise SsoRefused(exc.reason, provider=policy.provider_name, detail=detail) from exc
     return signed_in, flow.next_path
@@ -319,16 +327,18 @@ def _claims(
     return claims
 
 
-def _identity(
-    claims: dict[str, Any], provider: OidcClient, policy: Policy
-) -> sso_accounts.Identity:
+def _email(claims: dict[str, Any]) -> str:
     email = claims.get("email")
     try:
-        email = accounts.normalize_email(email) if isinstance(email, str) else None
+        return accounts.normalize_email(email if isinstance(email, str) else "")
     except accounts.AccountError:
-        email = None
-    if email is None:
-        raise _Refused("email_missing")
+        raise _Refused("email_missing") from None
+
+
+def _identity(
+    claims: dict[str, Any], email: str, provider: OidcClient, policy: Policy
+) -> sso_accounts.Identity:
+    """Who signed in, once the address is verified and in an allowed domain."""
     if policy.require_verified_email and claims.get("email_verified") not in (True, "true"):
         raise _Refused("email_not_verified")
     domain = email.rpartition("@")[2]
@@ -404,6 +414,7 @@ def _audit_refusal(
     reason: str,
     attempt: Attempt,
     *,
+    email: str | None = None,
     identity: sso_accounts.Identity | None = None,
     groups: tuple[str, ...] = (),
     detail: str = "",
@@ -419,7 +430,7 @@ def _audit_refusal(
             sso_accounts.end_sessions_in(conn, identity)
         audit.record_in(
             conn,
-            actor=identity.email if identity else ANONYMOUS,
+            actor=email or ANONYMOUS,
             action=audit.SIGN_IN_FAILED,
             details=details,
             now_us=now_us,

@@ -46,7 +46,10 @@ def _hash(value: str) -> bytes:
 
 
 def begin(db: Database, *, browser: str, redirect_uri: str, next_path: str, now_us: int) -> Flow:
-    """Record a new attempt started by ``browser``."""
+    """Record a new attempt started by ``browser`` (ValueError if that is empty: an
+    attempt bound to no browser could be completed in anyone's)."""
+    if not browser:
+        raise ValueError("an attempt must be bound to a browser")
     flow = Flow(
         state=secrets.token_urlsafe(32),
         nonce=secrets.token_urlsafe(32),
@@ -81,6 +84,7 @@ def consume(db: Database, *, state: str, browser: str, now_us: int) -> Flow:
         if (
             row is None
             or not state
+            or not browser
             or row.browser_hash != _hash(browser)
             or row.created_us <= now_us - FLOW_TTL_S * _US
         ):

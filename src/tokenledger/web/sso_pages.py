@@ -49,6 +49,13 @@ def sso_start(request: Request, ctx: Ctx, next: str | None = None) -> Response:
         return _not_configured(request)
     if current_viewer(request) is not None:
         return RedirectResponse(local_path(next), status_code=303)
+    if not request.state.csrf_token:  # an API client (Authorization header), no browser
+        return error_page(
+            request,
+            status=400,
+            title="Sign in from a browser",
+            message="Single sign-on starts in a browser, without an Authorization header.",
+        )
     try:
         url = sso.start(
             ctx.db,
