@@ -30,7 +30,7 @@ from tests.support.idp import (
     sign_in_with,
     signing_key,
 )
-from tokenledger.auth import accounts, audit, sso_flows
+from tokenledger.auth import accounts, audit, sso, sso_flows
 from tokenledger.settings import Settings
 from tokenledger.store.database import Database
 from tokenledger.web.app import create_app
@@ -521,3 +521,22 @@ def test_the_account_list_shows_how_each_account_signs_in(
     page = client.get("/admin/accounts").text
     assert '<td data-label="Signs in with" class="nowrap">password</td>' in page
     assert '<td data-label="Signs in with" class="nowrap">single sign-on</td>' in page
+
+
+@pytest.mark.parametrize(
+    ("sso_settings", "problem"),
+    [
+        ({}, None),
+        ({"local_sign_in": False}, "TOKENLEDGER_BREAK_GLASS_ADMIN is not set"),
+        ({"local_sign_in": False, "break_glass_admin": "nobody@localhost"}, "not an enabled"),
+        ({"local_sign_in": False, "break_glass_admin": "viewer@example.com"}, "not an enabled"),
+        ({"local_sign_in": False, "break_glass_admin": "root@localhost"}, None),
+    ],
+)
+def test_serve_warns_when_there_is_no_way_back_in(
+    settings: Settings, db: Database, problem: str | None
+) -> None:
+    make_account(db, "root@localhost", "admin")
+    make_account(db, "viewer@example.com", "viewer")
+    found = sso.break_glass_problem(db, settings)
+    assert found is None if problem is None else problem in (found or "")

@@ -465,3 +465,23 @@ def password_sign_in_refused(
         f"Password sign-in is turned off. Sign in with {settings.oidc_provider_name}.",
         status=403,
     )
+
+
+def break_glass_problem(db: Database, settings: Settings) -> str | None:
+    """What is wrong with the way back in when local sign-in is off (None if nothing):
+    without a usable break-glass admin, a provider outage locks everyone out."""
+    if settings.local_sign_in:
+        return None
+    if not settings.break_glass_admin:
+        return (
+            "local sign-in is off and TOKENLEDGER_BREAK_GLASS_ADMIN is not set: if the "
+            "identity provider fails, nobody can sign in"
+        )
+    account = accounts.find_account(db, settings.break_glass_admin)
+    if account is None or not (account.is_admin and account.enabled and account.has_password):
+        return (
+            f"the break-glass admin {settings.break_glass_admin} is not an enabled admin "
+            "account with a password: create it with `tokenledger accounts create "
+            f"--email {settings.break_glass_admin} --role admin`"
+        )
+    return None
