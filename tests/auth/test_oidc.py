@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from joserfc import jwt
 from joserfc.jwk import OctKey
+from joserfc.jws import JWSRegistry
 
 from tests.support.clock import FrozenClock
 from tests.support.idp import CLIENT_ID, ISSUER, FakeIdP, signing_key
@@ -91,6 +92,15 @@ def test_bad_claims_are_refused(
 ) -> None:
     values = {k: v for k, v in claims(clock, **overrides).items() if v is not None}
     assert refusal(client, idp.sign(values)) == reason
+
+
+def test_header_parameters_of_the_providers_own_are_accepted(
+    client: OidcClient, clock: FrozenClock
+) -> None:
+    header = {"alg": "RS256", "kid": "key-1", "typ": "JWT", "x5t": "abc", "acme": "1"}
+    registry = JWSRegistry(strict_check_header=False)
+    token = jwt.encode(header, claims(clock), signing_key("key-1"), registry=registry)
+    assert client.verify_id_token(token, nonce=NONCE)["sub"] == "person-1"
 
 
 def test_a_token_expired_within_the_leeway_is_accepted(

@@ -540,3 +540,13 @@ def test_serve_warns_when_there_is_no_way_back_in(
     make_account(db, "viewer@example.com", "viewer")
     found = sso.break_glass_problem(db, settings)
     assert found is None if problem is None else problem in (found or "")
+
+
+def test_without_a_provider_the_routes_say_so(database_url: str, clock: FrozenClock) -> None:
+    settings = Settings(database_url=database_url)
+    with TestClient(create_app(settings, clock=clock), follow_redirects=False) as client:
+        assert "Sign in with" not in client.get("/sign-in").text
+        start = client.get("/sign-in/sso")
+        assert (start.status_code, "Single sign-on is off" in start.text) == (404, True)
+        assert client.get("/sign-in/sso/callback?state=x&code=y").status_code == 404
+        assert client.get("/sign-out/sso").headers["location"] == "/sign-in?done=signed-out"

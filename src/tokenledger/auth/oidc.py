@@ -31,6 +31,7 @@ from joserfc.errors import (
     JoseError,
 )
 from joserfc.jwk import KeySet
+from joserfc.jws import JWSRegistry
 
 from tokenledger.clock import Clock
 from tokenledger.settings import Settings
@@ -247,7 +248,10 @@ class OidcClient:
         kid = header.get("kid")
         keys = self._signing_keys(kid if isinstance(kid, str) else None)
         try:
-            token = jwt.decode(id_token, keys, algorithms=[str(algorithm)])
+            # Like Authlib's client: header parameters beyond the registered ones (some
+            # providers add their own) do not make a token invalid.
+            registry = JWSRegistry(algorithms=[str(algorithm)], strict_check_header=False)
+            token = jwt.decode(id_token, keys, registry=registry)
         except InvalidKeyIdError as exc:
             raise OidcError("unknown_signing_key", str(exc)) from exc
         except BadSignatureError as exc:

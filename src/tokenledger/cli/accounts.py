@@ -88,7 +88,7 @@ def accounts_list() -> None:
     from tokenledger.localdays import iso, zone
 
     utc = zone("UTC")
-    table = Table("email", "name", "role", "status", "signs in with", "last sign-in (UTC)")
+    table = Table("email", "name", "role", "status", "last sign-in (UTC)")
     with database() as db:
         found = console_accounts.list_accounts(db)
     for account in found:
@@ -99,7 +99,6 @@ def accounts_list() -> None:
                 account.display_name,
                 account.role,
                 "enabled" if account.enabled else "disabled",
-                account.signs_in_with,
                 last[:16].replace("T", " ") if last else "never",
             )
         )
