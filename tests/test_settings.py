@@ -48,3 +48,53 @@ def test_a_bad_setting_is_refused_with_its_name(monkeypatch: pytest.MonkeyPatch)
     monkeypatch.setenv("TOKENLEDGER_TIMEZONE", "Mars/Base")
     with pytest.raises(ValidationError, match="timezone"):
         Settings()
+
+
+SSO = {
+    "oidc_issuer": "https://idp.example.com/realms/acme",
+    "oidc_client_id": "tokenledger",
+    "oidc_admin_groups": "tl-admins",
+}
+
+
+def test_single_sign_on_is_off_by_default_and_local_sign_in_on() -> None:
+    settings = Settings()
+    assert (settings.sso_enabled, settings.local_sign_in) == (False, True)
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"oidc_issuer": "http://idp.example.com"}, "https://"),
+        ({"oidc_issuer": "https://idp.example.com/?tenant=1"}, "query"),
+        ({"oidc_client_id": " "}, "oidc_client_id is required"),
+        ({"oidc_scopes": "email profile"}, "must include openid"),
+        ({"oidc_admin_groups": "", "oidc_viewer_groups": " , "}, "at least one group"),
+        ({"oidc_issuer": "", "local_sign_in": False}, "nobody could sign in"),
+        ({"break_glass_admin": "root"}, "e-mail address"),
+    ],
+)
+def test_single_sign_on_settings_that_cannot_work_are_refused(
+    changes: dict[str, object], message: str
+) -> None:
+    with pytest.raises(ValidationError, match=message):
+        Settings(**{**SSO, **changes})  # type: ignore[arg-type]
+
+
+def test_a_loopback_provider_may_use_plain_http() -> None:
+    settings = Settings(**{**SSO, "oidc_issuer": "http://127.0.0.1:9400"})
+    assert settings.sso_enabled
+
+
+def test_local_sign_in_can_be_turned_off_from_the_environment(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    for name, value in {
+        **SSO,
+        "local_sign_in": "false",
+        "break_glass_admin": "Root@Localhost",
+    }.items():
+        monkeypatch.setenv(f"TOKENLEDGER_{name.upper()}", value)
+    settings = Settings()
+    assert (settings.local_sign_in, settings.break_glass_admin) == (False, "root@localhost")
+    assert settings.oidc_provider_name == "SSO"

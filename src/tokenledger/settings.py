@@ -9,9 +9,10 @@ from __future__ import annotations
 from functools import cache
 from ipaddress import IPv4Network, IPv6Network, ip_network
 from typing import Literal
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -121,6 +122,63 @@ class Settings(BaseSettings):
     sign_in_window_s: int = Field(
         900, ge=1, description="The window (seconds) in which failed sign-ins are counted."
     )
+    # Single sign-on (OpenID Connect); docs/sso.md explains each setting.
+    oidc_issuer: str = Field(
+        "",
+        description=(
+            "Issuer URL of the OpenID Connect provider, exactly as its discovery document "
+            "states it. Empty: single sign-on is off. HTTPS (plain HTTP only on loopback)."
+        ),
+    )
+    oidc_client_id: str = Field("", description="Client id registered at the provider.")
+    oidc_client_secret: SecretStr = Field(
+        SecretStr(""), description="Client secret registered at the provider."
+    )
+    oidc_provider_name: str = Field(
+        "SSO", description='Name on the sign-in button: "Sign in with <name>".'
+    )
+    oidc_scopes: str = Field(
+        "openid email profile",
+        description="Scopes asked for, space-separated; must include `openid`.",
+    )
+    oidc_groups_claim: str = Field(
+        "groups",
+        description=(
+            "Claim holding the person's groups (a dotted path such as `realm_access.roles` "
+            "reaches into an object)."
+        ),
+    )
+    oidc_admin_groups: str = Field(
+        "", description="Comma-separated groups whose members sign in as `admin`."
+    )
+    oidc_viewer_groups: str = Field(
+        "", description="Comma-separated groups whose members sign in as `viewer`."
+    )
+    oidc_allowed_domains: str = Field(
+        "",
+        description=(
+            "Comma-separated e-mail domains allowed to sign in with the provider; "
+            "empty: any domain."
+        ),
+    )
+    oidc_require_verified_email: bool = Field(
+        True,
+        description="Refuse ID tokens whose `email_verified` claim is not true.",
+    )
+    local_sign_in: bool = Field(
+        True,
+        description=(
+            "Whether accounts may sign in with a password. `false` (needs single sign-on) "
+            "leaves only the break-glass admin."
+        ),
+    )
+    break_glass_admin: str = Field(
+        "",
+        description=(
+            "E-mail of the one local admin who may still sign in with a password when "
+            "local sign-in is off (at `/sign-in?local=1`)."
+        ),
+    )
 
     @field_validator("timezone")
     @classmethod
@@ -145,6 +203,56 @@ class Settings(BaseSettings):
         proxy_networks(value)
         return value
 
+    @field_validator("oidc_issuer")
+    @classmethod
+    def _issuer_url(cls, value: str) -> str:
+        value = value.strip()
+        if value:
+            parts = urlsplit(value)
+            loopback = parts.hostname in {"localhost", "127.0.0.1", "::1"}
+            if parts.scheme != "https" and not (parts.scheme == "http" and loopback):
+                raise ValueError("must be an https:// URL (http:// only on a loopback address)")
+            if parts.query or parts.fragment:
+                raise ValueError("must not have a query or fragment")
+        return value
+
+    @field_validator("oidc_provider_name")
+    @classmethod
+    def _provider_name(cls, value: str) -> str:
+        return " ".join(value.split())[:60] or "SSO"
+
+    @field_validator("break_glass_admin")
+    @classmethod
+    def _break_glass_email(cls, value: str) -> str:
+        value = value.strip().lower()
+        if value and "@" not in value:
+            raise ValueError("must be the e-mail address of a local admin account")
+        return value
+
+    @model_validator(mode="after")
+    def _single_sign_on(self) -> Settings:
+        if not self.oidc_issuer:
+            if not self.local_sign_in:
+                raise ValueError(
+                    "local_sign_in can only be turned off when single sign-on is configured "
+                    "(TOKENLEDGER_OIDC_ISSUER), or nobody could sign in"
+                )
+            return self
+        if not self.oidc_client_id.strip():
+            raise ValueError("oidc_client_id is required with oidc_issuer")
+        if "openid" not in self.oidc_scopes.split():
+            raise ValueError("oidc_scopes must include openid")
+        if not (split_list(self.oidc_admin_groups) or split_list(self.oidc_viewer_groups)):
+            raise ValueError(
+                "oidc_admin_groups or oidc_viewer_groups must name at least one group, "
+                "or nobody could sign in with the provider"
+            )
+        return self
+
+    @property
+    def sso_enabled(self) -> bool:
+        return bool(self.oidc_issuer)
+
     @property
     def is_sqlite(self) -> bool:
         return self.database_url.startswith("sqlite")
@@ -156,6 +264,11 @@ class Settings(BaseSettings):
     @property
     def trusted_proxy_networks(self) -> tuple[IPv4Network | IPv6Network, ...]:
         return proxy_networks(self.trusted_proxies)
+
+
+def split_list(value: str) -> tuple[str, ...]:
+    """``"a, b,,c"`` as ``("a", "b", "c")``."""
+    return tuple(part.strip() for part in value.split(",") if part.strip())
 
 
 @cache

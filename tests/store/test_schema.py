@@ -34,6 +34,20 @@ def test_revision_0002_downgrades_and_upgrades_again(db: Database) -> None:
     assert migrate.is_up_to_date(db)
 
 
+def test_revision_0003_i19_downgrades_and_upgrades_again(db: Database) -> None:
+    config = migrate.alembic_config()
+    with db.engine.begin() as conn:
+        config.attributes["connection"] = conn
+        command.downgrade(config, "0002")
+    assert "sso_flows" not in inspect(db.engine).get_table_names()
+    assert "sso_subject" not in {
+        column["name"] for column in inspect(db.engine).get_columns("accounts")
+    }
+    migrate.upgrade(db)
+    assert "sso_flows" in inspect(db.engine).get_table_names()
+    assert migrate.is_up_to_date(db)
+
+
 def test_schema_py_alone_also_makes_the_audit_log_append_only() -> None:
     engine = create_engine("sqlite://")
     metadata.create_all(engine)

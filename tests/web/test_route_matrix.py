@@ -27,6 +27,7 @@ from starlette.routing import Mount
 from tests.conftest import make_event
 from tests.support.clock import FrozenClock
 from tests.support.console import PASSWORD, make_account
+from tests.support.idp import FakeIdP
 from tokenledger.auth import csrf, sessions
 from tokenledger.auth.keys import create_key
 from tokenledger.settings import Settings
@@ -112,6 +113,11 @@ ROUTES: dict[tuple[str, str], Case] = {
         form={"email": "viewer@example.com", "password": "not the password"},
     ),
     ("POST", "/sign-out"): Case(state_changing(everyone(303))),
+    # Single sign-on (configured here, with FakeIdP): off to the provider (or, signed
+    # in, to the page), its answer (none here: a wrong state), the provider's sign-out.
+    ("GET", "/sign-in/sso"): Case({**everyone(303), "ingest_key": 400, "read_key": 400}),
+    ("GET", "/sign-in/sso/callback"): Case(everyone(400)),
+    ("GET", "/sign-out/sso"): Case(everyone(303)),
     # Pages for any signed-in account.
     ("GET", "/reporting/user-usage"): Case(page()),
     ("GET", "/account"): Case(page()),
@@ -264,10 +270,11 @@ def test_route_matrix(
     case = ROUTES[(method, path)]
     database_file = tmp_path / "matrix.db"
     shutil.copyfile(world.path, database_file)
-    settings = Settings(database_url=f"sqlite:///{database_file}")
+    idp = FakeIdP(clock)
+    settings = Settings(database_url=f"sqlite:///{database_file}", **idp.settings())
     db = open_database(settings)
     try:
-        app = create_app(settings, db=db, clock=clock)
+        app = idp.attach(create_app(settings, db=db, clock=clock))
         if (method, path) not in app_routes(app):
             assert (method, path) in PLANNED
             pytest.skip("built on another branch; checked once merged")

@@ -12,7 +12,7 @@ import unicodedata
 from dataclasses import dataclass
 from typing import Any, Literal, get_args
 
-from sqlalchemy import Connection, func, select, update
+from sqlalchemy import ColumnElement, Connection, func, select, update
 from sqlalchemy.exc import IntegrityError
 
 from tokenledger.auth import audit, sessions
@@ -39,10 +39,19 @@ class Account:
     created_us: int
     updated_us: int
     last_sign_in_us: int | None
+    has_password: bool = True
+    sso_subject: str | None = None  # set when the account signs in with single sign-on
 
     @property
     def is_admin(self) -> bool:
         return self.role == "admin"
+
+    @property
+    def signs_in_with(self) -> str:
+        """How the account signs in, as the account list shows it."""
+        if self.sso_subject is None:
+            return "password"
+        return "single sign-on and password" if self.has_password else "single sign-on"
 
     @property
     def label(self) -> str:
@@ -58,6 +67,8 @@ _COLUMNS = (
     accounts.c.created_us,
     accounts.c.updated_us,
     accounts.c.last_sign_in_us,
+    (accounts.c.password_hash != "").label("has_password"),
+    accounts.c.sso_subject,
 )
 
 
@@ -71,6 +82,8 @@ def _account(row: Any) -> Account:
         row.created_us,
         row.updated_us,
         row.last_sign_in_us,
+        bool(row.has_password),
+        row.sso_subject,
     )
 
 
@@ -188,13 +201,17 @@ def enabled_admin_count(db: Database) -> int:
         )
 
 
+def find_for_update(conn: Connection, condition: ColumnElement[bool]) -> Account | None:
+    """The account matching ``condition``, locked until the transaction ends."""
+    row = conn.execute(select(*_COLUMNS).where(condition).with_for_update()).first()
+    return _account(row) if row else None
+
+
 def _locked(conn: Connection, account_id: int) -> Account:
-    row = conn.execute(
-        select(*_COLUMNS).where(accounts.c.id == account_id).with_for_update()
-    ).first()
-    if row is None:
+    account = find_for_update(conn, accounts.c.id == account_id)
+    if account is None:
         raise LookupError(f"no account with id {account_id}")
-    return _account(row)
+    return account
 
 
 def _keep_an_admin(conn: Connection, account: Account) -> None:

@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from tokenledger.auth import bootstrap
+from tokenledger.auth import bootstrap, sso
 from tokenledger.cli.common import app, console, database, settings
 from tokenledger.clock import now_us, system_clock
 from tokenledger.settings import Settings
@@ -41,6 +41,9 @@ def serve(
         )
     with database() as db:
         _first_admin(db, current)
+        problem = sso.break_glass_problem(db, current)
+        if problem:
+            console.print(f"warning: {problem}", markup=False, highlight=False)
         console.print(f"TokenLedger serving on http://{bind_host}:{bind_port}")
         console.print(f"  Sign in at http://{bind_host}:{bind_port}/sign-in  (API docs: /api/docs)")
         serve_app(create_app(current, db=db), current, host=bind_host, port=bind_port)

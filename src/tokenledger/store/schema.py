@@ -153,10 +153,33 @@ accounts = Table(
     Column("display_name", String(255), nullable=False, server_default=""),
     Column("role", String(16), nullable=False),
     Column("enabled", Boolean, nullable=False),
-    Column("password_hash", String(255), nullable=False),  # Argon2id, PHC string
+    # Argon2id, PHC string; empty for an account that signs in only with single sign-on.
+    Column("password_hash", String(255), nullable=False),
     Column("created_us", BigInteger, nullable=False),
     Column("updated_us", BigInteger, nullable=False),
     Column("last_sign_in_us", BigInteger),
+    # The OpenID Connect identity (issuer and ``sub``) the account signs in with, if any.
+    Column("sso_issuer", String(255)),
+    Column("sso_subject", String(255)),
+    Index("ux_accounts_sso", "sso_issuer", "sso_subject", unique=True),
+)
+
+# Single sign-on attempts between the redirect to the provider and its answer. Only
+# hashes of ``state`` and of the browser's pre-session CSRF token are stored; a row is
+# marked used by the first answer, so a replayed answer is recognised (and refused).
+sso_flows = Table(
+    "sso_flows",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("state_hash", LargeBinary(32), nullable=False, unique=True),
+    Column("browser_hash", LargeBinary(32), nullable=False),
+    Column("nonce", String(64), nullable=False),
+    Column("code_verifier", String(128), nullable=False),
+    Column("redirect_uri", String(2048), nullable=False),
+    Column("next_path", String(2048), nullable=False),
+    Column("created_us", BigInteger, nullable=False),
+    Column("used_us", BigInteger),
+    Index("ix_sso_flows_created", "created_us"),
 )
 
 # Signed-in browser sessions. Only the SHA-256 of the cookie value is stored; deleting

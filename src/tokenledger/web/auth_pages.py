@@ -12,7 +12,7 @@ from tokenledger.auth import accounts, passwords, signin, throttle
 from tokenledger.auth.sessions import SessionPolicy
 from tokenledger.clock import now_us
 from tokenledger.settings import Settings
-from tokenledger.web import cookies
+from tokenledger.web import cookies, sign_in_options
 from tokenledger.web.deps import Ctx, PageViewer, client_address, current_viewer, session_token
 from tokenledger.web.templating import render
 
@@ -63,7 +63,8 @@ def sign_in_page(request: Request, next: str | None = None, done: str | None = N
     return render(
         request,
         "sign_in.html",
-        {"next": local_path(next), "email": "", "notice": _notice(done)},
+        {"next": local_path(next), "email": "", "notice": _notice(done)}
+        | sign_in_options.sign_in_choices(request),
         headers={"Cache-Control": "no-store"},
     )
 
@@ -77,6 +78,7 @@ def sign_in_submit(
     next: FormText = HOME,
 ) -> Response:
     try:
+        sign_in_options.check_password_sign_in(request, ctx, email)
         signed_in = signin.sign_in(
             ctx.db,
             email=email,
@@ -94,7 +96,8 @@ def sign_in_submit(
         return render(
             request,
             "sign_in.html",
-            {"next": local_path(next), "email": email[:320], "error": exc.message},
+            {"next": local_path(next), "email": email[:320], "error": exc.message}
+            | sign_in_options.sign_in_choices(request, password_form=True),
             status_code=exc.status,
             headers=headers,
         )
@@ -114,7 +117,10 @@ def sign_out(request: Request, ctx: Ctx) -> Response:
             client=client_address(request),
             now_us=now_us(ctx.clock),
         )
-    response = RedirectResponse("/sign-in?done=signed-out", status_code=303)
+    location = sign_in_options.SIGNED_OUT
+    if viewer is not None:
+        location = sign_in_options.signed_out_location(ctx, viewer.account_id)
+    response = RedirectResponse(location, status_code=303)
     cookies.clear_session(response, secure=request.state.secure_cookies)
     return response
 

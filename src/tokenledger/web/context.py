@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from tokenledger.auth.oidc import OidcClient, ProviderConfig
 from tokenledger.clock import Clock
 from tokenledger.settings import Settings
 from tokenledger.store.database import Database
@@ -17,6 +18,11 @@ class AppContext:
     clock: Clock
     # Ingest requests that arrive together share one commit.
     writes: GroupCommit = field(init=False)
+    # The identity provider, when single sign-on is configured (its discovery document
+    # and keys are cached here, per process).
+    oidc: OidcClient | None = field(init=False)
 
     def __post_init__(self) -> None:
         self.writes = GroupCommit(self.db)
+        config = ProviderConfig.from_settings(self.settings)
+        self.oidc = OidcClient(config, clock=self.clock) if config else None
