@@ -113,6 +113,13 @@ class Settings(BaseSettings):
     sign_in_window_s: int = Field(
         900, ge=1, description="The window (seconds) in which failed sign-ins are counted."
     )
+    log_level: Literal["debug", "info", "warning", "error"] = Field(
+        "info",
+        description=(
+            "Least severe log lines `serve` writes (JSON, one per line, on standard error): "
+            "`info` includes one line per request."
+        ),
+    )
 
     @field_validator("timezone")
     @classmethod

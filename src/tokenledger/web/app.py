@@ -12,9 +12,11 @@ from starlette.responses import RedirectResponse, Response
 
 from tokenledger import __version__
 from tokenledger.clock import Clock, system_clock
+from tokenledger.observability.metrics import count_database_errors
+from tokenledger.observability.middleware import RequestObservation
 from tokenledger.settings import Settings
 from tokenledger.store.database import Database, open_database
-from tokenledger.web import admin_pages, api, auth_pages, errors, exports, pages
+from tokenledger.web import admin_pages, api, auth_pages, errors, exports, operations, pages
 from tokenledger.web.context import AppContext
 from tokenledger.web.deps import AdminRequired, SignInRequired
 from tokenledger.web.error_pages import error_page
@@ -32,6 +34,7 @@ def create_app(
     """Build the TokenLedger web app. The database must already be migrated."""
     settings = settings or Settings()
     ctx = AppContext(settings=settings, db=db or open_database(settings), clock=clock)
+    count_database_errors(ctx.db, ctx.metrics)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -55,11 +58,13 @@ def create_app(
     app.add_exception_handler(AdminRequired, _admins_only)
     app.add_middleware(SessionMiddleware)  # inside the security headers: its pages get them
     app.add_middleware(SecurityHeadersMiddleware)
+    app.add_middleware(RequestObservation)  # outermost: sees every answer, times all
     app.include_router(api.router)
     app.include_router(exports.router)
     app.include_router(pages.router)
     app.include_router(auth_pages.router)
     app.include_router(admin_pages.router)
+    app.include_router(operations.router)
     app.mount("/static", CachedStaticFiles(directory=STATIC_DIR), name="static")
     _install_openapi(app)
     return app

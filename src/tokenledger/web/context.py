@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from tokenledger.clock import Clock
+from tokenledger.observability.metrics import Metrics, create_metrics
 from tokenledger.settings import Settings
 from tokenledger.store.database import Database
 from tokenledger.store.group_commit import GroupCommit
@@ -15,8 +16,11 @@ class AppContext:
     settings: Settings
     db: Database
     clock: Clock
+    metrics: Metrics = field(default_factory=create_metrics)
+    # Hashes of ``metrics`` keys found valid (accepted while the database is down).
+    metrics_keys_seen: set[bytes] = field(default_factory=set)
     # Ingest requests that arrive together share one commit.
     writes: GroupCommit = field(init=False)
 
     def __post_init__(self) -> None:
-        self.writes = GroupCommit(self.db)
+        self.writes = GroupCommit(self.db, observer=self.metrics.group_committed)
