@@ -9,7 +9,7 @@ and it comes out structured.
 Nothing secret is logged: request lines give the route, the path (never the query
 string), the status and the duration, never a header, a cookie or a body. As a last
 guard, every text is masked where it has the shape of an API key, a ``Bearer``
-credential or a ``password=...`` pair.
+credential or a ``password=...`` (``token:``, ``session=``...) pair.
 """
 
 from __future__ import annotations
@@ -31,9 +31,10 @@ REQUEST_ID: ContextVar[str | None] = ContextVar("tokenledger_request_id", defaul
 _SANE_REQUEST_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:@+=/-]{0,127}")
 _SECRETS = re.compile(
     rf"(?P<key>{KEY_PREFIX}[A-Za-z0-9_-]{{8}})[A-Za-z0-9_-]{{12,}}"
-    r"|(?P<scheme>\b[Bb]earer\s+)[^\s\"',;]+"
-    r"|(?P<name>\b(?i:password|passwd|secret|token|cookie|session)\b[\"']?\s*[:=]\s*[\"']?)"
-    r"[^\s\"',;&}]+"
+    r"|(?P<scheme>\b[Bb]earer\s+)[^\s\"',;\\]+"
+    r"|(?P<name>\b(?i:[a-z_]*(?:password|passwd|secret|token|cookie|session|csrf))\b"
+    r"[\"']?\s*[:=]\s*[\"']?)"
+    r"[^\s\"',;&}\\]+"
 )
 # Attributes every LogRecord has: the rest were passed with ``extra``.
 _RECORD_FIELDS = {
@@ -81,15 +82,14 @@ class JsonFormatter(logging.Formatter):
         if record.exc_info:
             line["exception"] = self.formatException(record.exc_info)
         masked = {key: _masked(value) for key, value in line.items()}
-        return orjson.dumps(masked, default=_masked_text).decode()
+        # Masked again as JSON: texts inside lists and objects too (a mask never
+        # removes a quote or a backslash, so the line stays valid JSON).
+        return redact(orjson.dumps(masked, default=str).decode())
 
 
 def _masked(value: Any) -> Any:
     return redact(value) if isinstance(value, str) else value
 
-
-def _masked_text(value: object) -> str:
-    return redact(str(value))
 
 
 def logging_config(level: str) -> dict[str, Any]:

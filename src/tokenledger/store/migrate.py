@@ -32,9 +32,18 @@ def current_revision(db: Database) -> str | None:
 
 
 @cache
+def _scripts() -> ScriptDirectory:
+    return ScriptDirectory.from_config(alembic_config())
+
+
 def head_revision() -> str | None:
     """The newest revision this version of TokenLedger knows."""
-    return ScriptDirectory.from_config(alembic_config()).get_current_head()
+    return _scripts().get_current_head()
+
+
+def is_known_revision(revision: str) -> bool:
+    """Whether ``revision`` is one of this version's (not a newer version's)."""
+    return revision in {script.revision for script in _scripts().walk_revisions()}
 
 
 def is_up_to_date(db: Database) -> bool:
