@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
+from sqlalchemy import create_engine, text
 
+from tests.conftest import IN_CI
+from tests.support.postgres import Cluster, PostgresUnavailable, start_cluster
 from tokenledger.auth.keys import create_key
-from tokenledger.store.database import Database
+from tokenledger.settings import Settings
+from tokenledger.store import migrate
+from tokenledger.store.database import Database, open_database
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 
@@ -43,3 +48,31 @@ def scrape(client: object, metrics_key: str) -> Callable[[], Samples]:
         return parse_metrics(response.text)
 
     return read
+
+
+@pytest.fixture
+def own_cluster() -> Iterator[Cluster]:
+    """A PostgreSQL cluster of this test alone, so the test can stop it."""
+    try:
+        cluster = start_cluster()
+    except PostgresUnavailable as exc:
+        if IN_CI:
+            pytest.fail(f"PostgreSQL is required in CI: {exc}")
+        pytest.skip(f"PostgreSQL not available: {exc}")
+    try:
+        yield cluster
+    finally:
+        cluster.destroy()
+
+
+def migrated_database(cluster: Cluster) -> str:
+    """The URL of a new, migrated database in ``cluster``."""
+    admin = create_engine(cluster.admin_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text("CREATE DATABASE tokenledger"))
+    admin.dispose()
+    url = cluster.url("tokenledger")
+    db = open_database(Settings(database_url=url))
+    migrate.upgrade(db)
+    db.dispose()
+    return url
