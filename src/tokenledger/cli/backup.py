@@ -22,11 +22,12 @@ def backup(
         with database(migrate=False) as db:
             made = backups.backup(db, file, overwrite=force)
     except backups.BackupError as exc:
-        console.print(f"error: {exc}")
+        console.print(f"error: {exc}", soft_wrap=True)
         raise typer.Exit(2) from exc
     console.print(
         f"Backed up {made.events} events (schema {made.revision}) to {made.path}: "
-        f"{made.size_bytes} bytes."
+        f"{made.size_bytes} bytes.",
+        soft_wrap=True,
     )
 
 
@@ -37,20 +38,20 @@ def restore(
 ) -> None:
     """Replace the SQLite database by the backup FILE, then migrate it. Stop the
     server first: what was stored after the backup was taken is lost."""
-    try:
-        found = backups.inspect(file)
-    except backups.BackupError as exc:
-        console.print(f"error: {exc}")
-        raise typer.Exit(2) from exc
-    console.print(f"{file}: {found.events} events, schema {found.revision}.")
-    if not yes and not typer.confirm(
-        "Replace everything in the database by this backup? Stop the server first", err=True
-    ):
-        raise typer.Exit(1)
-    try:
-        with database(migrate=False) as db:
+    with database(migrate=False) as db:
+        try:
+            backups.sqlite_file(db, "tokenledger restore")
+            found = backups.inspect(file)
+            console.print(
+                f"{file}: {found.events} events, schema {found.revision}.", soft_wrap=True
+            )
+            if not yes and not typer.confirm(
+                "Replace everything in the database by this backup? Stop the server first",
+                err=True,
+            ):
+                raise typer.Exit(1)
             backups.restore(db, file)
-    except backups.BackupError as exc:
-        console.print(f"error: {exc}")
-        raise typer.Exit(2) from exc
+        except backups.BackupError as exc:
+            console.print(f"error: {exc}", soft_wrap=True)
+            raise typer.Exit(2) from exc
     console.print("Restored. Run `tokenledger verify` to check the rollups against the events.")

@@ -91,7 +91,6 @@ def _masked(value: Any) -> Any:
     return redact(value) if isinstance(value, str) else value
 
 
-
 def logging_config(level: str) -> dict[str, Any]:
     """A :func:`logging.config.dictConfig` document: every logger (TokenLedger's,
     uvicorn's, the libraries') writes JSON lines to standard error at ``level``."""

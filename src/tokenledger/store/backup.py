@@ -40,7 +40,7 @@ class BackupFile:
 def backup(db: Database, target: Path, *, overwrite: bool = False) -> BackupFile:
     """Copy the SQLite database of ``db`` to ``target`` (consistent while it is
     written to)."""
-    _sqlite_file(db, "tokenledger backup")
+    sqlite_file(db, "tokenledger backup")
     if target.exists() and not overwrite:
         raise BackupError(f"{target} exists already (--force replaces it)")
     partial = target.with_name(f".{target.name}.partial-{os.getpid()}")
@@ -74,7 +74,7 @@ def restore(db: Database, source: Path) -> BackupFile:
     """Replace everything in the SQLite database of ``db`` by the backup ``source``,
     then migrate it to the newest revision. Stop the server first: events it stored
     after the backup was taken are gone afterwards."""
-    _sqlite_file(db, "tokenledger restore")
+    sqlite_file(db, "tokenledger restore")
     found = inspect(source)
     with (
         closing(sqlite3.connect(f"{source.absolute().as_uri()}?mode=ro", uri=True)) as saved,
@@ -85,7 +85,8 @@ def restore(db: Database, source: Path) -> BackupFile:
     return found
 
 
-def _sqlite_file(db: Database, command: str) -> Path:
+def sqlite_file(db: Database, command: str) -> Path:
+    """The SQLite file of ``db``; BackupError naming what to use instead."""
     if not db.is_sqlite:
         raise BackupError(
             f"{command} is for SQLite; for PostgreSQL use pg_dump and pg_restore "
