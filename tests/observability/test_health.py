@@ -5,13 +5,15 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+import httpx2 as httpx
 import pytest
 from fastapi.testclient import TestClient
 
-from tests.conftest import make_event
+from tests.conftest import fresh_database_url, make_event
 from tests.observability.conftest import migrated_database, parse_metrics, value
 from tests.reliability.workload import wait_until
 from tests.support.postgres import Cluster
+from tests.support.server import ServerProcess
 from tokenledger.auth.keys import create_key
 from tokenledger.settings import Settings
 from tokenledger.store import migrate
@@ -108,3 +110,19 @@ def test_postgresql_down_not_ready_and_metrics_still_served(
     ]
     assert details, "the reason the database was unavailable is logged"
     assert all(isinstance(detail, str) and detail for detail in details)
+
+
+def test_a_read_only_sqlite_file_is_not_ready(
+    tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    database_url = fresh_database_url(request, "sqlite", tmp_path)
+    path = Path(database_url.removeprefix("sqlite:///"))
+    with ServerProcess(database_url, tmp_path, respect_file_modes=True) as server:
+        assert httpx.get(f"{server.url}/readyz").status_code == 200
+        path.chmod(0o444)
+        refused = httpx.get(f"{server.url}/readyz")
+        assert (refused.status_code, refused.json()) == (503, UNAVAILABLE)
+        assert str(path) not in refused.text
+        assert f"the SQLite file {path} is not writable" in server.log()  # logged
+        path.chmod(0o644)
+        assert httpx.get(f"{server.url}/readyz").status_code == 200
