@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -55,15 +56,20 @@ def test_two_workers_add_up_their_metrics(tmp_path: Path) -> None:
     with server:
         (directory,) = runtime.glob("tokenledger-metrics-*")
         sent = 0
-        # A new connection each time: the kernel spreads them over the two workers.
-        while sent < 10 or (sent < 300 and len(_serving(directory)) < 2):
+
+        def send(_: int) -> int:
             response = httpx.post(
                 f"{server.url}/api/v1/events",
                 json={"events": [make_event(started_at=now), make_event(started_at=now)]},
                 headers={"Authorization": f"Bearer {keys.ingest}"},
             )
-            assert response.status_code == 200
-            sent += 1
+            return response.status_code
+
+        # New connections, 8 at a time: the kernel spreads them over the two workers.
+        with ThreadPoolExecutor(8) as pool:
+            while sent < 16 or (sent < 400 and len(_serving(directory)) < 2):
+                assert set(pool.map(send, range(8))) == {200}
+                sent += 8
         per_worker = _served_by_each_worker(directory)
         assert len(per_worker) == 2
         assert all(served > 0 for served in per_worker.values()), per_worker
