@@ -174,3 +174,4 @@ def test_the_logging_config_sends_every_logger_to_json_on_stderr() -> None:
     assert config["handlers"]["stderr"]["stream"] == "ext://sys.stderr"
     assert config["formatters"]["json"]["()"] == "tokenledger.observability.logs.JsonFormatter"
     assert config["loggers"]["uvicorn.error"] == {"handlers": [], "propagate": True}
+    assert config["loggers"]["sqlalchemy"] == {"level": "WARNING"}

@@ -106,8 +106,10 @@ def logging_config(level: str) -> dict[str, Any]:
             }
         },
         "root": {"handlers": ["stderr"], "level": level.upper()},
-        # uvicorn's own handlers would write plain text: its records go to the root.
         "loggers": {
-            name: {"handlers": [], "propagate": True} for name in ("uvicorn", "uvicorn.error")
+            # uvicorn's own handlers would write plain text: its records go to the root.
+            **{name: {"handlers": [], "propagate": True} for name in ("uvicorn", "uvicorn.error")},
+            # Never SQL statements and their parameters, even at debug.
+            "sqlalchemy": {"level": "WARNING"},
         },
     }
