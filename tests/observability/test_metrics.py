@@ -81,6 +81,7 @@ def test_metrics_after_known_traffic(
     assert value(samples, "tokenledger_export_rows_total", granularity="events") == 2
     assert value(samples, "tokenledger_exports_total", granularity="events", complete="true") == 1
     assert value(samples, "tokenledger_build_info", version="0.1.0") == 1
+    assert value(samples, "process_resident_memory_bytes") > 0
     assert value(samples, "tokenledger_database_errors_total", error="OperationalError") == 0
     if settings.is_sqlite:
         database_file = Path(settings.database_url.removeprefix("sqlite:///"))

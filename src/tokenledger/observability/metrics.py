@@ -21,9 +21,15 @@ import tempfile
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    GCCollector,
+    Histogram,
+    ProcessCollector,
+    generate_latest,
+)
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from prometheus_client.multiprocess import MultiProcessCollector
@@ -53,7 +59,9 @@ class Metrics:
         def counter(name: str, help_text: str, *labels: str) -> Counter:
             return Counter(name, help_text, labels, registry=registry)
 
-        def histogram(name: str, help_text: str, buckets: Sequence[float], *labels: str) -> Any:
+        def histogram(
+            name: str, help_text: str, buckets: Sequence[float], *labels: str
+        ) -> Histogram:
             return Histogram(name, help_text, labels, registry=registry, buckets=buckets)
 
         self.http_requests = counter(
@@ -193,9 +201,15 @@ class DatabaseFiles(Collector):
 
 
 def create_metrics() -> Metrics:
-    """The app's metrics: in its own registry, or in multiprocess mode when serve set
+    """The app's metrics: in its own registry, with the process' memory, CPU, files
+    and garbage collection; or in multiprocess mode when serve set
     ``PROMETHEUS_MULTIPROC_DIR`` (before prometheus-client was imported)."""
-    return Metrics(None if os.environ.get(MULTIPROCESS_DIR) else CollectorRegistry())
+    if os.environ.get(MULTIPROCESS_DIR):
+        return Metrics(None)
+    registry = CollectorRegistry()
+    ProcessCollector(registry=registry)
+    GCCollector(registry=registry)
+    return Metrics(registry)
 
 
 def count_database_errors(db: Database, metrics: Metrics) -> None:
