@@ -27,6 +27,7 @@ UNAVAILABLE = {"status": "not ready", "reason": "database unavailable"}
 def test_ready_when_the_database_is_migrated(client: TestClient) -> None:
     response = client.get("/readyz")
     assert (response.status_code, response.json()) == (200, {"status": "ready"})
+    assert "set-cookie" not in response.headers  # a probe is not a browser
     assert client.get("/healthz").json() == {"status": "ok"}
 
 

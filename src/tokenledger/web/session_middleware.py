@@ -38,7 +38,7 @@ from tokenledger.web.error_pages import error_page
 from tokenledger.web.errors import error_response
 
 MAX_FORM_BYTES = 256 * 1024
-_NOT_BROWSER_PAGES = ("/api/", "/healthz")
+_NOT_BROWSER_PAGES = ("/api/", "/healthz", "/readyz", "/metrics")
 
 
 class SessionMiddleware:
