@@ -179,6 +179,13 @@ class Settings(BaseSettings):
             "local sign-in is off (at `/sign-in?local=1`)."
         ),
     )
+    log_level: Literal["debug", "info", "warning", "error"] = Field(
+        "info",
+        description=(
+            "Least severe log lines `serve` writes (JSON, one per line, on standard error): "
+            "`info` includes one line per request."
+        ),
+    )
 
     @field_validator("timezone")
     @classmethod

@@ -23,8 +23,11 @@ class ServerProcess:
         *,
         respect_file_modes: bool = False,
         open_files: int | None = None,
+        command: list[str] | None = None,
         **env: str,
     ) -> None:
+        # How to run ``tokenledger``: this interpreter's, or an installed one's.
+        self.command = command or [sys.executable, "-m", "tokenledger"]
         self.prefix: list[str] = []
         if respect_file_modes and os.geteuid() == 0:
             # As root, file modes bind only a process without the capability to
@@ -48,7 +51,7 @@ class ServerProcess:
     def start(self, timeout: float = 60) -> ServerProcess:
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(
-                [*self.prefix, sys.executable, "-m", "tokenledger", "serve"],
+                [*self.prefix, *self.command, "serve"],
                 env=self.env,
                 stdout=log,
                 stderr=subprocess.STDOUT,

@@ -87,6 +87,9 @@ NEW_PASSWORD = {"new_password": "n" * 14, "confirm_password": "n" * 14}
 ROUTES: dict[tuple[str, str], Case] = {
     # Public: health, the API description, static files.
     ("GET", "/healthz"): Case(everyone(200)),
+    ("GET", "/readyz"): Case(everyone(200)),
+    # Prometheus: a metrics key only (tests/observability/test_metrics.py gets its 200).
+    ("GET", "/metrics"): Case({**everyone(401), "ingest_key": 403, "read_key": 403}),
     ("GET", "/api/openapi.json"): Case(everyone(200)),
     ("GET", "/api/docs"): Case(everyone(200)),
     ("GET", "/static/{path}"): Case(everyone(200)),

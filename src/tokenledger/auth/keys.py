@@ -19,8 +19,13 @@ from tokenledger.auth import audit
 from tokenledger.store.database import Database
 from tokenledger.store.schema import api_keys
 
-Scope = Literal["ingest", "report:read"]
+Scope = Literal["ingest", "report:read", "metrics"]
 SCOPES: tuple[Scope, ...] = get_args(Scope)
+SCOPE_USES: dict[str, str] = {
+    "ingest": "send usage events",
+    "report:read": "read usage reports",
+    "metrics": "read Prometheus metrics",
+}
 KEY_PREFIX = "tl_"
 _SHOWN_PREFIX = len(KEY_PREFIX) + 8
 # A key's last use is written at most this often, to keep reads read-only.

@@ -12,14 +12,16 @@ from tokenledger.auth import keys as api_keys
 from tokenledger.cli.common import app, cells, console, database, out
 from tokenledger.clock import now_us, system_clock
 
-keys_app = typer.Typer(help="API keys for applications (ingest) and readers (report:read).")
+keys_app = typer.Typer(
+    help="API keys for applications (ingest), readers (report:read) and Prometheus (metrics)."
+)
 app.add_typer(keys_app, name="keys")
 
 
 @keys_app.command("create")
 def keys_create(
     name: Annotated[str, typer.Option(help="What the key is for, e.g. 'chat gateway'.")],
-    scope: Annotated[str, typer.Option(help="ingest or report:read.")],
+    scope: Annotated[str, typer.Option(help="ingest, report:read or metrics.")],
 ) -> None:
     """Create an API key and print it (once: it is not stored, only its hash)."""
     try:

@@ -8,15 +8,28 @@ durability is unchanged: only the waiting is shared.
 
 from __future__ import annotations
 
+import logging
 import queue
 import threading
+import time
 from collections.abc import Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from tokenledger.events import Event, Rejection
 from tokenledger.store.database import Database, DatabaseUnavailable
 from tokenledger.store.writes import BatchResult, store_batches
+
+log = logging.getLogger(__name__)
+
+
+class CommitObserver(Protocol):
+    """Told of each group commit (for metrics), before its batches are answered."""
+
+    def __call__(
+        self, results: Sequence[BatchResult], *, waits_s: Sequence[float], duration_s: float
+    ) -> None: ...
 
 
 @dataclass
@@ -24,14 +37,18 @@ class _Job:
     items: Sequence[Event | Rejection]
     now_us: int
     future: Future[BatchResult] = field(default_factory=Future)
+    queued: float = field(default_factory=time.monotonic)
 
 
 class GroupCommit:
     """Stores batches through one writer thread (started on first use)."""
 
-    def __init__(self, db: Database, *, max_events: int = 10_000) -> None:
+    def __init__(
+        self, db: Database, *, max_events: int = 10_000, observer: CommitObserver | None = None
+    ) -> None:
         self._db = db
         self._max_events = max_events
+        self._observer = observer
         self._queue: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._start_lock = threading.Lock()
@@ -80,6 +97,7 @@ class GroupCommit:
                 return
 
     def _commit(self, jobs: list[_Job]) -> None:
+        started = time.monotonic()
         try:
             results = store_batches(self._db, [(job.items, job.now_us) for job in jobs])
         except DatabaseUnavailable as exc:
@@ -94,5 +112,15 @@ class GroupCommit:
             for job in jobs:
                 self._commit([job])
         else:
+            self._observe(jobs, results, started)
             for job, result in zip(jobs, results, strict=True):
                 job.future.set_result(result)
+
+    def _observe(self, jobs: list[_Job], results: list[BatchResult], started: float) -> None:
+        if self._observer is None:
+            return
+        waits = [started - job.queued for job in jobs]
+        try:
+            self._observer(results, waits_s=waits, duration_s=time.monotonic() - started)
+        except Exception:  # metrics must never stop the writer thread: answers wait on it
+            log.exception("could not record the metrics of a group commit")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from functools import cache
+
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
@@ -29,6 +31,20 @@ def current_revision(db: Database) -> str | None:
         return MigrationContext.configure(conn).get_current_revision()
 
 
+@cache
+def _scripts() -> ScriptDirectory:
+    return ScriptDirectory.from_config(alembic_config())
+
+
+def head_revision() -> str | None:
+    """The newest revision this version of TokenLedger knows."""
+    return _scripts().get_current_head()
+
+
+def is_known_revision(revision: str) -> bool:
+    """Whether ``revision`` is one of this version's (not a newer version's)."""
+    return revision in {script.revision for script in _scripts().walk_revisions()}
+
+
 def is_up_to_date(db: Database) -> bool:
-    head = ScriptDirectory.from_config(alembic_config()).get_current_head()
-    return current_revision(db) == head
+    return current_revision(db) == head_revision()

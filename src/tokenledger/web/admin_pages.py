@@ -318,6 +318,7 @@ def _keys_page(
         headers=headers,
         keys=list(reversed(api_keys.list_keys(ctx.db))),
         scopes=api_keys.SCOPES,
+        scope_uses=api_keys.SCOPE_USES,
         form=form,
         **values,
     )

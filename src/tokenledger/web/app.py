@@ -12,6 +12,8 @@ from starlette.responses import RedirectResponse, Response
 
 from tokenledger import __version__
 from tokenledger.clock import Clock, system_clock
+from tokenledger.observability.metrics import count_database_errors
+from tokenledger.observability.middleware import RequestObservation
 from tokenledger.settings import Settings
 from tokenledger.store.database import Database, open_database
 from tokenledger.web import (
@@ -21,6 +23,7 @@ from tokenledger.web import (
     capture,
     errors,
     exports,
+    operations,
     pages,
     sso_pages,
 )
@@ -41,6 +44,7 @@ def create_app(
     """Build the TokenLedger web app. The database must already be migrated."""
     settings = settings or Settings()
     ctx = AppContext(settings=settings, db=db or open_database(settings), clock=clock)
+    count_database_errors(ctx.db, ctx.metrics)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -64,6 +68,7 @@ def create_app(
     app.add_exception_handler(AdminRequired, _admins_only)
     app.add_middleware(SessionMiddleware)  # inside the security headers: its pages get them
     app.add_middleware(SecurityHeadersMiddleware)
+    app.add_middleware(RequestObservation)  # outermost: sees every answer, times all
     app.include_router(api.router)
     app.include_router(capture.router)
     app.include_router(exports.router)
@@ -71,6 +76,7 @@ def create_app(
     app.include_router(auth_pages.router)
     app.include_router(sso_pages.router)
     app.include_router(admin_pages.router)
+    app.include_router(operations.router)
     app.mount("/static", CachedStaticFiles(directory=STATIC_DIR), name="static")
     _install_openapi(app)
     return app

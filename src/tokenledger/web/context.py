@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 from tokenledger.auth.oidc import OidcClient, ProviderConfig
 from tokenledger.clock import Clock
+from tokenledger.observability.metrics import Metrics, create_metrics
 from tokenledger.settings import Settings
 from tokenledger.store.database import Database
 from tokenledger.store.group_commit import GroupCommit
@@ -16,6 +17,9 @@ class AppContext:
     settings: Settings
     db: Database
     clock: Clock
+    metrics: Metrics = field(default_factory=create_metrics)
+    # Hashes of ``metrics`` keys found valid (accepted while the database is down).
+    metrics_keys_seen: set[bytes] = field(default_factory=set)
     # Ingest requests that arrive together share one commit.
     writes: GroupCommit = field(init=False)
     # The identity provider, when single sign-on is configured (its discovery document
@@ -23,6 +27,6 @@ class AppContext:
     oidc: OidcClient | None = field(init=False)
 
     def __post_init__(self) -> None:
-        self.writes = GroupCommit(self.db)
+        self.writes = GroupCommit(self.db, observer=self.metrics.group_committed)
         config = ProviderConfig.from_settings(self.settings)
         self.oidc = OidcClient(config, clock=self.clock) if config else None

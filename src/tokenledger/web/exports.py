@@ -83,6 +83,7 @@ def export_user_usage(
     )
 
     def audit_export(outcome: ExportOutcome) -> None:
+        ctx.metrics.export_finished(granularity, rows=outcome.rows, complete=outcome.complete)
         audit.record(
             ctx.db,
             actor=reader.actor,

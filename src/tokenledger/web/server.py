@@ -20,6 +20,8 @@ import orjson
 import uvicorn
 from fastapi import FastAPI
 
+from tokenledger.observability.logs import logging_config
+from tokenledger.observability.metrics import multiprocess_directory
 from tokenledger.settings import Settings
 
 # Descriptors the process needs beside its connections: database pool, log, listener.
@@ -120,12 +122,16 @@ def serve(app: FastAPI, settings: Settings, *, host: str, port: int) -> None:
 
     With ``settings.workers`` > 1, uvicorn starts that many processes; each builds its
     own app and protocol from the environment (``app_from_environment`` and this
-    module's ``WorkerProtocol``), so the settings are handed over through it.
+    module's ``WorkerProtocol``), so the settings are handed over through it, and
+    their metrics through a directory of this run (see ``observability.metrics``).
+    Logs are JSON lines; the request lines are TokenLedger's, not uvicorn's.
     """
     options: dict[str, Any] = {
         "host": host,
         "port": port,
-        "log_level": "info",
+        "log_config": logging_config(settings.log_level),
+        "log_level": settings.log_level,
+        "access_log": False,
         "timeout_keep_alive": settings.keep_alive_s,
         "limit_concurrency": settings.max_connections,
         "timeout_graceful_shutdown": 10,
@@ -134,13 +140,14 @@ def serve(app: FastAPI, settings: Settings, *, host: str, port: int) -> None:
     if settings.workers > 1:
         os.environ["TOKENLEDGER_DATABASE_URL"] = settings.database_url
         os.environ["TOKENLEDGER_HEADER_TIMEOUT_S"] = str(settings.header_timeout_s)
-        uvicorn.run(
-            "tokenledger.web.app:app_from_environment",
-            factory=True,
-            workers=settings.workers,
-            http="tokenledger.web.server:WorkerProtocol",
-            **options,
-        )
+        with multiprocess_directory():
+            uvicorn.run(
+                "tokenledger.web.app:app_from_environment",
+                factory=True,
+                workers=settings.workers,
+                http="tokenledger.web.server:WorkerProtocol",
+                **options,
+            )
     else:
         uvicorn.run(app, http=http_protocol(settings.header_timeout_s), **options)
 

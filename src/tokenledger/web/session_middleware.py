@@ -40,7 +40,7 @@ from tokenledger.web.errors import error_response
 MAX_FORM_BYTES = 256 * 1024
 # Paths machines call (the OTLP receiver lives at /v1/traces, where exporters post).
 API_PATHS = ("/api/", "/v1/")
-_NOT_BROWSER_PAGES = (*API_PATHS, "/healthz")
+_NOT_BROWSER_PAGES = (*API_PATHS, "/healthz", "/readyz", "/metrics")
 
 
 class SessionMiddleware:
