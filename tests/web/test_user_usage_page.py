@@ -75,14 +75,19 @@ def test_the_url_carries_range_zone_search_and_sort(
     ).text
     assert _rows(html) == ["Nguyễn Thảo"]
     assert 'value="2026-11-01/2026-11-25"' in html
-    assert '<option value="Asia/Kolkata" selected>' in html
+    assert re.search(r'<option value="Asia/Kolkata"[^>]* selected>Kolkata \(UTC\+05:30\)', html)
     assert 'value="nguyen"' in html
-    export = re.search(r'id="export-link"[^>]*href="([^"]+)"', html)
-    assert export is not None
-    assert export.group(1) == (
-        "/api/v1/reports/user-usage/export?start=2026-11-01&amp;end=2026-11-25"
-        "&amp;tz=Asia%2FKolkata&amp;q=nguyen&amp;sort=requests"
-    )
+    # Export submits the same form to the export API: the view's fields at click time.
+    assert html.count('formaction="/api/v1/reports/user-usage/export"') == 3
+    state = html.split('id="usage-state"')[1].split("</div>")[0]
+    fields = dict(re.findall(r'<input type="hidden" name="(\w+)" value="([^"]*)">', state))
+    assert fields == {
+        "start": "2026-11-01",
+        "end": "2026-11-25",
+        "sort": "requests",
+        "page": "1",
+        "per_page": "50",
+    }
 
 
 def test_htmx_requests_get_only_the_results_fragment(
@@ -93,7 +98,9 @@ def test_htmx_requests_get_only_the_results_fragment(
     assert response.status_code == 200
     assert "<html" not in response.text
     assert 'id="usage-state" class="visually-hidden" hx-swap-oob="true"' in response.text
-    assert 'id="export-link"' in response.text
+    assert response.headers["hx-push-url"] == (
+        "/reporting/user-usage?start=2026-11-25&end=2026-11-25&tz=UTC"
+    )
     restore = page.get(
         "/reporting/user-usage",
         headers={"HX-Request": "true", "HX-History-Restore-Request": "true"},
