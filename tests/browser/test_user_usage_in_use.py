@@ -609,5 +609,9 @@ def test_screenshots_for_the_docs(page: Page, live: LiveSite, scheme: str, width
     page.set_viewport_size({"width": width, "height": 900 if width > 400 else 844})
     _visit(page, live, f"&start={_today() - timedelta(days=13)}")
     expect(page.locator("#usage-chart")).to_have_attribute("data-points", "14")
+    if width < 400:  # on a phone, the people's cards are what is new
+        page.locator("#usage-table-card").evaluate(
+            "el => window.scrollTo(0, el.getBoundingClientRect().top + window.scrollY - 110)"
+        )
     path = screenshot(page, f"user-usage-{width}-{scheme}.png", full_page=False)
     assert path.stat().st_size > 10_000
