@@ -2,9 +2,9 @@
 exactly what it loaded.
 
 A demo event is an event of a listed demo user whose id is the demo's
-(``demo-<user id>-<YYYYmmddTHHMMSS>-<n>``). Removing deletes those events, rewrites the rollups they fed
-(in the same transaction), and deletes the demo users left without events; a demo user
-that also has other events keeps them, and stays.
+(``demo-<user id>-<YYYYmmddTHHMMSS>-<n>``). Removing deletes those events, rewrites the
+rollups they fed (in the same transaction), and deletes the demo users left without
+events; a demo user that also has other events keeps them, and stays.
 """
 
 from __future__ import annotations

@@ -200,7 +200,7 @@
   function retryResults() {
     var options = current || {};
     apply({ page: form().querySelector('input[name="page"]').value }, {
-      history: options.history,
+      history: options.history || "push",
       focus: null,
       scrollToTable: options.scrollToTable,
     });
