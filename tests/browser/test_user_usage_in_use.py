@@ -13,19 +13,20 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import httpx2 as httpx
 import pytest
-from playwright.sync_api import Download, Page, Request, Route, expect
+from playwright.sync_api import Download, Page, Route, expect
 
 from tests.browser.conftest import (
+    ADMIN_EMAIL,
+    ADMIN_PASSWORD,
     BROWSER_ZONE,
     LiveSite,
     screenshot,
-    sign_in,
 )
 from tests.browser.test_user_usage import (
+    AXE,
     _api_rows,
-    _axe_violations,
-    _open_user_usage,
     _rows,
     _state,
     _today,
@@ -42,17 +43,33 @@ pytestmark = pytest.mark.browser
 BOM = b"\xef\xbb\xbf"
 
 
-def _fragments(route_url: str) -> bool:
-    return "/reporting/user-usage" in route_url
+_SESSIONS: dict[str, str] = {}
 
 
-def _is_fragment(request: Request) -> bool:
-    return _fragments(request.url) and request.headers.get("hx-request") == "true"
+def _session(live: LiveSite) -> str:
+    """A session of the admin, signed in once per server (the sign-in page itself is
+    tested elsewhere; signing in through it for every test would double their time)."""
+    if live.url not in _SESSIONS:
+        with httpx.Client(base_url=live.url) as web:
+            token = re.search(r'name="csrf_token" value="([^"]+)"', web.get("/sign-in").text)
+            assert token is not None
+            answer = web.post(
+                "/sign-in",
+                data={"email": ADMIN_EMAIL, "password": ADMIN_PASSWORD, "csrf_token": token[1]},
+            )
+            assert answer.status_code == 303, answer.text
+            _SESSIONS[live.url] = web.cookies["tokenledger_session"]
+    return _SESSIONS[live.url]
+
+
+def _signed_in(page: Page, live: LiveSite) -> None:
+    cookie = {"name": "tokenledger_session", "value": _session(live), "url": live.url}
+    page.context.add_cookies([cookie])  # type: ignore[list-item]
 
 
 def _visit(page: Page, live: LiveSite, query: str = "") -> None:
-    """Sign in, then open the page at ``query`` in the browser's zone."""
-    _open_user_usage(page, live)
+    """Signed in, open the page at ``query`` in the browser's zone."""
+    _signed_in(page, live)
     page.goto(f"{live.url}/reporting/user-usage?tz={BROWSER_ZONE}{query}")
     _wait_for(page, tz=BROWSER_ZONE)
 
@@ -275,11 +292,9 @@ def long_email(live: LiveSite) -> str:
     return email
 
 
-@pytest.mark.parametrize("scheme", ["light", "dark"])
 def test_a_phone_shows_every_figure_of_a_person(
-    page: Page, live: LiveSite, long_email: str, scheme: str
+    page: Page, live: LiveSite, long_email: str
 ) -> None:
-    page.emulate_media(color_scheme=scheme)  # type: ignore[arg-type]
     page.set_viewport_size({"width": 390, "height": 844})
     _visit(page, live)
     assert page.evaluate("document.documentElement.scrollWidth") <= 390
@@ -313,7 +328,8 @@ def test_a_phone_shows_every_figure_of_a_person(
 
 
 def test_reloading_after_creating_a_key_creates_no_second_key(page: Page, live: LiveSite) -> None:
-    sign_in(page, live, next_path="/admin/keys")
+    _signed_in(page, live)
+    page.goto(f"{live.url}/admin/keys")
     name = f"reload test {datetime.now(UTC):%H%M%S%f}"
     page.get_by_label("Name").fill(name)
     page.get_by_role("button", name="Create key").click()
@@ -368,17 +384,22 @@ def test_one_click_then_apply_picks_one_day_and_two_clicks_a_range(
     _wait_for(page, start=first.isoformat(), end=last.isoformat())
 
 
-@pytest.mark.parametrize("scheme", ["light", "dark"])
 def test_the_chosen_days_differ_from_the_heat_map_by_more_than_colour(
-    page: Page, live: LiveSite, scheme: str
+    page: Page, live: LiveSite
 ) -> None:
-    page.emulate_media(color_scheme=scheme)  # type: ignore[arg-type]
     week = (_today() - timedelta(days=6)).isoformat()
     _visit(page, live, f"&start={week}&end={(_today() - timedelta(days=4)).isoformat()}")
     popover = _open_calendar(page)
     page.wait_for_function(
         "() => Number(document.getElementById('range-calendar')?.dataset.heatDays) > 0"
     )
+    for scheme in ("light", "dark"):
+        page.emulate_media(color_scheme=scheme)
+        _chosen_days_stand_out(page)
+    expect(popover.locator(".selected-swatch")).to_be_visible()
+
+
+def _chosen_days_stand_out(page: Page) -> None:
     styles: dict[str, dict[str, str]] = page.evaluate(
         """() => {
           const days = [...document.querySelectorAll('calendar-month')].flatMap(
@@ -400,38 +421,33 @@ def test_the_chosen_days_differ_from_the_heat_map_by_more_than_colour(
         assert chosen is not None
         assert chosen["shadow"] != "none"  # a ring or band: a shape, not only a colour
         assert int(chosen["weight"]) >= 700 > int(styles["heat"]["weight"])
-    legend = popover.locator(".selected-swatch")
-    expect(legend).to_be_visible()
 
 
-@pytest.mark.parametrize(("width", "height"), [(640, 450), (683, 384), (390, 664)])
-def test_the_popover_fits_the_viewport_and_scrolls(
-    page: Page, live: LiveSite, width: int, height: int
-) -> None:
+def test_the_popover_fits_the_viewport_and_scrolls(page: Page, live: LiveSite) -> None:
     """1280 x 900 and 1366 x 768 at 200% zoom, and a phone with its keyboard open."""
-    page.set_viewport_size({"width": width, "height": height})
     _visit(page, live)
-    popover = _open_calendar(page)
-    box = popover.bounding_box()
-    assert box is not None
-    assert box["x"] >= 0
-    assert box["x"] + box["width"] <= width
-    assert box["y"] >= 0
-    assert box["y"] + box["height"] <= height
     uncovered = (
         "el => { const r = el.getBoundingClientRect();"
         " return el.contains(document.elementFromPoint(r.x + r.width / 2, r.y + r.height / 2)); }"
     )
-    for preset in popover.locator("[data-preset]").all():
-        assert preset.evaluate(uncovered), preset.inner_text()  # not under the sticky bar
-    day = _today() - timedelta(days=1)
-    _day(popover, day).click()
-    apply = popover.get_by_role("button", name="Apply")
-    apply.scroll_into_view_if_needed()
-    assert apply.evaluate(uncovered)
-    assert popover.bounding_box() == box  # it scrolled inside itself, not the page away
-    apply.click()
-    _wait_for(page, start=day.isoformat(), end=day.isoformat())
+    for back, (width, height) in enumerate([(640, 450), (683, 384), (390, 664)], start=1):
+        page.set_viewport_size({"width": width, "height": height})
+        page.evaluate("window.scrollTo(0, 0)")
+        popover = _open_calendar(page)
+        box = popover.bounding_box()
+        assert box is not None
+        assert 0 <= box["x"] <= box["x"] + box["width"] <= width, (width, box)
+        assert 0 <= box["y"] <= box["y"] + box["height"] <= height, (height, box)
+        for preset in popover.locator("[data-preset]").all():
+            assert preset.evaluate(uncovered), preset.inner_text()  # not under the sticky bar
+        day = _today() - timedelta(days=back)
+        _day(popover, day).click()
+        apply = popover.get_by_role("button", name="Apply")
+        apply.scroll_into_view_if_needed()
+        assert apply.evaluate(uncovered)
+        assert popover.bounding_box() == box  # it scrolled inside itself, not the page away
+        apply.click()
+        _wait_for(page, start=day.isoformat(), end=day.isoformat())
 
 
 def test_focus_leaving_the_popover_closes_it(page: Page, live: LiveSite) -> None:
@@ -582,36 +598,53 @@ def test_pages_first_last_size_jump_and_the_view_returns_to_the_table(
 # Accessibility in both schemes, and the screenshots of the docs -------------------------
 
 
-@pytest.mark.parametrize("scheme", ["light", "dark"])
-def test_no_serious_accessibility_violations_in_either_scheme(
-    page: Page, live: LiveSite, scheme: str
-) -> None:
-    page.emulate_media(color_scheme=scheme)  # type: ignore[arg-type]
+def _axe(page: Page, context: str = "document") -> list[str]:
+    """Serious or critical axe-core violations in ``context`` (axe injected once)."""
+    if not page.evaluate("() => typeof axe !== 'undefined'"):
+        page.evaluate(AXE.read_text(encoding="utf-8"))
+    found: list[str] = page.evaluate(
+        f"""async () => (await axe.run({context}, {{resultTypes: ['violations']}})).violations
+          .filter(v => ['serious', 'critical'].includes(v.impact))
+          .map(v => v.id + ': ' + v.nodes.map(n => n.target.join(' ')).join(', '))"""
+    )
+    return found
+
+
+def test_no_serious_accessibility_violations_in_either_scheme(page: Page, live: LiveSite) -> None:
     _visit(page, live, f"&start={_today() - timedelta(days=7)}")
-    assert _axe_violations(page) == []
-    page.locator("#export-button").click()
-    assert _axe_violations(page) == []
-    page.keyboard.press("Escape")
-    page.locator("#usage-tz-input").click()
-    assert _axe_violations(page) == []
-    page.keyboard.press("Escape")
-    _open_calendar(page)
-    assert _axe_violations(page) == []
-    page.keyboard.press("Escape")
-    page.set_viewport_size({"width": 390, "height": 844})
-    assert _axe_violations(page) == []
-
-
-@pytest.mark.parametrize("scheme", ["light", "dark"])
-@pytest.mark.parametrize("width", [1280, 390])
-def test_screenshots_for_the_docs(page: Page, live: LiveSite, scheme: str, width: int) -> None:
-    page.emulate_media(color_scheme=scheme)  # type: ignore[arg-type]
-    page.set_viewport_size({"width": width, "height": 900 if width > 400 else 844})
-    _visit(page, live, f"&start={_today() - timedelta(days=13)}")
-    expect(page.locator("#usage-chart")).to_have_attribute("data-points", "14")
-    if width < 400:  # on a phone, the people's cards are what is new
-        page.locator("#usage-table-card").evaluate(
-            "el => window.scrollTo(0, el.getBoundingClientRect().top + window.scrollY - 110)"
+    for scheme in ("light", "dark"):
+        page.emulate_media(color_scheme=scheme)
+        page.set_viewport_size({"width": 1280, "height": 900})
+        assert _axe(page) == [], scheme
+        page.locator("#export-button").click()
+        assert _axe(page, "'#export-menu'") == [], scheme
+        page.keyboard.press("Escape")
+        page.locator("#usage-tz-input").click()
+        assert _axe(page, "'.toolbar-tz'") == [], scheme
+        page.keyboard.press("Escape")
+        _open_calendar(page)
+        page.wait_for_function(
+            "() => Number(document.getElementById('range-calendar')?.dataset.heatDays) > 0"
         )
-    path = screenshot(page, f"user-usage-{width}-{scheme}.png", full_page=False)
-    assert path.stat().st_size > 10_000
+        assert _axe(page, "'#range-popover'") == [], scheme
+        page.keyboard.press("Escape")
+        page.set_viewport_size({"width": 390, "height": 844})
+        assert _axe(page) == [], scheme
+
+
+@pytest.mark.parametrize("width", [1280, 390])
+def test_screenshots_for_the_docs(page: Page, live: LiveSite, width: int) -> None:
+    page.set_viewport_size({"width": width, "height": 900 if width > 400 else 844})
+    _signed_in(page, live)
+    for scheme in ("light", "dark"):
+        page.emulate_media(color_scheme=scheme)
+        start = _today() - timedelta(days=13)
+        page.goto(f"{live.url}/reporting/user-usage?tz={BROWSER_ZONE}&start={start}")
+        _wait_for(page, tz=BROWSER_ZONE)
+        expect(page.locator("#usage-chart")).to_have_attribute("data-points", "14")
+        if width < 400:  # on a phone, the people's cards are what is new
+            page.locator("#usage-table-card").evaluate(
+                "el => window.scrollTo(0, el.getBoundingClientRect().top + window.scrollY - 110)"
+            )
+        path = screenshot(page, f"user-usage-{width}-{scheme}.png", full_page=False)
+        assert path.stat().st_size > 10_000

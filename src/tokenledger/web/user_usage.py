@@ -259,7 +259,8 @@ def template_context(
         "view": view,
         "columns": COLUMNS,
         "page_sizes": PAGE_SIZES,
-        "zone_groups": zone_picker.zone_groups(now, view.tz.key),
+        # Only the full page lists the zones (a fragment leaves the picker as it is).
+        "zone_groups": lambda: zone_picker.zone_groups(now, view.tz.key),
         "error": error,
         "notice": notice,
         "nav_section": "reporting",
