@@ -20,11 +20,13 @@ $(TEST_STAMP): pyproject.toml $(STAMP)
 	$(BIN)/pip install --quiet -e '.[test]'
 	touch $@
 
-## make run: install, migrate, load demo data if the database is empty, serve on :8000
+## make run: install, migrate, load demo data into its own database, serve on :8000.
+## The demo database is ./tokenledger-demo.db, never the real one (TOKENLEDGER_DATABASE_URL).
+DEMO_DB := --database-url sqlite:///./tokenledger-demo.db
 run: $(STAMP)
-	$(BIN)/tokenledger migrate
-	$(BIN)/tokenledger demo --if-empty
-	$(BIN)/tokenledger serve
+	$(BIN)/tokenledger $(DEMO_DB) migrate
+	$(BIN)/tokenledger $(DEMO_DB) demo --if-empty
+	$(BIN)/tokenledger $(DEMO_DB) serve
 
 ## make test: install test tools (and Chromium / PostgreSQL if missing), run every check
 test: $(TEST_STAMP)
@@ -55,7 +57,7 @@ soak: $(TEST_STAMP)
 	TOKENLEDGER_SOAK=1 $(BIN)/pytest tests/reliability -m "slow or not slow" -p no:xdist --durations=25
 
 demo: $(STAMP)
-	$(BIN)/tokenledger demo
+	$(BIN)/tokenledger $(DEMO_DB) demo
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -61,6 +61,7 @@ def test_no_secret_in_the_database_files_or_the_log(tmp_path: Path) -> None:
                 "scope": "ingest",
                 "csrf_token": _token(web.get("/admin/keys")),
             },
+            follow_redirects=True,  # the secret is shown by the page the form redirects to
         )
         web_key = re.search(r'<code id="new-key">([^<]+)</code>', page.text).group(1)  # type: ignore[union-attr]
         cli_key = _cli(

@@ -83,3 +83,23 @@ def test_serve_with_two_worker_processes(tmp_path: Path) -> None:
             statuses.add(response.status_code)
         assert statuses == {200}
         assert "Started parent process" in server.log()
+
+
+def test_serve_names_the_admin_at_every_start(tmp_path: Path) -> None:
+    """Whoever finds the server running later learns which account is the admin, and
+    how to get back in without the password."""
+    database_url = f"sqlite:///{tmp_path / 'admins.db'}"
+    env = {
+        "TOKENLEDGER_ADMIN_EMAIL": "root@example.com",
+        "TOKENLEDGER_ADMIN_PASSWORD": "first admin passphrase 1",
+    }
+    logs = []
+    for _ in range(2):
+        with ServerProcess(database_url, tmp_path, **env) as server:
+            pass
+        logs.append(server.log())
+    assert "created the admin account root@example.com" in logs[0]
+    assert "created the admin account" not in logs[1]
+    for log in logs:
+        assert "Admin account: root@example.com" in log
+        assert "Run: tokenledger accounts reset-password root@example.com" in log

@@ -1,7 +1,9 @@
 """Demo usage: a few hundred people with international names using AI over 90 days.
 
 Events are deterministic per (seed, user, day), and their ids are stable, so running
-the demo again adds only what is new (the days that have passed since).
+the demo again adds only what is new (the days that have passed since). User ids start
+with ``demo:`` (never a real person's id) and event ids are ``demo-<user id>-...``:
+that is how ``tokenledger demo --remove`` finds exactly them (``store.demo_data``).
 """
 
 from __future__ import annotations
@@ -129,6 +131,7 @@ LAST_NAMES = (
     "Horváth",
     "Papadopoulos",
 )
+USER_ID_PREFIX = "demo:"
 ZONES = ("Europe/Paris", "Asia/Ho_Chi_Minh", "America/New_York", "Asia/Kolkata", "Europe/Berlin")
 # (model, provider, relative popularity, typical input, typical output, ms per output token)
 MODELS = (
@@ -160,7 +163,7 @@ def demo_users(count: int, seed: int = 7) -> list[DemoUser]:
         intensity = min(150.0, rng.paretovariate(1.6) * 1.2)
         users.append(
             DemoUser(
-                user_id=f"u{index + 1:04d}",
+                user_id=f"{USER_ID_PREFIX}u{index + 1:04d}",
                 name=f"{first} {last}",
                 email=f"{local}{index + 1}@example.com",
                 zone=ZoneInfo(rng.choice(ZONES)),

@@ -427,9 +427,11 @@ def _raw_key(column: str) -> Any:
     return lambda raw: raw[index]
 
 
-def _text_key(value: str | None) -> tuple[str, str]:
+def _text_key(value: str | None) -> tuple[str, str, str]:
+    """Names sort as search matches them: folded ("Åsa" with the A's, "Łukasz" with the
+    L's), then case-folded and as written, so the order is total."""
     text_value = value or ""
-    return (text_value.casefold(), text_value)
+    return (fold(text_value), text_value.casefold(), text_value)
 
 
 def _profile_key(column: str) -> Any:

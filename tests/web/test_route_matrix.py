@@ -144,7 +144,7 @@ ROUTES: dict[tuple[str, str], Case] = {
     ("POST", "/admin/accounts/{account_id}/password"): Case(admin_form(303), form=NEW_PASSWORD),
     ("POST", "/admin/accounts/{account_id}/sessions/revoke"): Case(admin_form(303)),
     ("GET", "/admin/keys"): Case(admin_page()),
-    ("POST", "/admin/keys"): Case(admin_form(200), form={"name": "new key", "scope": "ingest"}),
+    ("POST", "/admin/keys"): Case(admin_form(303), form={"name": "new key", "scope": "ingest"}),
     ("POST", "/admin/keys/{key_id}/revoke"): Case(admin_form(303)),
     ("GET", "/admin/audit"): Case(admin_page()),
 }

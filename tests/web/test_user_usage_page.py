@@ -75,14 +75,19 @@ def test_the_url_carries_range_zone_search_and_sort(
     ).text
     assert _rows(html) == ["Nguyễn Thảo"]
     assert 'value="2026-11-01/2026-11-25"' in html
-    assert '<option value="Asia/Kolkata" selected>' in html
+    assert re.search(r'<option value="Asia/Kolkata"[^>]* selected>Kolkata \(UTC\+05:30\)', html)
     assert 'value="nguyen"' in html
-    export = re.search(r'id="export-link"[^>]*href="([^"]+)"', html)
-    assert export is not None
-    assert export.group(1) == (
-        "/api/v1/reports/user-usage/export?start=2026-11-01&amp;end=2026-11-25"
-        "&amp;tz=Asia%2FKolkata&amp;q=nguyen&amp;sort=requests"
-    )
+    # Export submits the same form to the export API: the view's fields at click time.
+    assert html.count('formaction="/api/v1/reports/user-usage/export"') == 3
+    state = html.split('id="usage-state"')[1].split("</div>")[0]
+    fields = dict(re.findall(r'<input type="hidden" name="(\w+)" value="([^"]*)">', state))
+    assert fields == {
+        "start": "2026-11-01",
+        "end": "2026-11-25",
+        "sort": "requests",
+        "page": "1",
+        "per_page": "50",
+    }
 
 
 def test_htmx_requests_get_only_the_results_fragment(
@@ -93,7 +98,9 @@ def test_htmx_requests_get_only_the_results_fragment(
     assert response.status_code == 200
     assert "<html" not in response.text
     assert 'id="usage-state" class="visually-hidden" hx-swap-oob="true"' in response.text
-    assert 'id="export-link"' in response.text
+    assert response.headers["hx-push-url"] == (
+        "/reporting/user-usage?start=2026-11-25&end=2026-11-25&tz=UTC"
+    )
     restore = page.get(
         "/reporting/user-usage",
         headers={"HX-Request": "true", "HX-History-Restore-Request": "true"},
@@ -205,3 +212,118 @@ def test_reports_are_paused_while_usage_cannot_be_recorded(
     api = page.get("/api/v1/reports/user-usage", headers={"Authorization": f"Bearer {read_key}"})
     assert api.status_code == 503
     assert api.json()["error"]["code"] == "database_unavailable"
+
+
+def _many_users(post_events: Callable[..., Any], count: int = 120) -> None:
+    events = [
+        make_event(user={"id": f"u{n:03d}", "name": f"User {n:03d}"}, input_tokens=n)
+        for n in range(1, count + 1)
+    ]
+    assert post_events(events).status_code == 200
+
+
+def test_a_page_past_the_end_shows_the_last_one(
+    page: TestClient, post_events: Callable[..., Any]
+) -> None:
+    _many_users(post_events)
+    html = page.get("/reporting/user-usage", params={"page": "99"}).text
+    assert _rows(html) == [f"User {n:03d}" for n in range(20, 0, -1)]
+    assert re.search(r'data-num="101">101</span>–<span data-num="120">120</span> of', html)
+    assert 'id="page-jump" value="3" min="1" max="3"' in html
+    assert 'data-adjusted="true"' in html  # the browser replaces the URL with page=3
+    fragment = page.get(
+        "/reporting/user-usage", params={"page": "99"}, headers={"HX-Request": "true"}
+    )
+    assert fragment.headers["hx-push-url"].endswith("&page=3")
+
+
+def test_first_last_and_page_sizes(page: TestClient, post_events: Callable[..., Any]) -> None:
+    _many_users(post_events)
+    html = page.get("/reporting/user-usage", params={"page": "2"}).text
+    links = {
+        rel: url for url, rel in re.findall(r'href="([^"]+)" data-page="\d+" rel="(\w+)"', html)
+    }
+    first = "/reporting/user-usage?start=2026-11-25&amp;end=2026-11-25&amp;tz=UTC"
+    assert links == {
+        "first": first,
+        "prev": first,
+        "next": f"{first}&amp;page=3",
+        "last": f"{first}&amp;page=3",
+    }
+    last = page.get("/reporting/user-usage", params={"page": "3"}).text
+    assert re.findall(r'<span class="button button-small" aria-disabled="true">([^<]+)<', last) == [
+        "Next ›",
+        "Last »",
+    ]
+    hundred = page.get("/reporting/user-usage", params={"per_page": "100", "page": "2"}).text
+    assert len(_rows(hundred)) == 20
+    assert '<option value="100" selected>' in hundred
+    assert len(_rows(page.get("/reporting/user-usage", params={"per_page": "500"}).text)) == 120
+    bad = page.get("/reporting/user-usage", params={"per_page": "7"})
+    assert bad.status_code == 400
+    assert 'role="alert">per_page: must be one of 50, 100, 500' in bad.text
+
+
+def test_dates_after_today_are_clamped_with_a_notice(
+    page: TestClient, post_events: Callable[..., Any]
+) -> None:
+    assert post_events([make_event()]).status_code == 200
+    html = page.get(
+        "/reporting/user-usage", params={"start": "2026-11-20", "end": "2027-01-31"}
+    ).text
+    assert 'data-start="2026-11-20" data-end="2026-11-25"' in html
+    assert "went past today (Nov 25); the range now ends today." in html
+    assert 'data-adjusted="true"' in html
+    future = page.get("/reporting/user-usage", params={"start": "2027-01-01", "end": "2027-01-02"})
+    assert 'data-start="2026-11-25" data-end="2026-11-25"' in future.text
+    assert _rows(future.text) == ["Alice Martin"]
+    plain = page.get("/reporting/user-usage", params={"start": "2026-11-20"}).text
+    assert "went past today" not in plain
+    assert 'data-adjusted="false"' in plain
+
+
+def test_one_user_is_one_user_and_the_caption_says_the_sort_in_words(
+    page: TestClient, post_events: Callable[..., Any]
+) -> None:
+    assert post_events([make_event()]).status_code == 200
+    html = page.get("/reporting/user-usage").text
+    assert 'of <span data-num="1">1</span> user</span>' in html
+    assert 'Total · all <span data-num="1">1</span> user</td>' in html
+    assert "1 user on Nov 25." in html
+    assert "sorted by total tokens, descending</caption>" in html
+    by_time = page.get("/reporting/user-usage", params={"sort": "duration_ms"}).text
+    assert "sorted by usage time, ascending</caption>" in by_time
+
+
+def test_names_sort_as_search_matches_them(
+    page: TestClient, post_events: Callable[..., Any], get_report: Callable[..., Any]
+) -> None:
+    names = ["Zoë Zhang", "Łukasz Wójcik", "Đức Phạm", "Çağla Şahin", "Bob Smith", "Åsa Åberg"]
+    events = [make_event(user={"id": f"n{i}", "name": name}) for i, name in enumerate(names)]
+    assert post_events(events).status_code == 200
+    expected = ["Åsa Åberg", "Bob Smith", "Çağla Şahin", "Đức Phạm", "Łukasz Wójcik", "Zoë Zhang"]
+    assert _rows(page.get("/reporting/user-usage", params={"sort": "name"}).text) == expected
+    report = get_report(sort="-name").json()
+    assert [user["name"] for user in report["users"]] == expected[::-1]
+
+
+def test_the_zone_picker_lists_each_zone_once_by_region_with_its_offset(
+    page: TestClient,
+) -> None:
+    html = page.get("/reporting/user-usage", params={"tz": "Asia/Calcutta"}).text
+    picker = html.split('id="usage-tz"')[1].split("</select>")[0]
+    regions = re.findall(r'<optgroup label="([^"]+)">', picker)
+    assert regions[0] == "UTC"
+    assert regions[1:] == sorted(regions[1:])
+    assert {"Africa", "America", "Asia", "Europe", "Pacific"} <= set(regions)
+    values = re.findall(r'<option value="([^"]+)"', picker)
+    assert len(values) == len(set(values))
+    assert "Asia/Kolkata" in values
+    assert "America/Buenos_Aires" not in values  # an alias of America/Argentina/Buenos_Aires
+    assert re.search(
+        r'value="America/Argentina/Buenos_Aires"[^>]*>Buenos Aires \(Argentina\) \(UTC-03:00\)',
+        picker,
+    )
+    assert re.search(r'value="Asia/Kathmandu"[^>]*>Kathmandu \(UTC\+05:45\)', picker)
+    # A zone named in the URL is kept, even an alias.
+    assert re.search(r'value="Asia/Calcutta"[^>]* selected>Calcutta \(UTC\+05:30\)', picker)

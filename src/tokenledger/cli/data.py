@@ -1,4 +1,5 @@
-"""Data commands: ``demo``, ``import``, ``verify`` and ``rebuild-rollups``."""
+"""Data commands: ``demo`` (and ``demo --remove``), ``import``, ``verify`` and
+``rebuild-rollups``."""
 
 from __future__ import annotations
 
@@ -40,12 +41,40 @@ def demo(
     days: Annotated[int, typer.Option(min=1, help="How many days up to now.")] = 90,
     seed: Annotated[int, typer.Option(help="Random seed (same seed, same data).")] = 7,
     if_empty: Annotated[bool, typer.Option(help="Do nothing if events exist.")] = False,
+    remove: Annotated[
+        bool,
+        typer.Option(
+            "--remove",
+            help="Delete the demo data instead: its events, rollups and people, nothing else.",
+        ),
+    ] = False,
 ) -> None:
-    """Load realistic demo usage through the normal ingest path."""
+    """Load realistic demo usage through the normal ingest path (marked as demo data:
+    the console shows a banner until `tokenledger demo --remove`)."""
+    from tokenledger.store import demo_data
+
+    if remove:
+        with database() as db:
+            removed = demo_data.remove_demo_data(db)
+        console.print(
+            f"Demo data removed: {removed.events} events and {removed.users} people, "
+            "with their rollups."
+        )
+        if removed.users_kept:
+            console.print(
+                f"{removed.users_kept} demo people also have other events: "
+                "they and those events were kept."
+            )
+        return
+    _load_demo(users=users, days=days, seed=seed, if_empty=if_empty)
+
+
+def _load_demo(*, users: int, days: int, seed: int, if_empty: bool) -> None:
     from sqlalchemy import text
 
-    from tokenledger.demo import demo_events
+    from tokenledger.demo import demo_events, demo_users
     from tokenledger.ingest import Tally, ingest
+    from tokenledger.store import demo_data
 
     with database() as db:
         if if_empty:
@@ -61,9 +90,13 @@ def demo(
                 batch = events[start : start + 1000]
                 tally = tally.plus(ingest(db, batch, now_us=now_us(system_clock)))
                 progress.advance(task, len(batch))
+        demo_data.mark_demo_users(
+            db, external_ids=(user.user_id for user in demo_users(users, seed))
+        )
     console.print(
         f"Demo: {tally.accepted} events accepted, {tally.duplicate} already there, "
-        f"{tally.rejected} rejected ({users} users, {days} days)."
+        f"{tally.rejected} rejected ({users} users, {days} days). "
+        "Remove it with `tokenledger demo --remove`."
     )
 
 

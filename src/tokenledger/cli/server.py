@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from tokenledger.auth import bootstrap, sso
+from tokenledger.auth import accounts, bootstrap, sso
 from tokenledger.cli.common import app, console, database, settings
 from tokenledger.clock import now_us, system_clock
 from tokenledger.settings import Settings
@@ -46,6 +46,7 @@ def serve(
             console.print(f"warning: {problem}", markup=False, highlight=False)
         console.print(f"TokenLedger serving on http://{bind_host}:{bind_port}")
         console.print(f"  Sign in at http://{bind_host}:{bind_port}/sign-in  (API docs: /api/docs)")
+        _say_admins(db)
         serve_app(create_app(current, db=db), current, host=bind_host, port=bind_port)
 
 
@@ -79,3 +80,17 @@ def _first_admin(db: Database, current: Settings) -> None:
         )
     else:
         console.print("  Its password is the one in TOKENLEDGER_ADMIN_PASSWORD.")
+
+
+def _say_admins(db: Database) -> None:
+    """At every start, who can sign in as admin, and what to do if the password is lost."""
+    admins = [a.email for a in accounts.list_accounts(db) if a.role == "admin" and a.enabled]
+    if not admins:
+        return
+    shown = ", ".join(admins[:3]) + (f" and {len(admins) - 3} more" if len(admins) > 3 else "")
+    console.print(f"  Admin account{'s' if len(admins) > 1 else ''}: {shown}", markup=False)
+    console.print(
+        f"  Lost the password? Run: tokenledger accounts reset-password {admins[0]}",
+        markup=False,
+        highlight=False,
+    )

@@ -37,17 +37,17 @@ def _bucket(step: int) -> str:
     )
 
 
-def _expected_buckets(step: int, *, per_user: bool) -> str:
+def _expected_buckets(step: int, *, per_user: bool, where: str = "") -> str:
     keys = f"{_bucket(step)} AS bucket" + (", user_pk" if per_user else "")
     group = "1, 2" if per_user else "1"
     sums = ", ".join(f"{expr} AS {name}" for expr, name in zip(RAW_SUMS, METRICS, strict=True))
     return (
         f"SELECT {keys}, {sums}, min(started_us) AS first_us, max(started_us) AS last_us "
-        f"FROM events GROUP BY {group}"
+        f"FROM events {where} GROUP BY {group}"
     )
 
 
-def _expected_days() -> str:
+def _expected_days(where: str = "") -> str:
     sums = ", ".join(f"{expr} AS {name}" for expr, name in zip(RAW_SUMS, METRICS, strict=True))
     running = ", ".join(
         f"sum({name}) OVER (PARTITION BY user_pk ORDER BY day) AS cum_{name}" for name in METRICS
@@ -56,7 +56,7 @@ def _expected_days() -> str:
         f"SELECT user_pk, day, {running}, day_first_us, day_last_us FROM ("
         f"SELECT user_pk, {_bucket(US_PER_DAY)} AS day, {sums}, "
         "min(started_us) AS day_first_us, max(started_us) AS day_last_us "
-        "FROM events GROUP BY 1, 2) AS daily"
+        f"FROM events {where} GROUP BY 1, 2) AS daily"
     )
 
 
@@ -65,9 +65,12 @@ class RollupTable:
     name: str
     columns: str
     expected: str
+    step: int | None = None  # bucket width of a total table (None: per user)
 
 
-def _tables() -> list[RollupTable]:
+def _tables(users_where: str = "", totals_where: str = "") -> list[RollupTable]:
+    """The rollup tables with their recomputation from the events (restricted by the
+    ``WHERE`` clauses given: per-user tables by ``users_where``, totals by ``totals_where``)."""
     bucket_columns = ", ".join(("bucket", "user_pk", *METRICS, "first_us", "last_us"))
     total_columns = ", ".join(("bucket", *METRICS, "first_us", "last_us"))
     day_columns = ", ".join(
@@ -75,19 +78,27 @@ def _tables() -> list[RollupTable]:
     )
     return [
         RollupTable(
-            "rollup_user_quarter", bucket_columns, _expected_buckets(US_PER_QUARTER, per_user=True)
+            "rollup_user_quarter",
+            bucket_columns,
+            _expected_buckets(US_PER_QUARTER, per_user=True, where=users_where),
         ),
         RollupTable(
-            "rollup_user_hour", bucket_columns, _expected_buckets(US_PER_HOUR, per_user=True)
+            "rollup_user_hour",
+            bucket_columns,
+            _expected_buckets(US_PER_HOUR, per_user=True, where=users_where),
         ),
-        RollupTable("rollup_user_day", day_columns, _expected_days()),
+        RollupTable("rollup_user_day", day_columns, _expected_days(users_where)),
         RollupTable(
             "rollup_total_quarter",
             total_columns,
-            _expected_buckets(US_PER_QUARTER, per_user=False),
+            _expected_buckets(US_PER_QUARTER, per_user=False, where=totals_where),
+            US_PER_QUARTER,
         ),
         RollupTable(
-            "rollup_total_hour", total_columns, _expected_buckets(US_PER_HOUR, per_user=False)
+            "rollup_total_hour",
+            total_columns,
+            _expected_buckets(US_PER_HOUR, per_user=False, where=totals_where),
+            US_PER_HOUR,
         ),
     ]
 
@@ -126,22 +137,53 @@ def rebuild(db: Database) -> dict[str, int]:
         counts: dict[str, int] = {}
         for table in _tables():
             conn.execute(text(f"DELETE FROM {table.name}"))
-            conn.execute(
-                text(
-                    f"INSERT INTO {table.name} ({table.columns}) "
-                    f"SELECT {table.columns} FROM ({table.expected}) AS x"
-                )
-            )
+            _insert_expected(conn, table)
             counts[table.name] = int(
                 conn.execute(text(f"SELECT count(*) FROM {table.name}")).scalar_one()
             )
-        conn.execute(
-            text(
-                "UPDATE users SET first_us = s.lo, last_us = s.hi FROM ("
-                "SELECT user_pk, min(started_us) AS lo, max(started_us) AS hi "
-                "FROM events GROUP BY user_pk) AS s WHERE s.user_pk = users.id"
-            )
-        )
+        _update_user_spans(conn)
         return counts
 
     return db.run_write(work)
+
+
+def _insert_expected(
+    conn: Connection, table: RollupTable, params: dict[str, int] | None = None
+) -> None:
+    conn.execute(
+        text(
+            f"INSERT INTO {table.name} ({table.columns}) "
+            f"SELECT {table.columns} FROM ({table.expected}) AS x"
+        ),
+        params or {},
+    )
+
+
+def _update_user_spans(conn: Connection, where: str = "") -> None:
+    conn.execute(
+        text(
+            "UPDATE users SET first_us = s.lo, last_us = s.hi FROM ("
+            "SELECT user_pk, min(started_us) AS lo, max(started_us) AS hi "
+            f"FROM events {where} GROUP BY user_pk) AS s WHERE s.user_pk = users.id"
+        )
+    )
+
+
+def rebuild_part(conn: Connection, *, users_sql: str, start_us: int, end_us: int) -> None:
+    """Rewrite, in ``conn``'s transaction, the rollup rows that events of the users
+    ``users_sql`` selects (a ``SELECT`` of user pks) between ``start_us`` and ``end_us``
+    fed: all of those users' rows and spans, and the total buckets of that time (after
+    some of their events were deleted, say)."""
+    users_where = f"WHERE user_pk IN ({users_sql})"
+    for table in _tables(users_where, "WHERE started_us >= :lo AND started_us < :hi"):
+        if table.step is None:
+            conn.execute(text(f"DELETE FROM {table.name} {users_where}"))
+            _insert_expected(conn, table)
+            continue
+        first, last = start_us // table.step, end_us // table.step
+        conn.execute(
+            text(f"DELETE FROM {table.name} WHERE bucket >= :first AND bucket <= :last"),
+            {"first": first, "last": last},
+        )
+        _insert_expected(conn, table, {"lo": first * table.step, "hi": (last + 1) * table.step})
+    _update_user_spans(conn, users_where)

@@ -208,6 +208,25 @@ sign_in_failures = Table(
     Index("ix_sign_in_failures_client", "client", "at_us"),
 )
 
+# The AI users ``tokenledger demo`` made up: the console shows a "Demo data" banner
+# while any is listed, and ``tokenledger demo --remove`` deletes their demo events.
+demo_users = Table(
+    "demo_users",
+    metadata,
+    Column("user_pk", Id, ForeignKey("users.id"), primary_key=True, autoincrement=False),
+)
+
+# One-time messages carried across a redirect (post/redirect/get), e.g. a new key's
+# secret: stored XOR a one-time pad that only the browser's cookie holds, so neither
+# the database nor the cookie alone reveals it; read once, then deleted.
+flashes = Table(
+    "flashes",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("created_us", BigInteger, nullable=False),
+    Column("sealed", LargeBinary, nullable=False),
+)
+
 # Who did what. Append-only: the application never updates or deletes a row, and a
 # trigger (below, and in migration 0002) refuses UPDATE and DELETE on both backends.
 audit_log = Table(

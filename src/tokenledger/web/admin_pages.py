@@ -14,6 +14,7 @@ from tokenledger.auth import accounts, audit, passwords, sessions
 from tokenledger.auth import keys as api_keys
 from tokenledger.clock import now_us
 from tokenledger.localdays import zone
+from tokenledger.web import flash
 from tokenledger.web.auth_pages import session_policy
 from tokenledger.web.context import AppContext
 from tokenledger.web.deps import Ctx, PageAdmin, Viewer, client_address
@@ -326,15 +327,27 @@ def _keys_page(
 
 @router.get("/keys")
 def keys_page(request: Request, ctx: Ctx, _admin: PageAdmin, done: str | None = None) -> Response:
-    return _keys_page(request, ctx, done=done)
+    """The keys; after a creation, also the new key's secret, this once (a one-time
+    flash: never in a URL, gone on reload)."""
+    new_key = flash.take(request, ctx.db, now_us=now_us(ctx.clock))
+    made = new_key["key_id"] if new_key else None
+    created = next((key for key in api_keys.list_keys(ctx.db) if key.id == made), None)
+    if new_key is None or created is None:
+        response = _keys_page(request, ctx, done=done)
+    else:
+        secret = new_key["secret"]
+        no_store = {"Cache-Control": "no-store"}
+        response = _keys_page(request, ctx, created=created, secret=secret, headers=no_store)
+    flash.forget(request, response)
+    return response
 
 
 @router.post("/keys")
 def key_create(
     request: Request, ctx: Ctx, admin: PageAdmin, name: FormText = "", scope: FormText = ""
 ) -> Response:
-    """Create a key and show it, this once (not through a redirect: it must not be in
-    a URL, and the page is not cached)."""
+    """Create a key, then redirect to the keys page, which shows its secret once
+    (post/redirect/get: a reload never creates a second key)."""
     try:
         key, secret = api_keys.create_key(
             ctx.db,
@@ -347,9 +360,10 @@ def key_create(
     except ValueError as exc:
         form = {"name": name[:255], "scope": scope}
         return _keys_page(request, ctx, status=400, error=str(exc), form=form)
-    return _keys_page(
-        request, ctx, created=key, secret=secret, headers={"Cache-Control": "no-store"}
-    )
+    response = RedirectResponse("/admin/keys", status_code=303)
+    message = {"key_id": key.id, "secret": secret}
+    flash.put(request, response, ctx.db, message, now_us=now_us(ctx.clock))
+    return response
 
 
 @router.post("/keys/{key_id}/revoke")

@@ -40,15 +40,22 @@ async def user_usage_page(request: Request, ctx: Ctx, _viewer: PageViewer) -> HT
     except user_usage.InvalidView as exc:
         view, error = user_usage.default_view(ctx), str(exc)
         status = 200 if wants_fragment(request) else 400
+    view, notice = user_usage.clamp_to_today(view)
     page = await run_in_threadpool(user_usage.load_page, ctx, view)
     fragment = wants_fragment(request)
-    context = {**user_usage.template_context(page, error), "oob": fragment}
+    context = {
+        **user_usage.template_context(page, error, notice=notice, now=ctx.clock()),
+        "oob": fragment,
+        "adjusted": notice is not None or page.view != view,
+    }
     response = render(
         request,
         "_usage_results.html" if fragment else "user_usage.html",
         context,
         status_code=status,
     )
+    if fragment:  # the URL of what is shown (a page past the end shows the last one)
+        response.headers["HX-Push-Url"] = page.view.url()
     response.headers["Vary"] = "HX-Request, Cookie"
     response.headers["Cache-Control"] = "no-store"
     return response

@@ -17,6 +17,8 @@ from starlette.responses import HTMLResponse, Response
 from starlette.staticfiles import StaticFiles
 from starlette.types import Scope
 
+from tokenledger.web.demo_banner import demo_data_check
+
 WEB_DIR = Path(__file__).parent
 STATIC_DIR = WEB_DIR / "static"
 TEMPLATE_DIR = WEB_DIR / "templates"
@@ -67,6 +69,7 @@ def render(
     full_context: dict[str, Any] = {
         "viewer": getattr(request.state, "viewer", None),
         "csrf_token": getattr(request.state, "csrf_token", ""),
+        "demo_data_present": demo_data_check(request),
         **(context or {}),
     }
     return templates.TemplateResponse(

@@ -1,29 +1,29 @@
 """Reporting > User Usage: from the page's URL to what its template shows.
 
-The URL carries the whole view (``start``, ``end``, ``tz``, ``q``, ``sort``, ``page``),
-so a link reproduces it and Back works. The route returns the full page, or only the
-results fragment when htmx asks for it.
+The URL carries the whole view (``start``, ``end``, ``tz``, ``q``, ``sort``, ``page``,
+``per_page``), so a link reproduces it and Back works. The route returns the full page,
+or only the results fragment when htmx asks for it.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from datetime import date, datetime, time
-from functools import cache
 from typing import Any
 from urllib.parse import urlencode
-from zoneinfo import ZoneInfo, available_timezones
+from zoneinfo import ZoneInfo
 
 from starlette.requests import Request
 
 from tokenledger.localdays import LocalRange, parse_date, today, zone
 from tokenledger.reports import UserUsageReport, parse_sort, user_usage
-from tokenledger.web import formatting
+from tokenledger.web import formatting, zone_picker
 from tokenledger.web.context import AppContext
 
 PATH = "/reporting/user-usage"
 EXPORT_PATH = "/api/v1/reports/user-usage/export"
-PAGE_SIZE = 50
+PAGE_SIZES = (50, 100, 500)
+PAGE_SIZE = PAGE_SIZES[0]
 TZ_COOKIE = "tl_tz"
 DEFAULT_SORT = "-total_tokens"
 # Table columns that sort, with the sort key their header uses.
@@ -34,16 +34,15 @@ COLUMNS = (
     ("time", "Usage time", "duration_ms", True),
     ("last", "Last active", "last_request_at", True),
 )
-
-
-@cache
-def zone_names() -> list[str]:
-    """Every IANA zone a viewer can pick (sorted; legacy aliases left out)."""
-    return sorted(
-        name
-        for name in available_timezones()
-        if ("/" in name and not name.startswith(("Etc/", "SystemV/", "US/"))) or name == "UTC"
-    )
+# How the screen-reader caption names a sort column ("sorted by total tokens, descending").
+SORT_WORDS = {
+    "user_id": "user id",
+    "name": "name",
+    "email": "e-mail",
+    "duration_ms": "usage time",
+    "first_request_at": "first request",
+    "last_request_at": "last active",
+}
 
 
 class InvalidView(ValueError):
@@ -64,6 +63,7 @@ class UsageView:
     sort: str = DEFAULT_SORT
     page: int = 1
     tz_from_browser: bool = False
+    per_page: int = PAGE_SIZE
 
     @property
     def local_range(self) -> LocalRange:
@@ -71,7 +71,7 @@ class UsageView:
 
     @property
     def offset(self) -> int:
-        return (self.page - 1) * PAGE_SIZE
+        return (self.page - 1) * self.per_page
 
     def params(self, **changes: Any) -> dict[str, str]:
         view = replace(self, **changes)
@@ -86,15 +86,25 @@ class UsageView:
             params["sort"] = view.sort
         if view.page != 1:
             params["page"] = str(view.page)
+        if view.per_page != PAGE_SIZE:
+            params["per_page"] = str(view.per_page)
         return params
 
     def url(self, **changes: Any) -> str:
         return f"{PATH}?{urlencode(self.params(**changes))}"
 
-    def export_url(self) -> str:
-        params = self.params(page=1)
+    def export_url(self, granularity: str = "summary") -> str:
+        params = self.params(page=1, per_page=PAGE_SIZE)
         params["sort"] = self.sort
+        params["granularity"] = granularity
         return f"{EXPORT_PATH}?{urlencode(params)}"
+
+    @property
+    def sort_phrase(self) -> str:
+        """``total tokens, descending``: the sort in words."""
+        column, descending = parse_sort(self.sort)
+        words = SORT_WORDS.get(column, column.replace("_", " "))
+        return f"{words}, {'descending' if descending else 'ascending'}"
 
     def sort_url(self, key: str) -> str:
         """Clicking a header sorts by it; clicking the sorted header reverses."""
@@ -144,6 +154,7 @@ def parse_view(ctx: AppContext, request: Request) -> UsageView:
     page_text = query.get("page") or "1"
     if not page_text.isdigit() or not 1 <= int(page_text) <= 1_000_000:
         raise InvalidView("page", "must be a page number")
+    per_page = _per_page(query.get("per_page"))
     q = (query.get("q") or "").strip()[:200]
     return UsageView(
         local_range.start,
@@ -154,6 +165,27 @@ def parse_view(ctx: AppContext, request: Request) -> UsageView:
         sort,
         int(page_text),
         tz_from_browser=bool(tz_name),
+        per_page=per_page,
+    )
+
+
+def _per_page(value: str | None) -> int:
+    if not value:
+        return PAGE_SIZE
+    if not value.isdigit() or int(value) not in PAGE_SIZES:
+        raise InvalidView("per_page", f"must be one of {', '.join(map(str, PAGE_SIZES))}")
+    return int(value)
+
+
+def clamp_to_today(view: UsageView) -> tuple[UsageView, str | None]:
+    """Dates after today hold no usage yet: move them to today, and say so."""
+    if view.end <= view.today:
+        return view, None
+    start = min(view.start, view.today)
+    clamped = replace(view, start=start, end=view.today)
+    return clamped, (
+        f"The dates asked for went past today ({formatting.short_date(view.today)}); "
+        "the range now ends today."
     )
 
 
@@ -180,43 +212,57 @@ class Page:
 
     @property
     def pages(self) -> int:
-        return max(1, -(-self.report.total_users // PAGE_SIZE))
+        return pages_for(self.report.total_users, self.view.per_page)
 
-    @property
-    def previous_url(self) -> str | None:
-        return self.view.url(page=self.view.page - 1) if self.view.page > 1 else None
-
-    @property
-    def next_url(self) -> str | None:
-        if self.view.page >= self.pages:
+    def page_url(self, number: int) -> str | None:
+        """The URL of page ``number``; None when it is this page or no page."""
+        if number == self.view.page or not 1 <= number <= self.pages:
             return None
-        return self.view.url(page=self.view.page + 1)
+        return self.view.url(page=number)
 
     @property
     def range_phrase(self) -> str:
         return formatting.range_phrase(self.view.start, self.view.end)
 
 
-def load_page(ctx: AppContext, view: UsageView) -> Page:
-    report = user_usage(
+def pages_for(users: int, per_page: int) -> int:
+    return max(1, -(-users // per_page))
+
+
+def _report(ctx: AppContext, view: UsageView) -> UserUsageReport:
+    return user_usage(
         ctx.db,
         local_range=view.local_range,
         q=view.q or None,
         sort=view.sort,
-        limit=PAGE_SIZE,
+        limit=view.per_page,
         offset=view.offset,
     )
+
+
+def load_page(ctx: AppContext, view: UsageView) -> Page:
+    """The page the view names; a page past the last one shows the last one."""
+    report = _report(ctx, view)
+    last = pages_for(report.total_users, view.per_page)
+    if view.page > last:
+        view = replace(view, page=last)
+        report = _report(ctx, view)
     return Page(view, report)
 
 
-def template_context(page: Page, error: str | None = None) -> dict[str, Any]:
+def template_context(
+    page: Page, error: str | None = None, *, notice: str | None = None, now: datetime
+) -> dict[str, Any]:
     view = page.view
     return {
         "page": page,
         "view": view,
         "columns": COLUMNS,
-        "zones": zone_names(),
+        "page_sizes": PAGE_SIZES,
+        # Only the full page lists the zones (a fragment leaves the picker as it is).
+        "zone_groups": lambda: zone_picker.zone_groups(now, view.tz.key),
         "error": error,
+        "notice": notice,
         "nav_section": "reporting",
         "nav_page": "user-usage",
         "tz_offset": formatting.utc_offset(

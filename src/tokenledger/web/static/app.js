@@ -9,19 +9,20 @@
     if (meta) event.detail.headers["X-CSRF-Token"] = meta.content;
   });
 
-  // Close an open navigation menu on outside click or Escape.
+  // Close an open menu (navigation, export) on outside click or Escape.
+  var MENUS = "details[data-nav-menu], details[data-menu]";
   function closeMenus(except) {
-    document.querySelectorAll("details[data-nav-menu][open]").forEach(function (menu) {
+    document.querySelectorAll("details[data-nav-menu][open], details[data-menu][open]").forEach(function (menu) {
       if (menu !== except) menu.removeAttribute("open");
     });
   }
   document.addEventListener("click", function (event) {
-    var inside = event.target.closest && event.target.closest("details[data-nav-menu]");
+    var inside = event.target.closest && event.target.closest(MENUS);
     closeMenus(inside);
   });
   document.addEventListener("keydown", function (event) {
     if (event.key !== "Escape") return;
-    var open = document.querySelector("details[data-nav-menu][open]");
+    var open = document.querySelector("details[data-nav-menu][open], details[data-menu][open]");
     if (open) {
       open.removeAttribute("open");
       open.querySelector("summary").focus();
