@@ -137,14 +137,13 @@ async def post_events(request: Request, ctx: Ctx, key: IngestKey) -> Response:
         raw_events = ingest_service.parse_envelope(body, max_events=settings.max_batch_events)
     except ingest_service.EnvelopeError as exc:
         return JSON(error_body(exc.code, exc.message), status_code=exc.status)
-    result = await run_in_threadpool(
-        ingest_service.ingest,
+    payload = await run_in_threadpool(
+        ingest_service.ingest_answered,
         ctx.writes,
         raw_events,
         now_us=now_us(ctx.clock),
         future_tolerance_s=settings.future_tolerance_s,
     )
-    payload = ingest_service.result_json(result, raw_events)
     return JSON(payload, status_code=ingest_status(payload))
 
 

@@ -14,7 +14,7 @@ from tokenledger import __version__
 from tokenledger.clock import Clock, system_clock
 from tokenledger.settings import Settings
 from tokenledger.store.database import Database, open_database
-from tokenledger.web import admin_pages, api, auth_pages, errors, exports, pages
+from tokenledger.web import admin, api, auth_pages, errors, exports, pages
 from tokenledger.web.context import AppContext
 from tokenledger.web.deps import AdminRequired, SignInRequired
 from tokenledger.web.error_pages import error_page
@@ -59,7 +59,7 @@ def create_app(
     app.include_router(exports.router)
     app.include_router(pages.router)
     app.include_router(auth_pages.router)
-    app.include_router(admin_pages.router)
+    app.include_router(admin.build_router())
     app.mount("/static", CachedStaticFiles(directory=STATIC_DIR), name="static")
     _install_openapi(app)
     return app

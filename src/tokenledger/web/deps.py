@@ -7,13 +7,18 @@ from contextlib import suppress
 from dataclasses import dataclass
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, Path, Request
 
 from tokenledger.auth.keys import ApiKey, find_key, key_actor, touch_key
 from tokenledger.clock import now_us
 from tokenledger.store.database import DatabaseUnavailable
 from tokenledger.web.context import AppContext
 from tokenledger.web.errors import ApiError
+
+# Ids are 64-bit signed integers in both databases: a larger number names no row (and
+# SQLite cannot even bind it), so it is refused as a parameter (400) like "abc".
+MAX_ROW_ID = 2**63 - 1
+RowId = Annotated[int, Path(ge=1, le=MAX_ROW_ID)]
 
 
 def get_ctx(request: Request) -> AppContext:

@@ -67,6 +67,11 @@ _STATUS_CODES = {
 }
 
 
+def is_api(request: Request) -> bool:
+    """Whether the request is for the JSON API (else a console page, answered in HTML)."""
+    return request.url.path.startswith("/api/")
+
+
 def install(app: FastAPI) -> None:
     """Register the handlers that turn exceptions into the error shape."""
 
@@ -75,18 +80,19 @@ def install(app: FastAPI) -> None:
         return error_response(exc.status, exc.code, exc.message, exc.field, exc.headers)
 
     @app.exception_handler(RequestValidationError)
-    async def _invalid_request(_request: Request, exc: RequestValidationError) -> Response:
+    async def _invalid_request(request: Request, exc: RequestValidationError) -> Response:
         first = exc.errors()[0]
         loc = [str(part) for part in first.get("loc", ()) if part not in {"query", "path", "body"}]
         field = ".".join(loc) or None
         message = str(first.get("msg", "invalid value")).replace("Input should", "must")
-        return error_response(
-            400, "invalid_parameter", f"{field}: {message}" if field else message, field
-        )
+        text = f"{field}: {message}" if field else message
+        if not is_api(request):
+            return error_page(request, status=400, title="Bad request", message=text)
+        return error_response(400, "invalid_parameter", text, field)
 
     @app.exception_handler(DatabaseUnavailable)
     async def _unavailable(request: Request, exc: DatabaseUnavailable) -> Response:
-        if not request.url.path.startswith("/api/"):
+        if not is_api(request):
             return error_page(
                 request,
                 status=503,

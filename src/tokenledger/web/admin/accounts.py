@@ -1,30 +1,24 @@
-"""Admin pages: Accounts, Keys and the Audit log. Every route needs the admin role,
-read from the database on this very request (``PageAdmin``)."""
+"""Admin > Accounts: the list, a new account, and each account's page (profile, role,
+access, password, sessions)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Form, Query, Request
-from starlette.responses import RedirectResponse, Response
+from fastapi import APIRouter, Request
+from starlette.responses import Response
 
-from tokenledger.auth import accounts, audit, passwords, sessions
-from tokenledger.auth import keys as api_keys
+from tokenledger.auth import accounts, passwords, sessions
 from tokenledger.clock import now_us
-from tokenledger.localdays import zone
+from tokenledger.web.admin.common import FormText, admin_page, changed
 from tokenledger.web.auth_pages import session_policy
-from tokenledger.web.context import AppContext
-from tokenledger.web.deps import Ctx, PageAdmin, Viewer, client_address
+from tokenledger.web.deps import Ctx, PageAdmin, RowId, Viewer, client_address
 from tokenledger.web.error_pages import error_page
-from tokenledger.web.templating import render
 
-router = APIRouter(prefix="/admin", include_in_schema=False)
+router = APIRouter()
 
-FormText = Annotated[str, Form()]
-AUDIT_PAGE_SIZE = 50
-_NOTICES = {
+NOTICES = {
     "created": "The account is created. Tell its owner the password through a safe channel.",
     "profile": "The display name is saved.",
     "role": "The role is changed. It applies to open sessions at once.",
@@ -32,44 +26,7 @@ _NOTICES = {
     "enabled": "The account is enabled.",
     "password": "The password is reset and the account signed out everywhere.",
     "sessions": "The account is signed out everywhere.",
-    "revoked": "The key is revoked. Requests with it are refused from now on.",
 }
-
-
-def _time_formatter(ctx: AppContext) -> Callable[[int | None], str]:
-    tz = zone(ctx.settings.timezone)
-
-    def when(us: int | None) -> str:
-        if us is None:
-            return ""
-        moment = datetime.fromtimestamp(us / 1_000_000, UTC).astimezone(tz)
-        return moment.strftime("%Y-%m-%d %H:%M ") + (moment.tzname() or tz.key)
-
-    return when
-
-
-def _page(
-    request: Request,
-    ctx: Ctx,
-    name: str,
-    section: str,
-    *,
-    status: int = 200,
-    done: str | None = None,
-    headers: dict[str, str] | None = None,
-    **values: Any,
-) -> Response:
-    context = {
-        "nav_section": section,
-        "when": _time_formatter(ctx),
-        "notice": _NOTICES.get(done or ""),
-        **values,
-    }
-    return render(request, name, context, status_code=status, headers=headers)
-
-
-def _changed(path: str, done: str) -> RedirectResponse:
-    return RedirectResponse(f"{path}?done={done}", status_code=303)
 
 
 def _no_account(request: Request) -> Response:
@@ -78,20 +35,14 @@ def _no_account(request: Request) -> Response:
     )
 
 
-# Accounts
-
-
-def _accounts_page(
-    request: Request, ctx: Ctx, *, status: int = 200, done: str | None = None, **values: Any
-) -> Response:
+def _accounts_page(request: Request, ctx: Ctx, *, status: int = 200, **values: Any) -> Response:
     form = {"email": "", "display_name": "", "role": "viewer", **values.pop("form", {})}
-    return _page(
+    return admin_page(
         request,
         ctx,
         "admin/accounts.html",
         "accounts",
         status=status,
-        done=done,
         accounts=accounts.list_accounts(ctx.db),
         roles=accounts.ROLES,
         min_password=passwords.MIN_LENGTH,
@@ -129,7 +80,7 @@ def account_create(
     except ValueError as exc:  # AccountError, PasswordRejected
         form = {"email": email[:320], "display_name": display_name[:255], "role": role}
         return _accounts_page(request, ctx, status=400, error=str(exc), form=form)
-    return _changed(f"/admin/accounts/{account.id}", "created")
+    return changed(f"/admin/accounts/{account.id}", "created")
 
 
 def _account_page(
@@ -145,13 +96,13 @@ def _account_page(
     active = sessions.count_active(
         ctx.db, account.id, now_us=now_us(ctx.clock), policy=session_policy(ctx.settings)
     )
-    return _page(
+    return admin_page(
         request,
         ctx,
         "admin/account.html",
         "accounts",
         status=status,
-        done=done,
+        notice=NOTICES.get(done or ""),
         account=account,
         is_self=account.id == admin.account_id,
         active_sessions=active,
@@ -163,7 +114,7 @@ def _account_page(
 
 @router.get("/accounts/{account_id}")
 def account_page(
-    request: Request, ctx: Ctx, admin: PageAdmin, account_id: int, done: str | None = None
+    request: Request, ctx: Ctx, admin: PageAdmin, account_id: RowId, done: str | None = None
 ) -> Response:
     account = accounts.get_account(ctx.db, account_id)
     if account is None:
@@ -197,12 +148,12 @@ def _account_change(
         )
     except ValueError as exc:  # AccountError, PasswordRejected
         return _account_page(request, ctx, admin, account, status=400, errors={form: str(exc)})
-    return _changed(f"/admin/accounts/{account_id}", done)
+    return changed(f"/admin/accounts/{account_id}", done)
 
 
 @router.post("/accounts/{account_id}")
 def account_update(
-    request: Request, ctx: Ctx, admin: PageAdmin, account_id: int, display_name: FormText = ""
+    request: Request, ctx: Ctx, admin: PageAdmin, account_id: RowId, display_name: FormText = ""
 ) -> Response:
     """The profile form: the display name only. A ``role`` field sent here is ignored;
     roles change through the role control (the ``/role`` route)."""
@@ -220,7 +171,7 @@ def account_update(
 
 @router.post("/accounts/{account_id}/role")
 def account_set_role(
-    request: Request, ctx: Ctx, admin: PageAdmin, account_id: int, role: FormText = ""
+    request: Request, ctx: Ctx, admin: PageAdmin, account_id: RowId, role: FormText = ""
 ) -> Response:
     return _account_change(
         request, ctx, admin, account_id, accounts.set_role, "role", "role", role=role
@@ -228,7 +179,7 @@ def account_set_role(
 
 
 @router.post("/accounts/{account_id}/disable")
-def account_disable(request: Request, ctx: Ctx, admin: PageAdmin, account_id: int) -> Response:
+def account_disable(request: Request, ctx: Ctx, admin: PageAdmin, account_id: RowId) -> Response:
     return _account_change(
         request,
         ctx,
@@ -242,7 +193,7 @@ def account_disable(request: Request, ctx: Ctx, admin: PageAdmin, account_id: in
 
 
 @router.post("/accounts/{account_id}/enable")
-def account_enable(request: Request, ctx: Ctx, admin: PageAdmin, account_id: int) -> Response:
+def account_enable(request: Request, ctx: Ctx, admin: PageAdmin, account_id: RowId) -> Response:
     return _account_change(
         request,
         ctx,
@@ -260,7 +211,7 @@ def account_reset_password(
     request: Request,
     ctx: Ctx,
     admin: PageAdmin,
-    account_id: int,
+    account_id: RowId,
     new_password: FormText = "",
     confirm_password: FormText = "",
 ) -> Response:
@@ -289,115 +240,9 @@ def account_reset_password(
 
 
 @router.post("/accounts/{account_id}/sessions/revoke")
-def account_end_sessions(request: Request, ctx: Ctx, admin: PageAdmin, account_id: int) -> Response:
+def account_end_sessions(
+    request: Request, ctx: Ctx, admin: PageAdmin, account_id: RowId
+) -> Response:
     return _account_change(
         request, ctx, admin, account_id, accounts.end_sessions, "sessions", "access"
-    )
-
-
-# Keys
-
-
-def _keys_page(
-    request: Request,
-    ctx: Ctx,
-    *,
-    status: int = 200,
-    done: str | None = None,
-    headers: dict[str, str] | None = None,
-    **values: Any,
-) -> Response:
-    form = {"name": "", "scope": "ingest", **values.pop("form", {})}
-    return _page(
-        request,
-        ctx,
-        "admin/keys.html",
-        "keys",
-        status=status,
-        done=done,
-        headers=headers,
-        keys=list(reversed(api_keys.list_keys(ctx.db))),
-        scopes=api_keys.SCOPES,
-        form=form,
-        **values,
-    )
-
-
-@router.get("/keys")
-def keys_page(request: Request, ctx: Ctx, _admin: PageAdmin, done: str | None = None) -> Response:
-    return _keys_page(request, ctx, done=done)
-
-
-@router.post("/keys")
-def key_create(
-    request: Request, ctx: Ctx, admin: PageAdmin, name: FormText = "", scope: FormText = ""
-) -> Response:
-    """Create a key and show it, this once (not through a redirect: it must not be in
-    a URL, and the page is not cached)."""
-    try:
-        key, secret = api_keys.create_key(
-            ctx.db,
-            name=name,
-            scope=scope,
-            now_us=now_us(ctx.clock),
-            actor=admin.email,
-            client=client_address(request),
-        )
-    except ValueError as exc:
-        form = {"name": name[:255], "scope": scope}
-        return _keys_page(request, ctx, status=400, error=str(exc), form=form)
-    return _keys_page(
-        request, ctx, created=key, secret=secret, headers={"Cache-Control": "no-store"}
-    )
-
-
-@router.post("/keys/{key_id}/revoke")
-def key_revoke(request: Request, ctx: Ctx, admin: PageAdmin, key_id: int) -> Response:
-    try:
-        api_keys.revoke_key(
-            ctx.db,
-            key_id,
-            now_us=now_us(ctx.clock),
-            actor=admin.email,
-            client=client_address(request),
-        )
-    except LookupError:
-        return error_page(
-            request, status=404, title="No such key", message="This key does not exist."
-        )
-    return _changed("/admin/keys", "revoked")
-
-
-# Audit log
-
-
-@router.get("/audit")
-def audit_page(
-    request: Request,
-    ctx: Ctx,
-    _admin: PageAdmin,
-    action: Annotated[str, Query(max_length=64)] = "",
-    before: Annotated[int | None, Query(ge=1)] = None,
-    after: Annotated[int | None, Query(ge=0)] = None,
-) -> Response:
-    action = action if action in audit.ACTIONS else ""
-    found = audit.entries(
-        ctx.db, action=action, before_id=before, after_id=after, limit=AUDIT_PAGE_SIZE
-    )
-    newer = older = None
-    if found:
-        if audit.has_entries(ctx.db, action=action, after_id=found[0].id):
-            newer = found[0].id
-        if audit.has_entries(ctx.db, action=action, before_id=found[-1].id):
-            older = found[-1].id
-    return _page(
-        request,
-        ctx,
-        "admin/audit.html",
-        "audit",
-        entries=found,
-        actions=audit.ACTIONS,
-        action=action,
-        newer=newer,
-        older=older,
     )
