@@ -135,6 +135,7 @@ class EventIn(BaseModel):
     @field_validator("started_at")
     @classmethod
     def _timestamp(cls, value: str) -> str:
+        _clean_text(value)  # a lone surrogate is named as such, as in every text
         if not _RFC3339.fullmatch(value):
             if _NAIVE.fullmatch(value):
                 raise PydanticCustomError(

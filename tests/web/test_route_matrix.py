@@ -215,11 +215,17 @@ def world(sqlite_template: Path, tmp_path_factory: pytest.TempPathFactory) -> Wo
     return World(path, secrets, sample)
 
 
+# Browsers say where a request comes from; these come from the console's own pages.
+BROWSER = {"Sec-Fetch-Site": "same-origin"}
+
+
 def _clients(app: FastAPI, db: Database, world: World) -> dict[str, tuple[TestClient, str]]:
     """A client per principal, with the CSRF token its pages would carry."""
     clients: dict[str, tuple[TestClient, str]] = {}
     pre_session = "matrix-pre-session-cookie-value"
-    anonymous = TestClient(app, follow_redirects=False, cookies={"tokenledger_csrf": pre_session})
+    anonymous = TestClient(
+        app, follow_redirects=False, cookies={"tokenledger_csrf": pre_session}, headers=BROWSER
+    )
     clients["anonymous"] = (anonymous, csrf.token_for(pre_session))
     for principal in ("viewer", "admin", "disabled"):
         with db.write() as conn:
@@ -228,7 +234,9 @@ def _clients(app: FastAPI, db: Database, world: World) -> dict[str, tuple[TestCl
                 {"email": f"{principal}@example.com"},
             ).scalar_one()
             token = sessions.create_in(conn, account_id=account_id, now_us=_NOW)
-        client = TestClient(app, follow_redirects=False, cookies={"tokenledger_session": token})
+        client = TestClient(
+            app, follow_redirects=False, cookies={"tokenledger_session": token}, headers=BROWSER
+        )
         clients[principal] = (client, csrf.token_for(token))
     # Disabled after signing in, straight in the database: no session was revoked.
     with db.write() as conn:

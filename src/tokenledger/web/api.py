@@ -129,6 +129,14 @@ async def post_events(request: Request, ctx: Ctx, key: IngestKey) -> Response:
     media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if media_type != "application/json":
         raise ApiError(415, "unsupported_media_type", "content-type must be application/json")
+    encoding = request.headers.get("content-encoding", "identity").strip().lower()
+    if encoding != "identity":
+        raise ApiError(
+            415,
+            "unsupported_encoding",
+            f"content-encoding {encoding[:40]!r} is not supported; send the body uncompressed",
+            headers=_CLOSE,
+        )
     settings = ctx.settings
     body = await read_body(
         request, limit=settings.max_body_bytes, timeout_s=settings.body_timeout_s

@@ -130,6 +130,7 @@ def serve(app: FastAPI, settings: Settings, *, host: str, port: int) -> None:
         "limit_concurrency": settings.max_connections,
         "timeout_graceful_shutdown": 10,
         "proxy_headers": False,
+        "server_header": False,  # no "server: uvicorn": nothing to fingerprint
     }
     if settings.workers > 1:
         os.environ["TOKENLEDGER_DATABASE_URL"] = settings.database_url
