@@ -321,10 +321,10 @@ def validate_event(raw: Any, *, now_us: int, future_tolerance_s: int = 300) -> E
     """Validate one decoded JSON value as an event."""
     if not isinstance(raw, dict):
         return Rejection.one("invalid_type", "", "an event must be a JSON object")
-    for name, value in (("", raw), ("user", raw.get("user"))):
+    for parent, value in (("", raw), ("user", raw.get("user"))):
         bad_key = _key_with_surrogate(value)
         if bad_key is not None:
-            field = f"{name}.{bad_key}" if name else bad_key
+            field = f"{parent}.{bad_key}" if parent else bad_key
             return Rejection.one("invalid_string", field, f"the field name {_LONE_SURROGATE}")
     try:
         parsed = EventIn.model_validate(raw)

@@ -70,6 +70,14 @@ class Settings(BaseSettings):
     max_connections: int = Field(
         1000, ge=10, description="Concurrent connections served; more get HTTP 503 at once."
     )
+    max_connections_per_client: int = Field(
+        100,
+        ge=1,
+        description=(
+            "Concurrent connections from one client address; more get HTTP 429 at once. "
+            "Trusted proxies are not capped."
+        ),
+    )
     future_tolerance_s: int = Field(
         300, ge=0, description="How far in the future `started_at` may be (seconds)."
     )

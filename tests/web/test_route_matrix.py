@@ -136,10 +136,10 @@ ROUTES: dict[tuple[str, str], Case] = {
 PLANNED: set[tuple[str, str]] = set()
 
 
-def app_routes(app: FastAPI) -> set[tuple[str, str]]:
-    """(method, path) of every route, walking included routers (FastAPI 0.165 nests
+def route_table(app: FastAPI) -> dict[tuple[str, str], Any]:
+    """Every route by (method, path), walking included routers (FastAPI 0.165 nests
     them as ``_IncludedRouter``) and mounts. HEAD is served by the GET handler."""
-    found: set[tuple[str, str]] = set()
+    found: dict[tuple[str, str], Any] = {}
 
     def walk(routes: Iterable[Any], prefix: str) -> None:
         for route in routes:
@@ -150,14 +150,19 @@ def app_routes(app: FastAPI) -> set[tuple[str, str]]:
                 if route.routes:
                     walk(route.routes, prefix + route.path)
                 else:  # an ASGI app such as StaticFiles: every GET under the path
-                    found.add(("GET", f"{prefix}{route.path}/{{path}}"))
+                    found[("GET", f"{prefix}{route.path}/{{path}}")] = route
             else:
                 methods = getattr(route, "methods", None) or {"WEBSOCKET"}
                 for method in methods - {"HEAD"} or methods:
-                    found.add((method, prefix + route.path))
+                    found[(method, prefix + route.path)] = route
 
     walk(app.routes, "")
     return found
+
+
+def app_routes(app: FastAPI) -> set[tuple[str, str]]:
+    """(method, path) of every route."""
+    return set(route_table(app))
 
 
 def test_every_route_is_in_the_table(app: FastAPI) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from datetime import date
 from typing import Annotated, Any, Literal
 from zoneinfo import available_timezones
@@ -76,34 +75,6 @@ def healthz() -> dict[str, str]:
 _CLOSE = {"Connection": "close"}
 
 
-async def read_body(request: Request, *, limit: int, timeout_s: float) -> bytes:
-    """The request body, refusing more than ``limit`` bytes or a client too slow."""
-    too_large = ApiError(
-        413, "payload_too_large", f"body is larger than {limit} bytes", headers=_CLOSE
-    )
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise too_large
-    chunks: list[bytes] = []
-    size = 0
-
-    async def consume() -> None:
-        nonlocal size
-        async for chunk in request.stream():
-            size += len(chunk)
-            if size > limit:
-                raise too_large
-            chunks.append(chunk)
-
-    try:
-        await asyncio.wait_for(consume(), timeout_s)
-    except TimeoutError as exc:
-        raise ApiError(
-            408, "body_timeout", f"body not received within {timeout_s:g} s", headers=_CLOSE
-        ) from exc
-    return b"".join(chunks)
-
-
 @router.post(
     "/api/v1/events",
     summary="Send usage events",
@@ -138,9 +109,7 @@ async def post_events(request: Request, ctx: Ctx, key: IngestKey) -> Response:
             headers=_CLOSE,
         )
     settings = ctx.settings
-    body = await read_body(
-        request, limit=settings.max_body_bytes, timeout_s=settings.body_timeout_s
-    )
+    body = await request.body()  # its size and deadline are kept by web.body_limits
     try:
         raw_events = ingest_service.parse_envelope(body, max_events=settings.max_batch_events)
     except ingest_service.EnvelopeError as exc:

@@ -15,6 +15,7 @@ from tokenledger.clock import Clock, system_clock
 from tokenledger.settings import Settings
 from tokenledger.store.database import Database, open_database
 from tokenledger.web import admin, api, auth_pages, errors, exports, pages
+from tokenledger.web.body_limits import BodyLimits, body_size_limit
 from tokenledger.web.context import AppContext
 from tokenledger.web.deps import AdminRequired, SignInRequired
 from tokenledger.web.error_pages import error_page
@@ -54,6 +55,11 @@ def create_app(
     app.add_exception_handler(SignInRequired, _to_sign_in)
     app.add_exception_handler(AdminRequired, _admins_only)
     app.add_middleware(SessionMiddleware)  # inside the security headers: its pages get them
+    app.add_middleware(  # outside the session layer: its CSRF check reads form bodies
+        BodyLimits,
+        timeout_s=settings.body_timeout_s,
+        max_bytes=body_size_limit(settings.max_body_bytes),
+    )
     app.add_middleware(SecurityHeadersMiddleware)
     app.include_router(api.router)
     app.include_router(exports.router)

@@ -33,12 +33,12 @@ from tokenledger.auth import csrf, sessions
 from tokenledger.clock import now_us
 from tokenledger.store.database import DatabaseUnavailable
 from tokenledger.web import cookies, proxy
+from tokenledger.web.body_limits import MAX_FORM_BYTES
 from tokenledger.web.context import AppContext
 from tokenledger.web.deps import Viewer
 from tokenledger.web.error_pages import error_page
 from tokenledger.web.errors import error_response
 
-MAX_FORM_BYTES = 256 * 1024
 _NOT_BROWSER_PAGES = ("/api/", "/healthz")
 
 
