@@ -118,6 +118,15 @@ class Settings(BaseSettings):
     sign_in_client_limit: int = Field(
         50, ge=1, description="Failed sign-ins per client address in the window before refusing."
     )
+    max_password_hashes: int = Field(
+        2,
+        ge=1,
+        le=64,
+        description=(
+            "Password hashes (Argon2id, 19 MiB each) computed at once per process; more "
+            "wait their turn (up to 10 s, then HTTP 503)."
+        ),
+    )
     sign_in_window_s: int = Field(
         900, ge=1, description="The window (seconds) in which failed sign-ins are counted."
     )

@@ -31,10 +31,13 @@ from typing import Any
 from sqlalchemy import Connection, select
 
 from tokenledger.store.database import Database
-from tokenledger.store.schema import audit_log
+from tokenledger.store.schema import audit_log, sign_in_refusals
 
 SIGN_IN = "sign_in"
 SIGN_IN_FAILED = "sign_in_failed"
+# Sign-in paused for an e-mail or a client address: one entry per pause, with the
+# number of attempts it refused (``sign_in_refusals``), never one entry per attempt.
+SIGN_IN_THROTTLED = "sign_in_throttled"
 SIGN_OUT = "sign_out"
 ACCOUNT_CREATED = "account_created"
 ACCOUNT_CHANGED = "account_changed"
@@ -46,6 +49,7 @@ EXPORT = "export"
 ACTIONS = (
     SIGN_IN,
     SIGN_IN_FAILED,
+    SIGN_IN_THROTTLED,
     SIGN_OUT,
     ACCOUNT_CREATED,
     ACCOUNT_CHANGED,
@@ -98,10 +102,10 @@ def record_in(
     details: Mapping[str, Any] | None = None,
     now_us: int,
     client: str | None = None,
-) -> None:
-    """Append one entry inside the caller's write transaction."""
-    conn.execute(
-        audit_log.insert(),
+) -> int:
+    """Append one entry inside the caller's write transaction; returns its id."""
+    entry_id: int = conn.execute(
+        audit_log.insert().returning(audit_log.c.id),
         {
             "at_us": now_us,
             "actor": actor[:_MAX_ACTOR],
@@ -109,7 +113,8 @@ def record_in(
             "details": json.dumps(dict(details or {}), ensure_ascii=False, default=str),
             "client": client[:64] if client else None,
         },
-    )
+    ).scalar_one()
+    return entry_id
 
 
 def entries(
@@ -132,11 +137,31 @@ def entries(
         query = query.order_by(audit_log.c.id.desc()).limit(limit)
     with db.read() as conn:
         rows = conn.execute(query).all()
+        refused = _refusals(conn, [row.id for row in rows if row.action == SIGN_IN_THROTTLED])
     found = [
-        AuditEntry(row.id, row.at_us, row.actor, row.action, json.loads(row.details), row.client)
+        AuditEntry(
+            row.id,
+            row.at_us,
+            row.actor,
+            row.action,
+            {**json.loads(row.details), **refused.get(row.id, {})},
+            row.client,
+        )
         for row in rows
     ]
     return sorted(found, key=lambda entry: -entry.id)
+
+
+def _refusals(conn: Connection, entry_ids: list[int]) -> dict[int, dict[str, int]]:
+    """How many attempts each sign-in pause refused, by its entry's id."""
+    if not entry_ids:
+        return {}
+    counts = conn.execute(
+        select(sign_in_refusals.c.audit_id, sign_in_refusals.c.refused).where(
+            sign_in_refusals.c.audit_id.in_(entry_ids)
+        )
+    )
+    return {entry_id: {"refused_attempts": int(refused)} for entry_id, refused in counts}
 
 
 def has_entries(

@@ -8,6 +8,7 @@ serialization failure, and read-only REPEATABLE READ reads (one snapshot each).
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import time
@@ -16,7 +17,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, func, select
 from sqlalchemy.engine import URL, Connection, ExceptionContext, make_url
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
@@ -117,6 +118,17 @@ class Database:
             if exc.connection_invalidated:
                 raise DatabaseUnavailable(_describe(exc)) from exc
             raise
+
+    def serialize(self, conn: Connection, name: str) -> None:
+        """Make the write transaction of ``conn`` the only one at a time among those
+        that serialize on ``name``, until it ends (check-then-insert made atomic).
+        SQLite has that already (``BEGIN IMMEDIATE``: one writer at a time); on
+        PostgreSQL it is a transaction-scoped advisory lock."""
+        if self.is_sqlite:
+            return
+        digest = hashlib.sha256(b"tokenledger-lock\0" + name.encode()).digest()
+        key = int.from_bytes(digest[:8], "big", signed=True)
+        conn.execute(select(func.pg_advisory_xact_lock(key)))
 
     def least(self, *args: str) -> str:
         return f"{'min' if self.is_sqlite else 'LEAST'}({', '.join(args)})"

@@ -185,6 +185,20 @@ sign_in_failures = Table(
     Index("ix_sign_in_failures_client", "client", "at_us"),
 )
 
+# Sign-in attempts refused while sign-in is paused (throttled), counted rather than
+# written to the audit log one by one: one audit entry per pause (``audit_id``) and
+# here how many attempts it refused. ``subject_hash`` is the paused e-mail's or client
+# address's hash; ``until_us`` is when that pause ends.
+sign_in_refusals = Table(
+    "sign_in_refusals",
+    metadata,
+    Column("audit_id", Id, primary_key=True, autoincrement=False),
+    Column("subject_hash", LargeBinary(32), nullable=False),
+    Column("until_us", BigInteger, nullable=False),
+    Column("refused", BigInteger, nullable=False),
+    Index("ix_sign_in_refusals_subject", "subject_hash", "until_us"),
+)
+
 # Who did what. Append-only: the application never updates or deletes a row, and a
 # trigger (below, and in migration 0002) refuses UPDATE and DELETE on both backends.
 audit_log = Table(

@@ -11,6 +11,7 @@ from fastapi import FastAPI, Request
 from starlette.responses import RedirectResponse, Response
 
 from tokenledger import __version__
+from tokenledger.auth import passwords
 from tokenledger.clock import Clock, system_clock
 from tokenledger.settings import Settings
 from tokenledger.store.database import Database, open_database
@@ -32,6 +33,7 @@ def create_app(
 ) -> FastAPI:
     """Build the TokenLedger web app. The database must already be migrated."""
     settings = settings or Settings()
+    passwords.use_hash_threads(settings.max_password_hashes)
     ctx = AppContext(settings=settings, db=db or open_database(settings), clock=clock)
 
     @asynccontextmanager

@@ -10,6 +10,7 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import JSONResponse, Response
 
+from tokenledger.auth.passwords import PasswordsBusy
 from tokenledger.store.database import DatabaseUnavailable
 from tokenledger.web.error_pages import error_page
 
@@ -107,6 +108,14 @@ def install(app: FastAPI) -> None:
             f"the database cannot be used right now ({exc}); {stored}retry later",
             headers={"Retry-After": "5"},
         )
+
+    @app.exception_handler(PasswordsBusy)
+    async def _busy(request: Request, exc: PasswordsBusy) -> Response:
+        headers = {"Retry-After": "1"}
+        message = "Too many password checks at this moment; nothing was changed. Try again."
+        if not is_api(request):
+            return error_page(request, status=503, title="Busy", message=message, headers=headers)
+        return error_response(503, "busy", message, headers=headers)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(_request: Request, exc: StarletteHTTPException) -> Response:
