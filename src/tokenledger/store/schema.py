@@ -18,11 +18,15 @@ no foreign keys: a key check per rollup row would slow every ingest for nothing.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 from sqlalchemy import (
     DDL,
     BigInteger,
     Boolean,
     Column,
+    Connection,
     ForeignKey,
     Index,
     Integer,
@@ -233,3 +237,19 @@ for _dialect, _statements in AUDIT_LOG_TRIGGERS.items():
     for _statement in _statements:
         trigger = DDL(_statement).execute_if(dialect=_dialect)  # type: ignore[no-untyped-call]
         event.listen(audit_log, "after_create", trigger)
+
+
+@contextmanager
+def audit_log_deletes_allowed(conn: Connection) -> Iterator[None]:
+    """Inside the caller's write transaction, let DELETE through the audit log's guard
+    (for ``tokenledger audit-archive`` only). The guard is back before the transaction
+    commits; if the block fails, the rollback restores it (DDL is transactional on both
+    backends)."""
+    if conn.dialect.name == "sqlite":
+        conn.exec_driver_sql("DROP TRIGGER audit_log_no_delete")
+        yield
+        conn.exec_driver_sql(AUDIT_LOG_TRIGGERS["sqlite"][1])
+    else:
+        conn.exec_driver_sql("ALTER TABLE audit_log DISABLE TRIGGER audit_log_no_change")
+        yield
+        conn.exec_driver_sql("ALTER TABLE audit_log ENABLE TRIGGER audit_log_no_change")
