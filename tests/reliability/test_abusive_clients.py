@@ -5,10 +5,7 @@ while they hold their connections, and the server drops them by itself.
 
 from __future__ import annotations
 
-import os
 import socket
-import subprocess
-import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
@@ -20,7 +17,7 @@ from sqlalchemy import text
 
 from tests.conftest import make_event
 from tests.reliability.checks import stored_event_ids
-from tests.reliability.conftest import Keys, Servers, create_keys
+from tests.reliability.conftest import Keys, Servers, create_account, create_keys
 from tests.reliability.workload import wait_until
 from tests.support.console import PASSWORD
 from tests.support.server import ServerProcess
@@ -242,14 +239,7 @@ def test_a_low_open_file_limit_is_raised_to_serve_max_connections(
 
 def _signed_in_admin(server: ServerProcess) -> tuple[dict[str, str], str]:
     """Cookies and CSRF token of an admin signed in over HTTP, as a browser would."""
-    command = ["accounts", "create", "--email", "admin@example.com", "--role", "admin"]
-    subprocess.run(
-        [sys.executable, "-m", "tokenledger", *command, "--password-stdin"],
-        input=f"{PASSWORD}\n".encode(),
-        env={**os.environ, "TOKENLEDGER_DATABASE_URL": server.database_url},
-        check=True,
-        capture_output=True,
-    )
+    create_account(server.database_url, "admin@example.com", role="admin")
     with httpx.Client(base_url=server.url, timeout=60) as browser:
         browser.get("/sign-in")
         pre_session = browser.cookies["tokenledger_csrf"]

@@ -8,9 +8,6 @@ right password signed in; 60 took the server from 114 MB to 778 MB for good.
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import threading
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
@@ -19,7 +16,7 @@ from pathlib import Path
 import httpx2 as httpx
 from sqlalchemy import text
 
-from tests.reliability.conftest import Servers
+from tests.reliability.conftest import Servers, create_account
 from tests.support.console import PASSWORD
 from tests.support.server import ServerProcess
 from tokenledger.auth import csrf
@@ -37,17 +34,6 @@ def _rss_mib(pid: int) -> float:
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) / 1024
     raise AssertionError("no VmRSS")
-
-
-def _create_account(server: ServerProcess, email: str) -> None:
-    command = ["accounts", "create", "--email", email, "--role", "viewer"]
-    subprocess.run(
-        [sys.executable, "-m", "tokenledger", *command, "--password-stdin"],
-        input=f"{PASSWORD}\n".encode(),
-        env={**os.environ, "TOKENLEDGER_DATABASE_URL": server.database_url},
-        check=True,
-        capture_output=True,
-    )
 
 
 def _burst(server: ServerProcess, forms: list[dict[str, str]], *, source: str) -> list[int]:
@@ -91,7 +77,7 @@ def test_a_parallel_burst_checks_at_most_the_limit_and_memory_stays_bounded(
     database_url: str, servers: Servers
 ) -> None:
     server = servers.start(database_url)
-    _create_account(server, "ada@example.com")
+    create_account(database_url, "ada@example.com")
     # Warmed up first (templates, connections, the first hash): the growth measured is
     # the burst's.
     warm_up = [{"email": "warm-up@example.com", "password": "wrong password"}] * 2

@@ -13,7 +13,8 @@ are filled from ``SAMPLE`` (an account, a key and a static file that exist).
 from __future__ import annotations
 
 import shutil
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -255,6 +256,22 @@ def _clients(app: FastAPI, db: Database, world: World) -> dict[str, tuple[TestCl
 _NOW = 1_795_608_000_000_000  # the conftest clock: 2026-11-25T12:00:00Z
 
 
+@contextmanager
+def _world_app(
+    world: World, tmp_path: Path, clock: FrozenClock
+) -> Iterator[tuple[FastAPI, Database, dict[str, tuple[TestClient, str]]]]:
+    """An app on a copy of the world's database, and a client per principal."""
+    database_file = tmp_path / "matrix.db"
+    shutil.copyfile(world.path, database_file)
+    settings = Settings(database_url=f"sqlite:///{database_file}")
+    db = open_database(settings)
+    try:
+        app = create_app(settings, db=db, clock=clock)
+        yield app, db, _clients(app, db, world)
+    finally:
+        db.dispose()
+
+
 def _outcome(response: Any) -> Outcome:
     location = response.headers.get("location", "")
     if response.status_code == 303 and location.startswith("/sign-in?next="):
@@ -267,16 +284,10 @@ def test_route_matrix(
     method: str, path: str, world: World, tmp_path: Path, clock: FrozenClock
 ) -> None:
     case = ROUTES[(method, path)]
-    database_file = tmp_path / "matrix.db"
-    shutil.copyfile(world.path, database_file)
-    settings = Settings(database_url=f"sqlite:///{database_file}")
-    db = open_database(settings)
-    try:
-        app = create_app(settings, db=db, clock=clock)
+    with _world_app(world, tmp_path, clock) as (app, _db, clients):
         if (method, path) not in app_routes(app):
             assert (method, path) in PLANNED
             pytest.skip("built on another branch; checked once merged")
-        clients = _clients(app, db, world)
         url = path.format(**world.sample)
         seen: dict[str, Outcome] = {}
         # The admin goes last: its requests are the ones that change things.
@@ -288,8 +299,6 @@ def test_route_matrix(
             )
             seen[principal] = _outcome(response)
         assert seen == case.expect
-    finally:
-        db.dispose()
 
 
 STATE_CHANGING = sorted(route for route in ROUTES if route[0] != "GET")
@@ -315,13 +324,7 @@ def test_htmx_requests_without_the_right_csrf_token_are_refused(
     # passed every test). Every state-changing route, every browser principal, with no
     # token, a wrong one in the header or a wrong one in the form: 403, nothing changed.
     case = ROUTES[(method, path)]
-    database_file = tmp_path / "matrix.db"
-    shutil.copyfile(world.path, database_file)
-    settings = Settings(database_url=f"sqlite:///{database_file}")
-    db = open_database(settings)
-    try:
-        app = create_app(settings, db=db, clock=clock)
-        clients = _clients(app, db, world)
+    with _world_app(world, tmp_path, clock) as (_app, db, clients):
         before = _snapshot(db)
         url = path.format(**world.sample)
         headers = {"HX-Request": "true"}
@@ -342,5 +345,3 @@ def test_htmx_requests_without_the_right_csrf_token_are_refused(
         expected = {"anonymous": no_session, "viewer": 403, "admin": 403, "disabled": no_session}
         assert seen == expected
         assert _snapshot(db) == before
-    finally:
-        db.dispose()
