@@ -6,7 +6,9 @@ waits forever for a request's line and headers: a client that connects and sends
 nothing, or a header byte now and then, holds a connection (and a file descriptor)
 for good. :class:`HeaderDeadline` closes such a connection after ``header_timeout_s``.
 Bodies have their own deadline, on every route (``body_timeout_s``, see
-``web.body_limits``).
+``web.body_limits``). uvicorn's limit counts all connections together, so one address
+could take them all: :class:`ClientConnectionCap` answers an address's connection past
+``max_connections_per_client`` with a 429 at once.
 """
 
 from __future__ import annotations
