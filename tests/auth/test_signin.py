@@ -134,7 +134,7 @@ def test_a_pause_writes_one_audit_entry_however_many_attempts_it_refuses(db: Dat
     (paused,) = audit.entries(db, action=audit.SIGN_IN_THROTTLED)
     assert paused.details == {
         "paused_for": "this client address",
-        "paused_s": 900,
+        "paused_seconds": 900,
         "refused_attempts": 200,
     }
     assert paused.client == "192.0.2.66"

@@ -141,7 +141,7 @@ def _count_refusal(
         conn,
         actor=actor,
         action=audit.SIGN_IN_THROTTLED,
-        details={"paused_for": f"this {pause.subject}", "paused_s": pause.retry_after_s},
+        details={"paused_for": f"this {pause.subject}", "paused_seconds": pause.retry_after_s},
         now_us=now_us,
         client=client,
     )
