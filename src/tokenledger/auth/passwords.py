@@ -15,7 +15,6 @@ import secrets
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from concurrent.futures import TimeoutError as FutureTimeout
 from typing import TypeVar
 
 from argon2 import PasswordHasher, Type
@@ -40,20 +39,21 @@ class PasswordsBusy(Exception):
 
 class HashPool:
     """Argon2 work on ``size`` threads of its own; a caller waits at most ``wait_s``
-    for its turn (PasswordsBusy after)."""
+    for a free thread (PasswordsBusy after), then for its work to finish."""
 
     def __init__(self, size: int, *, wait_s: float = 10.0) -> None:
         self.size = size
         self.wait_s = wait_s
+        self._free = threading.BoundedSemaphore(size)
         self._executor = ThreadPoolExecutor(max_workers=size, thread_name_prefix="argon2")
 
     def run(self, work: Callable[..., T], *args: object) -> T:
-        future = self._executor.submit(work, *args)
+        if not self._free.acquire(timeout=self.wait_s):
+            raise PasswordsBusy("too many password checks at once; try again shortly")
         try:
-            return future.result(timeout=self.wait_s)
-        except FutureTimeout as exc:
-            future.cancel()  # still queued: it never runs (running: it ends on its own)
-            raise PasswordsBusy("too many password checks at once; try again shortly") from exc
+            return self._executor.submit(work, *args).result()
+        finally:
+            self._free.release()
 
     def shutdown(self) -> None:
         self._executor.shutdown(wait=False)

@@ -95,8 +95,8 @@ def _reserve(db: Database, *, email: str, client: str, now_us: int, limits: thro
 
 @contextmanager
 def _busy_is_a_refusal() -> Iterator[None]:
-    """Too many password checks waiting: the attempt stays counted (its check may
-    still run), and the person is asked to try again in a moment."""
+    """Too many password checks waiting: the attempt stays counted (as every attempt
+    that got past the throttle), and the person is asked to try again in a moment."""
     try:
         yield
     except passwords.PasswordsBusy as exc:
