@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Install what the tests need beyond Python packages, where it is missing:
-# Debian's Chromium (browser tests) and PostgreSQL server binaries (PostgreSQL tests).
+# Debian's Chromium (browser tests), PostgreSQL server binaries (PostgreSQL tests) and
+# LibreOffice Calc without its GUI (the CSV exports opened in a spreadsheet engine).
 set -euo pipefail
 
 need=()
@@ -8,6 +9,7 @@ need=()
 if ! command -v initdb >/dev/null 2>&1 && ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
   need+=(postgresql)
 fi
+command -v soffice >/dev/null 2>&1 || need+=(libreoffice-calc-nogui)
 [ ${#need[@]} -eq 0 ] && exit 0
 
 echo "Installing test dependencies: ${need[*]}"

@@ -52,6 +52,7 @@ def test_serve_ingest_and_report_over_http(
             headers={"Authorization": f"Bearer {keys['ingest']}"},
         )
         assert response.status_code == 200, response.text
+        assert "server" not in response.headers  # nothing to fingerprint (issue 11, 10)
         report = httpx.get(
             f"{server.url}/api/v1/reports/user-usage",
             params={"tz": "UTC"},

@@ -9,6 +9,7 @@ with its instant in microseconds (UTC) and a content hash that tells a harmless 
 from __future__ import annotations
 
 import hashlib
+import math
 import re
 from dataclasses import dataclass
 from datetime import datetime
@@ -50,13 +51,24 @@ _SURROGATE = re.compile(r"[\ud800-\udfff]")
 _SUSPECT = re.compile(r"[\x00-\x1f\x7f\ud800-\udfff]")
 
 
+_LONE_SURROGATE = "must be valid Unicode (lone surrogate)"
+
+
+def escape_surrogates(value: str) -> str:
+    """``value`` as UTF-8 can carry it: each lone surrogate (which JSON can hold but
+    UTF-8 cannot) written as its ``\\udXXX`` escape. For text an answer echoes."""
+    if not _SURROGATE.search(value):
+        return value
+    return value.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
 def _clean_text(value: str, *, allow_controls: bool = False) -> str:
     if not _SUSPECT.search(value):
         return value
     if "\x00" in value:
         raise PydanticCustomError("invalid_string", "must not contain NUL characters")
     if _SURROGATE.search(value):
-        raise PydanticCustomError("invalid_string", "must be valid Unicode (lone surrogate)")
+        raise PydanticCustomError("invalid_string", _LONE_SURROGATE)
     if not allow_controls and _CONTROL.search(value):
         raise PydanticCustomError("invalid_string", "must not contain control characters")
     return value
@@ -123,6 +135,7 @@ class EventIn(BaseModel):
     @field_validator("started_at")
     @classmethod
     def _timestamp(cls, value: str) -> str:
+        _clean_text(value)  # a lone surrogate is named as such, as in every text
         if not _RFC3339.fullmatch(value):
             if _NAIVE.fullmatch(value):
                 raise PydanticCustomError(
@@ -165,6 +178,12 @@ def _check_json_value(value: Any, *, depth: int) -> None:
         _clean_text(value, allow_controls=True)
     elif isinstance(value, int) and not isinstance(value, bool) and abs(value) >= 2**63:
         raise PydanticCustomError("out_of_range", "holds an integer that does not fit 64 bits")
+    elif isinstance(value, float) and not math.isfinite(value):
+        # JSON has no NaN or Infinity, but 1e309 reads as infinity: storing it would
+        # turn it into null without a word.
+        raise PydanticCustomError(
+            "out_of_range", "holds a number beyond the 64-bit floating-point range"
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -282,14 +301,31 @@ def _rejection(exc: ValidationError) -> Rejection:
         message = _MESSAGES.get(code) or _friendly(error["msg"])
         if kind in {"model_type", "dict_type", "model_attributes_type"}:
             message = "must be a JSON object"
+        elif kind == "string_unicode":
+            message = _LONE_SURROGATE
         errors.append(FieldError(code, field, f"{field}: {message}" if field else message))
     return Rejection(tuple(errors))
+
+
+def _key_with_surrogate(value: Any) -> str | None:
+    """The first key of a JSON object that holds a lone surrogate, escaped (pydantic
+    cannot even name such a field)."""
+    if isinstance(value, dict):
+        for key in value:
+            if _SURROGATE.search(key):
+                return escape_surrogates(key)
+    return None
 
 
 def validate_event(raw: Any, *, now_us: int, future_tolerance_s: int = 300) -> Event | Rejection:
     """Validate one decoded JSON value as an event."""
     if not isinstance(raw, dict):
         return Rejection.one("invalid_type", "", "an event must be a JSON object")
+    for parent, value in (("", raw), ("user", raw.get("user"))):
+        bad_key = _key_with_surrogate(value)
+        if bad_key is not None:
+            field = f"{parent}.{bad_key}" if parent else bad_key
+            return Rejection.one("invalid_string", field, f"the field name {_LONE_SURROGATE}")
     try:
         parsed = EventIn.model_validate(raw)
     except ValidationError as exc:

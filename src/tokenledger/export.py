@@ -18,6 +18,7 @@ from __future__ import annotations
 import csv
 import io
 import re
+import unicodedata
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -86,13 +87,30 @@ COLUMNS: dict[Granularity, tuple[str, ...]] = {
     "events": EVENT_COLUMNS,
 }
 
-# What spreadsheets read as the start of a formula, ASCII and full-width.
-_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r", "\uff1d", "\uff0b", "\uff0d", "\uff20")
+# What spreadsheets read as the start of a formula: = + - @ and | (DDE), in ASCII and
+# in their small (U+FE62...) and full-width (U+FF0B...) forms.
+_FORMULA_SIGNS = frozenset("=+-@|\ufe62\ufe63\ufe66\ufe6b\uff0b\uff0d\uff1d\uff20\uff5c")
+# Characters a spreadsheet may skip or trim before it: white space (Unicode
+# White_Space, plus the other ASCII separators) and invisible format characters
+# (category Cf: zero-width space, byte order mark, bidirectional marks) or space
+# separators (Zs).
+_INVISIBLE = frozenset({"Cf", "Zs", "Zl", "Zp"})
 
 
 def escape_cell(value: str) -> str:
-    """``value`` made inert for spreadsheets: a leading ``'`` if it could start a formula."""
-    return "'" + value if value.startswith(_FORMULA_STARTS) else value
+    """``value`` made inert for spreadsheets: a leading ``'`` if it could start a
+    formula, after any blank or invisible characters a spreadsheet may skip. Tab and
+    carriage return at the very start are escaped too (OWASP)."""
+    if not value or (value[0].isascii() and value[0].isalnum()):
+        return value  # most cells: a name, an id, a model
+    if value[0] in "\t\r":
+        return "'" + value
+    for char in value:
+        if char in _FORMULA_SIGNS:
+            return "'" + value
+        if not (char.isspace() or unicodedata.category(char) in _INVISIBLE):
+            return value
+    return value
 
 
 def _text(value: str | None) -> str | None:

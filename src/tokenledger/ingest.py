@@ -11,10 +11,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from tokenledger.events import Event, Rejection, validate_event
+import orjson
+
+from tokenledger.events import Event, Rejection, escape_surrogates, validate_event
 from tokenledger.store.database import Database
 from tokenledger.store.group_commit import GroupCommit
-from tokenledger.store.writes import BatchResult, Outcome, store_batch
+from tokenledger.store.writes import BatchResult, store_batch
 
 
 class EnvelopeError(ValueError):
@@ -25,6 +27,10 @@ class EnvelopeError(ValueError):
         self.code = code
         self.message = message
         self.status = status
+
+
+# Python refuses to read an integer of more digits (sys.get_int_max_str_digits()).
+_MAX_DIGITS = 4300
 
 
 def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
@@ -50,12 +56,18 @@ def loads_strict(body: bytes) -> Any:
         raise EnvelopeError("empty_body", 'body is empty; expected {"events": [...]}')
     try:
         return json.loads(text, object_pairs_hook=_no_duplicate_keys, parse_constant=_no_constants)
+    except EnvelopeError:
+        raise
     except RecursionError as exc:
         raise EnvelopeError("invalid_json", "JSON nests too deeply") from exc
     except json.JSONDecodeError as exc:
         raise EnvelopeError(
             "invalid_json",
             f"body is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}",
+        ) from exc
+    except ValueError as exc:  # Python's limit on the digits of an integer
+        raise EnvelopeError(
+            "invalid_json", f"body holds a number with too many digits (at most {_MAX_DIGITS})"
         ) from exc
 
 
@@ -125,32 +137,76 @@ class Tally:
         )
 
 
-def outcome_json(index: int, outcome: Outcome, raw: Any = None) -> dict[str, Any]:
-    item: dict[str, Any] = {"index": index, "status": outcome.status}
-    event_id = outcome.event_id
-    if event_id is None and isinstance(raw, dict) and isinstance(raw.get("event_id"), str):
-        event_id = raw["event_id"]
-    if event_id is not None:
-        item["event_id"] = event_id
-    if outcome.rejection is not None:
-        rejection = outcome.rejection
-        item.update(code=rejection.code, field=rejection.field, message=rejection.message)
-        if len(rejection.errors) > 1:
-            item["errors"] = [
-                {"code": error.code, "field": error.field, "message": error.message}
-                for error in rejection.errors
-            ]
+def _rejection_json(rejection: Rejection) -> dict[str, Any]:
+    item: dict[str, Any] = {
+        "code": rejection.code,
+        "field": escape_surrogates(rejection.field),
+        "message": escape_surrogates(rejection.message),
+    }
+    if len(rejection.errors) > 1:
+        item["errors"] = [
+            {
+                "code": error.code,
+                "field": escape_surrogates(error.field),
+                "message": escape_surrogates(error.message),
+            }
+            for error in rejection.errors
+        ]
     return item
 
 
-def result_json(result: BatchResult, raw_events: Sequence[Any]) -> dict[str, Any]:
-    """The ingest response: counts and one entry per input index."""
-    return {
-        "accepted": result.count("accepted"),
-        "duplicates": result.count("duplicate"),
-        "rejected": result.count("rejected"),
-        "results": [
-            outcome_json(index, outcome, raw)
-            for index, (outcome, raw) in enumerate(zip(result.outcomes, raw_events, strict=True))
-        ],
-    }
+def _echoed_id(raw: Any, item: Event | Rejection) -> str | None:
+    if isinstance(item, Event):
+        return item.event_id
+    if isinstance(raw, dict) and isinstance(raw.get("event_id"), str):
+        return escape_surrogates(raw["event_id"])
+    return None
+
+
+@dataclass(frozen=True)
+class Answer:
+    """The ingest response, drafted from the validated batch *before* the commit:
+    everything it echoes from the input is in it already, encoded once to be sure.
+    After the commit only the statuses are filled in, which cannot fail, so an
+    answer never goes missing for a batch that was stored."""
+
+    entries: list[dict[str, Any]]
+
+    @classmethod
+    def draft(cls, items: Sequence[Event | Rejection], raw_events: Sequence[Any]) -> Answer:
+        entries: list[dict[str, Any]] = []
+        for index, (item, raw) in enumerate(zip(items, raw_events, strict=True)):
+            rejected = isinstance(item, Rejection)
+            entry: dict[str, Any] = {"index": index, "status": "rejected" if rejected else None}
+            event_id = _echoed_id(raw, item)
+            if event_id is not None:
+                entry["event_id"] = event_id
+            if isinstance(item, Rejection):
+                entry.update(_rejection_json(item))
+            entries.append(entry)
+        orjson.dumps(entries)  # raises here, before anything is stored
+        return cls(entries)
+
+    def complete(self, result: BatchResult) -> dict[str, Any]:
+        """The response body: counts and one entry per input index."""
+        results = []
+        for entry, outcome in zip(self.entries, result.outcomes, strict=True):
+            item = {**entry, "status": outcome.status}
+            if outcome.rejection is not None and "code" not in entry:  # a conflict
+                item.update(_rejection_json(outcome.rejection))
+            results.append(item)
+        return {
+            "accepted": result.count("accepted"),
+            "duplicates": result.count("duplicate"),
+            "rejected": result.count("rejected"),
+            "results": results,
+        }
+
+
+def ingest_answered(
+    writes: GroupCommit, raw_events: Sequence[Any], *, now_us: int, future_tolerance_s: int
+) -> dict[str, Any]:
+    """Validate, draft the answer, store, and complete the answer (the API's path)."""
+    items = validate_all(raw_events, now_us=now_us, future_tolerance_s=future_tolerance_s)
+    answer = Answer.draft(items, raw_events)
+    return answer.complete(writes.store(items, now_us=now_us))

@@ -71,6 +71,14 @@ class Settings(BaseSettings):
     max_connections: int = Field(
         1000, ge=10, description="Concurrent connections served; more get HTTP 503 at once."
     )
+    max_connections_per_client: int = Field(
+        100,
+        ge=1,
+        description=(
+            "Concurrent connections from one client address; more get HTTP 429 at once. "
+            "Trusted proxies are not capped."
+        ),
+    )
     future_tolerance_s: int = Field(
         300, ge=0, description="How far in the future `started_at` may be (seconds)."
     )
@@ -118,6 +126,15 @@ class Settings(BaseSettings):
     )
     sign_in_client_limit: int = Field(
         50, ge=1, description="Failed sign-ins per client address in the window before refusing."
+    )
+    max_password_hashes: int = Field(
+        2,
+        ge=1,
+        le=64,
+        description=(
+            "Password hashes (Argon2id, 19 MiB each) computed at once per process; more "
+            "wait their turn (up to 10 s, then HTTP 503)."
+        ),
     )
     sign_in_window_s: int = Field(
         900, ge=1, description="The window (seconds) in which failed sign-ins are counted."

@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
+from pathlib import Path
+
 import pytest
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
+from typer.testing import CliRunner
 
-from tokenledger.auth import audit
+from tokenledger.auth import audit, throttle
 from tokenledger.auth.keys import create_key, revoke_key
+from tokenledger.auth.throttle import Limits
+from tokenledger.cli import app
 from tokenledger.store.database import Database
+
+DAY = 86_400 * 1_000_000
 
 
 def test_entries_are_newest_first_and_page_both_ways(db: Database) -> None:
@@ -68,3 +77,65 @@ def test_key_creation_and_revocation_are_audited(db: Database) -> None:
     assert entries[0].details == entries[1].details == expected
     assert secret not in repr(entries)
     assert entries[1].client == "192.0.2.9"
+
+
+def test_archive_moves_old_entries_to_a_file_and_keeps_the_guard(
+    db: Database, tmp_path: Path
+) -> None:
+    for n in range(5):
+        audit.record(db, actor=f"user{n}@example.com", action=audit.SIGN_IN, now_us=n * DAY)
+    throttle_limits = Limits(per_account=1, per_client=50, window_s=60)
+    for n in range(4):  # a pause with three refused attempts, on day 1
+        throttle.reserve(
+            db,
+            email="x@example.com",
+            client="192.0.2.1",
+            actor="x@example.com",
+            now_us=DAY + n,
+            limits=throttle_limits,
+        )
+    path = tmp_path / "audit-old.jsonl"
+    with path.open("xb") as file:
+        archived = audit.archive(
+            db,
+            before_us=3 * DAY,
+            output=file,
+            file_name=path.name,
+            actor="cli:root",
+            now_us=9 * DAY,
+        )
+    lines = [json.loads(line) for line in path.read_text().splitlines()]
+    assert [(line["actor"], line["action"]) for line in lines] == [
+        ("user0@example.com", "sign_in"),
+        ("user1@example.com", "sign_in"),
+        ("user2@example.com", "sign_in"),
+        ("x@example.com", "sign_in_throttled"),  # in the order written (ids)
+    ]
+    assert lines[3]["details"]["refused_attempts"] == 3
+    assert archived == audit.Archived(4, hashlib.sha256(path.read_bytes()).hexdigest())
+    left = audit.entries(db, limit=100)
+    assert [e.action for e in left] == ["audit_archived", "sign_in", "sign_in"]
+    assert left[0].details == {"file": "audit-old.jsonl", "entries": 4, "sha256": archived.sha256}
+    with pytest.raises(DBAPIError, match="append-only"), db.write() as conn:
+        conn.execute(text("DELETE FROM audit_log"))
+    with db.read() as conn:
+        assert conn.execute(text("SELECT count(*) FROM sign_in_refusals")).scalar_one() == 0
+
+
+def test_audit_archive_command_refuses_an_existing_file_and_a_future_date(
+    database_url: str, tmp_path: Path
+) -> None:
+    runner = CliRunner()
+    existing = tmp_path / "exists.jsonl"
+    existing.write_text("keep me\n")
+    common = ["--database-url", database_url, "audit-archive"]
+    refused = runner.invoke(app, [*common, "--before", "2020-01-01", "--output", str(existing)])
+    assert refused.exit_code == 2
+    assert existing.read_text() == "keep me\n"
+    future = runner.invoke(
+        app, [*common, "--before", "2999-01-01", "--output", str(tmp_path / "f")]
+    )
+    assert future.exit_code == 2
+    done = runner.invoke(app, [*common, "--before", "2020-01-01", "--output", str(tmp_path / "a")])
+    assert done.exit_code == 0, done.output
+    assert "Archived 0 entries" in done.output

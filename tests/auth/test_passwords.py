@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
 import pytest
 from argon2 import PasswordHasher, Type
 from argon2.exceptions import InvalidHashError
@@ -12,7 +15,7 @@ from tests.support.console import PASSWORD, make_account
 from tokenledger.auth import passwords
 from tokenledger.auth.accounts import credentials
 from tokenledger.auth.sessions import SessionPolicy
-from tokenledger.auth.signin import sign_in
+from tokenledger.auth.signin import SignInRefused, sign_in
 from tokenledger.auth.throttle import Limits
 from tokenledger.store.database import Database
 from tokenledger.store.schema import accounts
@@ -79,3 +82,54 @@ def test_weaker_hashes_are_upgraded_at_sign_in(db: Database) -> None:
     upgraded = credentials(db, "old@example.com")[1]
     assert not passwords.needs_rehash(upgraded)
     assert _parameters(upgraded)["m"] == 19456
+
+
+def test_hashes_run_on_a_bounded_pool_and_a_caller_waits_only_so_long() -> None:
+    pool = passwords.HashPool(2, wait_s=0.5)
+    release = threading.Event()
+    started = threading.Semaphore(0)
+    names: list[str] = []
+
+    def hold() -> str:
+        names.append(threading.current_thread().name)
+        started.release()
+        release.wait(30)
+        return "held"
+
+    try:
+        with ThreadPoolExecutor(2) as callers:
+            held = [callers.submit(pool.run, hold) for _ in range(2)]
+            for _ in range(2):
+                assert started.acquire(timeout=30)
+            # Both threads of the pool are busy: a third caller waits, then is refused.
+            with pytest.raises(passwords.PasswordsBusy):
+                pool.run(hold)
+            release.set()
+            assert [future.result(timeout=30) for future in held] == ["held", "held"]
+        assert len(names) == 2  # the refused one never ran
+        assert all(name.startswith("argon2") for name in names)
+    finally:
+        release.set()
+        pool.shutdown()
+
+
+def test_sign_in_answers_503_when_password_checks_are_busy(
+    db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    make_account(db, "ada@example.com")
+
+    def busy(*_args: object) -> bool:
+        raise passwords.PasswordsBusy("busy")
+
+    monkeypatch.setattr(passwords, "verify_password", busy)
+    with pytest.raises(SignInRefused) as refused:
+        sign_in(
+            db,
+            email="ada@example.com",
+            password=PASSWORD,
+            client="192.0.2.1",
+            now_us=1,
+            limits=Limits(),
+            policy=SessionPolicy(1800, 43200),
+        )
+    assert (refused.value.status, refused.value.retry_after_s) == (503, 1)

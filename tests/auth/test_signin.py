@@ -117,8 +117,49 @@ def test_refused_attempts_are_audited_but_not_counted(db: Database) -> None:
     for n in range(12):
         refusal(db, "ghost@example.com", at=START + n)
     reasons = [e.details["reason"] for e in audit.entries(db, action=audit.SIGN_IN_FAILED)]
-    assert reasons.count("throttled") == 2
-    assert reasons.count("unknown_account") == 10
+    assert reasons == ["unknown_account"] * 10
+    (paused,) = audit.entries(db, action=audit.SIGN_IN_THROTTLED)
+    assert (paused.actor, paused.details["refused_attempts"]) == ("ghost@example.com", 2)
+    assert refusal(db, "ghost@example.com", at=START + 900 * 10**6 - 1).status == 429
+
+
+def test_a_pause_writes_one_audit_entry_however_many_attempts_it_refuses(db: Database) -> None:
+    # Issue 11 (6): 200 posts from a throttled address added 200 audit rows.
+    for n in range(50):
+        refusal(db, f"user{n}@example.com", client="192.0.2.66", at=START + n)
+    for n in range(200):
+        assert (
+            refusal(db, f"x{n}@example.com", client="192.0.2.66", at=START + 100 + n).status == 429
+        )
+    (paused,) = audit.entries(db, action=audit.SIGN_IN_THROTTLED)
+    assert paused.details == {
+        "paused_for": "this client address",
+        "paused_seconds": 900,
+        "refused_attempts": 200,
+    }
+    assert paused.client == "192.0.2.66"
+    assert len(audit.entries(db, limit=1000)) == 50 + 1
+    # The next pause (after this one ended) gets its own entry.
+    later = START + 900 * 10**6 + 1000
+    for n in range(50):
+        refusal(db, f"again{n}@example.com", client="192.0.2.66", at=later + n)
+    refusal(db, "ada@example.com", client="192.0.2.66", at=later + 100)
+    counts = [e.details["refused_attempts"] for e in audit.entries(db, action="sign_in_throttled")]
+    assert counts == [1, 200]
+
+
+def test_a_right_current_password_is_no_failure(db: Database) -> None:
+    make_account(db, "ada@example.com")
+    for n in range(12):  # more than the limit: each right one releases its attempt
+        signin.check_password(
+            db,
+            email="ada@example.com",
+            password=PASSWORD,
+            client="198.51.100.1",
+            now_us=START + n,
+            limits=LIMITS,
+        )
+    attempt(db, "ada@example.com", at=START + 20)
 
 
 def test_a_mistyped_password_in_the_email_field_is_not_stored(db: Database) -> None:

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from tests.support.console import PASSWORD
 from tests.support.server import ServerProcess
 from tokenledger.cli import app
 
@@ -32,6 +33,16 @@ def create_keys(database_url: str) -> Keys:
         assert result.exit_code == 0, result.output
         secrets[scope] = result.stdout.strip().splitlines()[-1]
     return Keys(ingest=secrets["ingest"], read=secrets["report:read"])
+
+
+def create_account(database_url: str, email: str, *, role: str = "viewer") -> None:
+    """A console account with the tests' password, made by ``tokenledger accounts
+    create``, as an administrator would."""
+    command = ["accounts", "create", "--email", email, "--role", role, "--password-stdin"]
+    result = CliRunner().invoke(
+        app, ["--database-url", database_url, *command], input=f"{PASSWORD}\n"
+    )
+    assert result.exit_code == 0, result.output
 
 
 class Servers:

@@ -220,7 +220,7 @@ def test_sqlite_file_made_read_only_answers_503_and_recovers(
     path.chmod(0o644)
     wait_until(
         lambda: _post(server, keys, _batch("after")).status_code == 200,
-        timeout=10,
+        timeout=60,
         message="ingest works again without a restart",
     )
     assert _requests_on_the_day(server, keys) == 9

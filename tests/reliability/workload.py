@@ -150,7 +150,7 @@ def run_writer(job: WriterJob, results: multiprocessing.Queue[WriterReport]) -> 
         with httpx.Client(
             base_url=job.url,
             headers={"Authorization": f"Bearer {job.key}"},
-            timeout=httpx.Timeout(60.0, connect=5.0),
+            timeout=httpx.Timeout(60.0, connect=30.0),
         ) as client:
             for number in range(job.workload.batches):
                 _deliver(client, job, number, report, resend=False)
@@ -301,7 +301,7 @@ class Readers:
         with httpx.Client(
             base_url=self.url,
             headers={"Authorization": f"Bearer {self.key}"},
-            timeout=httpx.Timeout(60.0, connect=5.0),
+            timeout=httpx.Timeout(60.0, connect=30.0),
         ) as client:
             while not self.stop.is_set():
                 tz = READER_ZONES[(index + result.reports) % len(READER_ZONES)]

@@ -17,7 +17,8 @@ from tokenledger.web.context import AppContext
 @contextmanager
 def signed_in_client(app: FastAPI, *, role: str = "viewer") -> Iterator[TestClient]:
     """The account ``<role>@example.com`` ("Test <role>"), signed in; requests carry the
-    session's CSRF token in the X-CSRF-Token header, as htmx sends it."""
+    session's CSRF token in the X-CSRF-Token header, as htmx sends it, and
+    ``Sec-Fetch-Site: same-origin``, as a browser does on the console's own pages."""
     ctx: AppContext = app.state.ctx
     account = make_account(ctx.db, f"{role}@example.com", role, display_name=f"Test {role}")
     with ctx.db.write() as conn:
@@ -25,6 +26,7 @@ def signed_in_client(app: FastAPI, *, role: str = "viewer") -> Iterator[TestClie
     with TestClient(
         app,
         cookies={"tokenledger_session": token},
-        headers={"X-CSRF-Token": csrf.token_for(token)},
+        # What a browser sends from the console's own pages.
+        headers={"X-CSRF-Token": csrf.token_for(token), "Sec-Fetch-Site": "same-origin"},
     ) as client:
         yield client

@@ -10,7 +10,7 @@ from fastapi.testclient import TestClient
 
 from tests.conftest import make_event
 from tests.support.console import PASSWORD, csrf_token, make_account, post_form, sign_in, stored
-from tokenledger.auth import accounts, audit
+from tokenledger.auth import accounts, audit, throttle
 from tokenledger.auth.keys import list_keys
 from tokenledger.store.database import Database
 
@@ -291,3 +291,22 @@ def test_the_sign_in_page_is_hardened_too(app: FastAPI) -> None:
     assert "frame-ancestors 'none'" in page.headers["content-security-policy"]
     assert page.headers["cache-control"] == "no-store"
     assert csrf_token(TestClient(app))
+
+
+def test_the_audit_page_shows_how_many_attempts_a_pause_refused(
+    client: TestClient, db: Database, admin: accounts.Account
+) -> None:
+    limits = throttle.Limits(per_account=1, per_client=50, window_s=900)
+    for n in range(1 + 7):
+        throttle.reserve(
+            db,
+            email="ghost@example.com",
+            client="192.0.2.7",
+            actor="ghost@example.com",
+            now_us=n,
+            limits=limits,
+        )
+    page = client.get("/admin/audit", params={"action": "sign_in_throttled"}).text
+    row = page[page.index("ghost@example.com") :]
+    assert re.search(r"<dt>refused attempts</dt><dd>7</dd>", row), row[:600]
+    assert "<dt>paused for</dt><dd>this e-mail</dd>" in row

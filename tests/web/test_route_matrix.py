@@ -13,7 +13,8 @@ are filled from ``SAMPLE`` (an account, a key and a static file that exist).
 from __future__ import annotations
 
 import shutil
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -153,10 +154,10 @@ ROUTES: dict[tuple[str, str], Case] = {
 PLANNED: set[tuple[str, str]] = set()
 
 
-def app_routes(app: FastAPI) -> set[tuple[str, str]]:
-    """(method, path) of every route, walking included routers (FastAPI 0.165 nests
+def route_table(app: FastAPI) -> dict[tuple[str, str], Any]:
+    """Every route by (method, path), walking included routers (FastAPI 0.165 nests
     them as ``_IncludedRouter``) and mounts. HEAD is served by the GET handler."""
-    found: set[tuple[str, str]] = set()
+    found: dict[tuple[str, str], Any] = {}
 
     def walk(routes: Iterable[Any], prefix: str) -> None:
         for route in routes:
@@ -167,14 +168,19 @@ def app_routes(app: FastAPI) -> set[tuple[str, str]]:
                 if route.routes:
                     walk(route.routes, prefix + route.path)
                 else:  # an ASGI app such as StaticFiles: every GET under the path
-                    found.add(("GET", f"{prefix}{route.path}/{{path}}"))
+                    found[("GET", f"{prefix}{route.path}/{{path}}")] = route
             else:
                 methods = getattr(route, "methods", None) or {"WEBSOCKET"}
                 for method in methods - {"HEAD"} or methods:
-                    found.add((method, prefix + route.path))
+                    found[(method, prefix + route.path)] = route
 
     walk(app.routes, "")
     return found
+
+
+def app_routes(app: FastAPI) -> set[tuple[str, str]]:
+    """(method, path) of every route."""
+    return set(route_table(app))
 
 
 def test_every_route_is_in_the_table(app: FastAPI) -> None:
@@ -232,11 +238,17 @@ def world(sqlite_template: Path, tmp_path_factory: pytest.TempPathFactory) -> Wo
     return World(path, secrets, sample)
 
 
+# Browsers say where a request comes from; these come from the console's own pages.
+BROWSER = {"Sec-Fetch-Site": "same-origin"}
+
+
 def _clients(app: FastAPI, db: Database, world: World) -> dict[str, tuple[TestClient, str]]:
     """A client per principal, with the CSRF token its pages would carry."""
     clients: dict[str, tuple[TestClient, str]] = {}
     pre_session = "matrix-pre-session-cookie-value"
-    anonymous = TestClient(app, follow_redirects=False, cookies={"tokenledger_csrf": pre_session})
+    anonymous = TestClient(
+        app, follow_redirects=False, cookies={"tokenledger_csrf": pre_session}, headers=BROWSER
+    )
     clients["anonymous"] = (anonymous, csrf.token_for(pre_session))
     for principal in ("viewer", "admin", "disabled"):
         with db.write() as conn:
@@ -245,7 +257,9 @@ def _clients(app: FastAPI, db: Database, world: World) -> dict[str, tuple[TestCl
                 {"email": f"{principal}@example.com"},
             ).scalar_one()
             token = sessions.create_in(conn, account_id=account_id, now_us=_NOW)
-        client = TestClient(app, follow_redirects=False, cookies={"tokenledger_session": token})
+        client = TestClient(
+            app, follow_redirects=False, cookies={"tokenledger_session": token}, headers=BROWSER
+        )
         clients[principal] = (client, csrf.token_for(token))
     # Disabled after signing in, straight in the database: no session was revoked.
     with db.write() as conn:
@@ -257,6 +271,23 @@ def _clients(app: FastAPI, db: Database, world: World) -> dict[str, tuple[TestCl
 
 
 _NOW = 1_795_608_000_000_000  # the conftest clock: 2026-11-25T12:00:00Z
+
+
+@contextmanager
+def _world_app(
+    world: World, tmp_path: Path, clock: FrozenClock
+) -> Iterator[tuple[FastAPI, Database, dict[str, tuple[TestClient, str]]]]:
+    """An app on a copy of the world's database, and a client per principal."""
+    database_file = tmp_path / "matrix.db"
+    shutil.copyfile(world.path, database_file)
+    idp = FakeIdP(clock)
+    settings = Settings(database_url=f"sqlite:///{database_file}", **idp.settings())
+    db = open_database(settings)
+    try:
+        app = idp.attach(create_app(settings, db=db, clock=clock))
+        yield app, db, _clients(app, db, world)
+    finally:
+        db.dispose()
 
 
 def _outcome(response: Any) -> Outcome:
@@ -271,17 +302,10 @@ def test_route_matrix(
     method: str, path: str, world: World, tmp_path: Path, clock: FrozenClock
 ) -> None:
     case = ROUTES[(method, path)]
-    database_file = tmp_path / "matrix.db"
-    shutil.copyfile(world.path, database_file)
-    idp = FakeIdP(clock)
-    settings = Settings(database_url=f"sqlite:///{database_file}", **idp.settings())
-    db = open_database(settings)
-    try:
-        app = idp.attach(create_app(settings, db=db, clock=clock))
+    with _world_app(world, tmp_path, clock) as (app, _db, clients):
         if (method, path) not in app_routes(app):
             assert (method, path) in PLANNED
             pytest.skip("built on another branch; checked once merged")
-        clients = _clients(app, db, world)
         url = path.format(**world.sample)
         seen: dict[str, Outcome] = {}
         # The admin goes last: its requests are the ones that change things.
@@ -293,5 +317,49 @@ def test_route_matrix(
             )
             seen[principal] = _outcome(response)
         assert seen == case.expect
-    finally:
-        db.dispose()
+
+
+STATE_CHANGING = sorted(route for route in ROUTES if route[0] != "GET")
+FORGERIES = ("no token", "wrong token header", "wrong token field")
+
+
+def _snapshot(db: Database) -> list[Any]:
+    """Everything a state-changing route could change."""
+    with db.read() as conn:
+        return [
+            conn.execute(text(f"SELECT * FROM {table} ORDER BY 1")).all()
+            for table in ("accounts", "api_keys", "sessions", "audit_log", "events")
+        ]
+
+
+@pytest.mark.parametrize("forgery", FORGERIES)
+@pytest.mark.parametrize(("method", "path"), STATE_CHANGING, ids=lambda value: str(value))
+def test_htmx_requests_without_the_right_csrf_token_are_refused(
+    method: str, path: str, forgery: str, world: World, tmp_path: Path, clock: FrozenClock
+) -> None:
+    # ``HX-Request: true`` is a header any page can make a browser send with fetch; it
+    # must not stand in for the token (issue 21: skipping the check for htmx requests
+    # passed every test). Every state-changing route, every browser principal, with no
+    # token, a wrong one in the header or a wrong one in the form: 403, nothing changed.
+    case = ROUTES[(method, path)]
+    with _world_app(world, tmp_path, clock) as (_app, db, clients):
+        before = _snapshot(db)
+        url = path.format(**world.sample)
+        headers = {"HX-Request": "true"}
+        form = dict(case.form or {})
+        if forgery == "wrong token header":
+            headers["X-CSRF-Token"] = csrf.token_for("another browser's cookie")
+        elif forgery == "wrong token field":
+            form["csrf_token"] = csrf.token_for("another browser's cookie")
+        seen = {}
+        for principal in ("anonymous", "viewer", "admin", "disabled"):
+            client, _token = clients[principal]
+            response = client.request(
+                method, url, data=form or None, json=case.json, headers=headers
+            )
+            seen[principal] = response.status_code
+        # Without a live session an API call is not a browser's: it needs a key.
+        no_session = 401 if path.startswith("/api/") else 403
+        expected = {"anonymous": no_session, "viewer": 403, "admin": 403, "disabled": no_session}
+        assert seen == expected
+        assert _snapshot(db) == before

@@ -8,14 +8,13 @@ and at least one enabled admin always remains.
 from __future__ import annotations
 
 import re
-import unicodedata
 from dataclasses import dataclass
 from typing import Any, Literal, get_args
 
 from sqlalchemy import ColumnElement, Connection, func, select, update
 from sqlalchemy.exc import IntegrityError
 
-from tokenledger.auth import audit, sessions
+from tokenledger.auth import audit, names, sessions
 from tokenledger.auth.passwords import hash_password
 from tokenledger.store.database import Database
 from tokenledger.store.schema import accounts
@@ -91,16 +90,16 @@ def normalize_email(value: str) -> str:
     """``value`` trimmed and lower-cased; AccountError unless it looks like an address
     (``admin@localhost`` is fine). The message never repeats the value."""
     email = value.strip().lower()
-    if len(email) > 320 or not _EMAIL.match(email) or _has_control(email):
+    if len(email) > 320 or not _EMAIL.match(email) or names.has_hidden_characters(email):
         raise AccountError("enter a valid e-mail address, like name@example.com")
     return email
 
 
 def clean_display_name(value: str) -> str:
-    name = " ".join(value.split())
-    if len(name) > 255 or _has_control(name):
-        raise AccountError("the display name must be at most 255 printable characters")
-    return name
+    try:
+        return names.clean_name(value, what="display name")
+    except ValueError as exc:
+        raise AccountError(str(exc)) from exc
 
 
 def check_role(role: str) -> Role:
@@ -108,10 +107,6 @@ def check_role(role: str) -> Role:
         if role == known:
             return known
     raise AccountError(f"the role must be one of {', '.join(ROLES)}")
-
-
-def _has_control(text: str) -> bool:
-    return any(unicodedata.category(char) in {"Cc", "Cf", "Zl", "Zp"} for char in text)
 
 
 def create_account(

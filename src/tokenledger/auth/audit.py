@@ -1,7 +1,9 @@
 """The audit log: who signed in, changed an account or a key, or exported usage.
 
 Append-only from the application's side: this module only inserts and reads, and a
-database trigger refuses UPDATE and DELETE on ``audit_log`` (migration 0002).
+database trigger refuses UPDATE and DELETE on ``audit_log`` (migration 0002). The one
+exception is ``archive`` (``tokenledger audit-archive``, run by an administrator): old
+entries are written to a file, then deleted, and the archive itself is recorded.
 
 Recording an entry, e.g. from an export route::
 
@@ -23,18 +25,23 @@ inside the same write transaction (accounts and keys do).
 from __future__ import annotations
 
 import getpass
+import hashlib
 import json
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, BinaryIO
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, delete, select
 
 from tokenledger.store.database import Database
-from tokenledger.store.schema import audit_log
+from tokenledger.store.schema import audit_log, audit_log_deletes_allowed, sign_in_refusals
 
 SIGN_IN = "sign_in"
 SIGN_IN_FAILED = "sign_in_failed"
+# Sign-in paused for an e-mail or a client address: one entry per pause, with the
+# number of attempts it refused (``sign_in_refusals``), never one entry per attempt.
+SIGN_IN_THROTTLED = "sign_in_throttled"
 SIGN_OUT = "sign_out"
 ACCOUNT_CREATED = "account_created"
 ACCOUNT_CHANGED = "account_changed"
@@ -43,9 +50,12 @@ ACCOUNT_ENABLED = "account_enabled"
 KEY_CREATED = "key_created"
 KEY_REVOKED = "key_revoked"
 EXPORT = "export"
+# Entries older than a date moved to a file by ``tokenledger audit-archive``.
+AUDIT_ARCHIVED = "audit_archived"
 ACTIONS = (
     SIGN_IN,
     SIGN_IN_FAILED,
+    SIGN_IN_THROTTLED,
     SIGN_OUT,
     ACCOUNT_CREATED,
     ACCOUNT_CHANGED,
@@ -54,6 +64,7 @@ ACTIONS = (
     KEY_CREATED,
     KEY_REVOKED,
     EXPORT,
+    AUDIT_ARCHIVED,
 )
 _MAX_ACTOR = 400
 
@@ -98,10 +109,10 @@ def record_in(
     details: Mapping[str, Any] | None = None,
     now_us: int,
     client: str | None = None,
-) -> None:
-    """Append one entry inside the caller's write transaction."""
-    conn.execute(
-        audit_log.insert(),
+) -> int:
+    """Append one entry inside the caller's write transaction; returns its id."""
+    entry_id: int = conn.execute(
+        audit_log.insert().returning(audit_log.c.id),
         {
             "at_us": now_us,
             "actor": actor[:_MAX_ACTOR],
@@ -109,7 +120,8 @@ def record_in(
             "details": json.dumps(dict(details or {}), ensure_ascii=False, default=str),
             "client": client[:64] if client else None,
         },
-    )
+    ).scalar_one()
+    return entry_id
 
 
 def entries(
@@ -132,11 +144,92 @@ def entries(
         query = query.order_by(audit_log.c.id.desc()).limit(limit)
     with db.read() as conn:
         rows = conn.execute(query).all()
+        refused = _refusals(conn, [row.id for row in rows if row.action == SIGN_IN_THROTTLED])
     found = [
-        AuditEntry(row.id, row.at_us, row.actor, row.action, json.loads(row.details), row.client)
+        AuditEntry(
+            row.id,
+            row.at_us,
+            row.actor,
+            row.action,
+            {**json.loads(row.details), **refused.get(row.id, {})},
+            row.client,
+        )
         for row in rows
     ]
     return sorted(found, key=lambda entry: -entry.id)
+
+
+def _refusals(conn: Connection, entry_ids: list[int]) -> dict[int, dict[str, int]]:
+    """How many attempts each sign-in pause refused, by its entry's id."""
+    if not entry_ids:
+        return {}
+    counts = conn.execute(
+        select(sign_in_refusals.c.audit_id, sign_in_refusals.c.refused).where(
+            sign_in_refusals.c.audit_id.in_(entry_ids)
+        )
+    )
+    return {entry_id: {"refused_attempts": int(refused)} for entry_id, refused in counts}
+
+
+@dataclass(frozen=True, slots=True)
+class Archived:
+    entries: int
+    sha256: str
+
+
+def archive(
+    db: Database,
+    *,
+    before_us: int,
+    output: BinaryIO,
+    file_name: str,
+    actor: str,
+    now_us: int,
+) -> Archived:
+    """Move the entries older than ``before_us`` into ``output`` (JSON Lines, oldest
+    first, each with its details as shown), then delete them and record the archive
+    (how many, and the file's SHA-256) as an entry of its own, in one transaction.
+
+    ``output`` is flushed and synced before anything is deleted; if fewer or more rows
+    would be deleted than were written, nothing is."""
+    digest = hashlib.sha256()
+    count, last_id = 0, 0
+    with db.read() as conn:
+        rows = conn.execute(
+            select(audit_log).where(audit_log.c.at_us < before_us).order_by(audit_log.c.id)
+        ).all()
+        throttled = [row.id for row in rows if row.action == SIGN_IN_THROTTLED]
+        refused = _refusals(conn, throttled)
+    for row in rows:
+        details = {**json.loads(row.details), **refused.get(row.id, {})}
+        line = json.dumps(
+            {"id": row.id, "at_us": row.at_us, "actor": row.actor, "action": row.action}
+            | {"details": details, "client": row.client},
+            ensure_ascii=False,
+        )
+        data = (line + "\n").encode()
+        output.write(data)
+        digest.update(data)
+        count, last_id = count + 1, row.id
+    output.flush()
+    os.fsync(output.fileno())
+    archived = Archived(count, digest.hexdigest())
+    with db.write() as conn, audit_log_deletes_allowed(conn):
+        deleted = conn.execute(
+            delete(audit_log).where(audit_log.c.id <= last_id, audit_log.c.at_us < before_us)
+        ).rowcount
+        if deleted != count:
+            raise RuntimeError(f"{deleted} entries to delete, {count} archived: nothing deleted")
+        if throttled:
+            conn.execute(delete(sign_in_refusals).where(sign_in_refusals.c.audit_id.in_(throttled)))
+        record_in(
+            conn,
+            actor=actor,
+            action=AUDIT_ARCHIVED,
+            details={"file": file_name, "entries": count, "sha256": archived.sha256},
+            now_us=now_us,
+        )
+    return archived
 
 
 def has_entries(

@@ -37,3 +37,17 @@ def same_origin(*, origin: str | None, referer: str | None, expected: str) -> bo
         parts = urlsplit(referer)
         return f"{parts.scheme}://{parts.netloc}".lower() == expected.lower()
     return True
+
+
+def same_site_navigation(*, fetch_site: str | None, referer: str | None, expected: str) -> bool:
+    """Whether a GET that acts in a session's name (an export: a download and an audit
+    entry) was started from this site, or typed or bookmarked by its user, rather than
+    by a link or an image on another site. Browsers say so in ``Sec-Fetch-Site``; an
+    old one without it must at least send a Referer of this site (our pages send one:
+    ``Referrer-Policy: same-origin``)."""
+    if fetch_site is not None:
+        return fetch_site.strip().lower() in {"same-origin", "none"}
+    if not referer:
+        return False
+    parts = urlsplit(referer)
+    return f"{parts.scheme}://{parts.netloc}".lower() == expected.lower()

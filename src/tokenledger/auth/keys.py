@@ -15,7 +15,7 @@ from typing import Literal, get_args
 
 from sqlalchemy import select, update
 
-from tokenledger.auth import audit
+from tokenledger.auth import audit, names
 from tokenledger.store.database import Database
 from tokenledger.store.schema import api_keys
 
@@ -68,9 +68,7 @@ def create_key(
     """Create a key; returns it and its secret (which is never retrievable again)."""
     if scope not in SCOPES:
         raise ValueError(f"scope must be one of {', '.join(SCOPES)}")
-    name = name.strip()
-    if not name or len(name) > 255:
-        raise ValueError("name must be 1-255 characters")
+    name = names.clean_name(name, what="key name", required=True)
     secret = KEY_PREFIX + secrets.token_urlsafe(32)
     with db.write() as conn:
         key_id = conn.execute(

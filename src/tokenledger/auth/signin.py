@@ -6,6 +6,8 @@ whether the e-mail is unknown, the password wrong or the account disabled.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 from sqlalchemy import update
@@ -16,6 +18,7 @@ from tokenledger.store.schema import accounts as accounts_table
 
 BAD_CREDENTIALS = "The e-mail address or password is not correct."
 _THROTTLED = "Too many failed sign-in attempts. Sign-in is paused; try again in {wait}."
+_BUSY = "Too many sign-ins at this moment. Try again in a few seconds."
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,7 +35,7 @@ class SignInRefused(Exception):
         self.retry_after_s = retry_after_s
 
 
-def _wait_text(seconds: int) -> str:
+def wait_text(seconds: int) -> str:
     minutes = -(-seconds // 60)
     return f"{minutes} minute{'s' if minutes != 1 else ''}"
 
@@ -49,45 +52,67 @@ def sign_in(
     previous_token: str | None = None,
 ) -> SignedIn:
     """Check the credentials and start a new session (ending ``previous_token``'s, so the
-    session id always changes at sign-in). SignInRefused with status 401 or 429."""
-    wait = throttle.retry_after_s(db, email=email, client=client, now_us=now_us, limits=limits)
-    if wait is not None:
-        _failed(db, email=email, reason="throttled", client=client, now_us=now_us)
-        raise SignInRefused(
-            _THROTTLED.format(wait=_wait_text(wait)), status=429, retry_after_s=wait
-        )
-    found = accounts.credentials(db, email)
-    if found is None:
-        passwords.burn_time(password)
-        reason = "unknown_account"
-    elif not passwords.verify_password(found[1], password):
-        reason = "wrong_password"
-    elif not found[0].enabled:
-        reason = "disabled"
-    else:
-        return _start_session(
-            db,
-            found[0],
-            password_hash=found[1],
-            password=password,
-            client=client,
-            now_us=now_us,
-            policy=policy,
-            previous_token=previous_token,
-        )
-    throttle.record_failure(db, email=email, client=client, now_us=now_us, limits=limits)
+    session id always changes at sign-in). SignInRefused with status 401, 429 (paused:
+    no password is checked) or 503 (too many checks waiting already)."""
+    # Written as a failure now, before the hash; a right password clears it below.
+    _reserve(db, email=email, client=client, now_us=now_us, limits=limits)
+    with _busy_is_a_refusal():
+        found = accounts.credentials(db, email)
+        if found is None:
+            passwords.burn_time(password)
+            reason = "unknown_account"
+        elif not passwords.verify_password(found[1], password):
+            reason = "wrong_password"
+        elif not found[0].enabled:
+            reason = "disabled"
+        else:  # the session's transaction also clears the e-mail's failures, this one too
+            return _start_session(
+                db,
+                found[0],
+                password_hash=found[1],
+                password=password,
+                client=client,
+                now_us=now_us,
+                policy=policy,
+                previous_token=previous_token,
+            )
     _failed(db, email=email, reason=reason, client=client, now_us=now_us)
     raise SignInRefused(BAD_CREDENTIALS, status=401)
 
 
-def _failed(db: Database, *, email: str, reason: str, client: str, now_us: int) -> None:
-    try:  # only something shaped like an address is written (never a mistyped password)
-        actor = accounts.normalize_email(email)
+def _reserve(db: Database, *, email: str, client: str, now_us: int, limits: throttle.Limits) -> int:
+    """Reserve the attempt (see ``throttle``); SignInRefused 429 while paused."""
+    attempt = throttle.reserve(
+        db, email=email, client=client, actor=_actor(email), now_us=now_us, limits=limits
+    )
+    if isinstance(attempt, throttle.Pause):
+        wait = attempt.retry_after_s
+        raise SignInRefused(_THROTTLED.format(wait=wait_text(wait)), status=429, retry_after_s=wait)
+    return attempt
+
+
+@contextmanager
+def _busy_is_a_refusal() -> Iterator[None]:
+    """Too many password checks waiting: the attempt stays counted (as every attempt
+    that got past the throttle), and the person is asked to try again in a moment."""
+    try:
+        yield
+    except passwords.PasswordsBusy as exc:
+        raise SignInRefused(_BUSY, status=503, retry_after_s=1) from exc
+
+
+def _actor(email: str) -> str:
+    """Only something shaped like an address is written (never a mistyped password)."""
+    try:
+        return accounts.normalize_email(email)
     except accounts.AccountError:
-        actor = "(not an e-mail address)"
+        return "(not an e-mail address)"
+
+
+def _failed(db: Database, *, email: str, reason: str, client: str, now_us: int) -> None:
     audit.record(
         db,
-        actor=actor,
+        actor=_actor(email),
         action=audit.SIGN_IN_FAILED,
         details={"reason": reason},
         now_us=now_us,
@@ -108,7 +133,7 @@ def _start_session(
 ) -> SignedIn:
     values: dict[str, object] = {"last_sign_in_us": now_us}
     if passwords.needs_rehash(password_hash):
-        values["password_hash"] = passwords.HASHER.hash(password)
+        values["password_hash"] = passwords.rehash(password)
     with db.write() as conn:
         if previous_token:
             sessions.revoke_in(conn, previous_token)
@@ -140,13 +165,10 @@ def check_password(
     limits: throttle.Limits,
 ) -> None:
     """Confirm a signed-in person's current password (before changing it), throttled
-    like signing in. SignInRefused with status 401 or 429."""
-    wait = throttle.retry_after_s(db, email=email, client=client, now_us=now_us, limits=limits)
-    if wait is not None:
-        raise SignInRefused(
-            _THROTTLED.format(wait=_wait_text(wait)), status=429, retry_after_s=wait
-        )
-    found = accounts.credentials(db, email)
-    if found is None or not passwords.verify_password(found[1], password):
-        throttle.record_failure(db, email=email, client=client, now_us=now_us, limits=limits)
-        raise SignInRefused(BAD_CREDENTIALS, status=401)
+    like signing in. SignInRefused with status 401, 429 or 503."""
+    attempt = _reserve(db, email=email, client=client, now_us=now_us, limits=limits)
+    with _busy_is_a_refusal():
+        found = accounts.credentials(db, email)
+        if found is None or not passwords.verify_password(found[1], password):
+            raise SignInRefused(BAD_CREDENTIALS, status=401)
+    throttle.release(db, attempt)

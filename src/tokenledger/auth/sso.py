@@ -248,16 +248,23 @@ def finish(
 ) -> tuple[signin.SignedIn, str]:
     """Check the provider's answer and sign the person in; returns the new session and
     the path to go to. SsoRefused (audited) for every reason not to."""
-    key = f"sso:{attempt.client}"  # failures before an e-mail is known
-    wait = throttle.retry_after_s(
-        db, email=key, client=attempt.client, now_us=now_us, limits=limits
+    # The attempt is reserved (counted as a failure) before the answer is checked, as a
+    # password sign-in is; while paused, refused and counted under the pause's one
+    # audit entry. The key stands for the client: no e-mail is known yet.
+    reserved = throttle.reserve(
+        db,
+        email=f"sso:{attempt.client}",
+        client=attempt.client,
+        actor=ANONYMOUS,
+        now_us=now_us,
+        limits=limits,
     )
-    if wait is not None:
-        _audit_refusal(db, "throttled", attempt, now_us=now_us)
+    if isinstance(reserved, throttle.Pause):
+        wait = reserved.retry_after_s
         raise SsoRefused(
             "throttled",
             provider=policy.provider_name,
-            detail=signin._wait_text(wait),
+            detail=signin.wait_text(wait),
             retry_after_s=wait,
         )
     email: str | None = None
@@ -285,11 +292,10 @@ def finish(
             detail=detail,
             now_us=now_us,
         )
-        if REFUSALS[exc.reason].counts_as_failure:
-            throttle.record_failure(
-                db, email=email or key, client=attempt.client, now_us=now_us, limits=limits
-            )
+        if not REFUSALS[exc.reason].counts_as_failure:
+            throttle.release(db, reserved)
         raise SsoRefused(exc.reason, provider=policy.provider_name, detail=detail) from exc
+    throttle.release(db, reserved)
     return signed_in, flow.next_path
 
 

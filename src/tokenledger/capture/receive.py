@@ -6,11 +6,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from tokenledger.capture import otlp
 from tokenledger.capture.contract import Mapped, to_contract
 from tokenledger.capture.otlp_wire import Span, decode
-from tokenledger.ingest import ingest
+from tokenledger.ingest import ingest, ingest_answered
 from tokenledger.store.database import Database
 from tokenledger.store.group_commit import GroupCommit
 from tokenledger.store.writes import BatchResult
@@ -26,8 +27,21 @@ def store_mapped(
     future_tolerance_s: int,
 ) -> BatchResult:
     """Store mapped events (without the fields the contract does not take yet)."""
-    raw = [to_contract(item) if isinstance(item, dict) else item for item in mapped]
-    return ingest(db, raw, now_us=now_us, future_tolerance_s=future_tolerance_s)
+    return ingest(db, _contract(mapped), now_us=now_us, future_tolerance_s=future_tolerance_s)
+
+
+def answer_mapped(
+    writes: GroupCommit, mapped: Sequence[Mapped], *, now_us: int, future_tolerance_s: int
+) -> dict[str, Any]:
+    """:func:`store_mapped` answered as ``POST /api/v1/events`` is: the answer drafted
+    (and checked to encode) before the commit, completed after it."""
+    return ingest_answered(
+        writes, _contract(mapped), now_us=now_us, future_tolerance_s=future_tolerance_s
+    )
+
+
+def _contract(mapped: Sequence[Mapped]) -> list[Any]:
+    return [to_contract(item) if isinstance(item, dict) else item for item in mapped]
 
 
 @dataclass(frozen=True)

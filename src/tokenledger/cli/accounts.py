@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -180,3 +181,50 @@ def audit_command(
             highlight=False,
             soft_wrap=True,
         )
+
+
+@app.command("audit-archive")
+def audit_archive(
+    before: Annotated[
+        str, typer.Option(help="Archive the entries before this date (YYYY-MM-DD, UTC).")
+    ],
+    output: Annotated[
+        Path, typer.Option(help="The file to write them to (JSON Lines); must not exist.")
+    ],
+) -> None:
+    """Move old audit log entries into a file, then delete them from the database.
+
+    The file is written and synced first; the deletion and an entry recording the
+    archive (how many entries, and the file's SHA-256) are one transaction."""
+    from datetime import UTC, datetime
+
+    try:
+        cutoff = datetime.strptime(before, "%Y-%m-%d").replace(tzinfo=UTC)
+    except ValueError as exc:
+        console.print("error: --before must be a date, YYYY-MM-DD", markup=False)
+        raise typer.Exit(2) from exc
+    now = now_us(system_clock)
+    before_us = int(cutoff.timestamp()) * 1_000_000
+    if before_us > now:
+        console.print("error: --before must not be in the future", markup=False)
+        raise typer.Exit(2)
+    try:
+        file = output.open("xb")
+    except FileExistsError as exc:
+        console.print(f"error: {output} exists already; choose a new file", markup=False)
+        raise typer.Exit(2) from exc
+    with file, database() as db:
+        archived = audit_log.archive(
+            db,
+            before_us=before_us,
+            output=file,
+            file_name=output.name,
+            actor=audit_log.cli_actor(),
+            now_us=now,
+        )
+    console.print(
+        f"Archived {archived.entries} entries before {before} to {output} "
+        f"(SHA-256 {archived.sha256}).",
+        markup=False,
+        highlight=False,
+    )

@@ -8,6 +8,8 @@ serialization failure, and read-only REPEATABLE READ reads (one snapshot each).
 
 from __future__ import annotations
 
+import hashlib
+import logging
 import os
 import time
 from collections.abc import Callable, Iterator
@@ -15,7 +17,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, func, select
 from sqlalchemy.engine import URL, Connection, ExceptionContext, make_url
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
@@ -27,8 +29,15 @@ T = TypeVar("T")
 _RETRY_SQLSTATES = {"40001", "40P01"}  # serialization failure, deadlock detected
 
 
+log = logging.getLogger("tokenledger.database")
+
+
 class DatabaseUnavailable(Exception):
-    """The database cannot be reached or written right now (HTTP 503)."""
+    """The database cannot be reached or written right now (HTTP 503).
+
+    Its message is the reason as an answer may show it: never a host, a port or a
+    file path. The driver's own words go to the log (``tokenledger.database``).
+    """
 
 
 class Database:
@@ -92,7 +101,8 @@ class Database:
         if path is None or not path.exists():
             return  # in memory, or not created yet: SQLite creates it
         if not os.access(path, os.W_OK, effective_ids=os.access in os.supports_effective_ids):
-            raise DatabaseUnavailable(f"the SQLite file {path} is not writable")
+            log.warning("database unavailable: the SQLite file %s is not writable", path)
+            raise DatabaseUnavailable("the SQLite file is not writable")
 
     @contextmanager
     def _translate_errors(self) -> Iterator[None]:
@@ -109,6 +119,17 @@ class Database:
                 raise DatabaseUnavailable(_describe(exc)) from exc
             raise
 
+    def serialize(self, conn: Connection, name: str) -> None:
+        """Make the write transaction of ``conn`` the only one at a time among those
+        that serialize on ``name``, until it ends (check-then-insert made atomic).
+        SQLite has that already (``BEGIN IMMEDIATE``: one writer at a time); on
+        PostgreSQL it is a transaction-scoped advisory lock."""
+        if self.is_sqlite:
+            return
+        digest = hashlib.sha256(b"tokenledger-lock\0" + name.encode()).digest()
+        key = int.from_bytes(digest[:8], "big", signed=True)
+        conn.execute(select(func.pg_advisory_xact_lock(key)))
+
     def least(self, *args: str) -> str:
         return f"{'min' if self.is_sqlite else 'LEAST'}({', '.join(args)})"
 
@@ -124,8 +145,18 @@ def _sqlstate(exc: DBAPIError) -> str | None:
 
 
 def _describe(exc: DBAPIError) -> str:
+    """The reason an answer may show; the driver's whole message is logged."""
     text = str(exc.orig).strip().splitlines()
-    return text[0] if text else type(exc.orig).__name__
+    log.warning("database unavailable: %s", " ".join(text) or type(exc.orig).__name__)
+    sqlite_error = getattr(exc.orig, "sqlite_errorname", None)
+    if sqlite_error is not None:  # SQLite's messages are fixed texts: no path in them
+        return text[0] if text else str(sqlite_error)
+    state = _sqlstate(exc)
+    if state is None or state.startswith("08"):
+        return "the database server cannot be reached"
+    if state.startswith("57"):
+        return "the database server is shutting down or restarting"
+    return f"the database server refused the request (SQLSTATE {state})"
 
 
 def open_database(settings: Settings) -> Database:

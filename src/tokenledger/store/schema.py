@@ -18,11 +18,15 @@ no foreign keys: a key check per rollup row would slow every ingest for nothing.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 from sqlalchemy import (
     DDL,
     BigInteger,
     Boolean,
     Column,
+    Connection,
     ForeignKey,
     Index,
     Integer,
@@ -227,6 +231,20 @@ flashes = Table(
     Column("sealed", LargeBinary, nullable=False),
 )
 
+# Sign-in attempts refused while sign-in is paused (throttled), counted rather than
+# written to the audit log one by one: one audit entry per pause (``audit_id``) and
+# here how many attempts it refused. ``subject_hash`` is the paused e-mail's or client
+# address's hash; ``until_us`` is when that pause ends.
+sign_in_refusals = Table(
+    "sign_in_refusals",
+    metadata,
+    Column("audit_id", Id, primary_key=True, autoincrement=False),
+    Column("subject_hash", LargeBinary(32), nullable=False),
+    Column("until_us", BigInteger, nullable=False),
+    Column("refused", BigInteger, nullable=False),
+    Index("ix_sign_in_refusals_subject", "subject_hash", "until_us"),
+)
+
 # Who did what. Append-only: the application never updates or deletes a row, and a
 # trigger (below, and in migration 0002) refuses UPDATE and DELETE on both backends.
 audit_log = Table(
@@ -261,3 +279,19 @@ for _dialect, _statements in AUDIT_LOG_TRIGGERS.items():
     for _statement in _statements:
         trigger = DDL(_statement).execute_if(dialect=_dialect)  # type: ignore[no-untyped-call]
         event.listen(audit_log, "after_create", trigger)
+
+
+@contextmanager
+def audit_log_deletes_allowed(conn: Connection) -> Iterator[None]:
+    """Inside the caller's write transaction, let DELETE through the audit log's guard
+    (for ``tokenledger audit-archive`` only). The guard is back before the transaction
+    commits; if the block fails, the rollback restores it (DDL is transactional on both
+    backends)."""
+    if conn.dialect.name == "sqlite":
+        conn.exec_driver_sql("DROP TRIGGER audit_log_no_delete")
+        yield
+        conn.exec_driver_sql(AUDIT_LOG_TRIGGERS["sqlite"][1])
+    else:
+        conn.exec_driver_sql("ALTER TABLE audit_log DISABLE TRIGGER audit_log_no_change")
+        yield
+        conn.exec_driver_sql("ALTER TABLE audit_log ENABLE TRIGGER audit_log_no_change")

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import zlib
 from datetime import date
 from typing import Annotated, Any, Literal
 from zoneinfo import available_timezones
@@ -77,68 +75,6 @@ def healthz() -> dict[str, str]:
 _CLOSE = {"Connection": "close"}
 
 
-async def read_body(request: Request, *, limit: int, timeout_s: float) -> bytes:
-    """The request body, refusing more than ``limit`` bytes or a client too slow."""
-    too_large = ApiError(
-        413, "payload_too_large", f"body is larger than {limit} bytes", headers=_CLOSE
-    )
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise too_large
-    chunks: list[bytes] = []
-    size = 0
-
-    async def consume() -> None:
-        nonlocal size
-        async for chunk in request.stream():
-            size += len(chunk)
-            if size > limit:
-                raise too_large
-            chunks.append(chunk)
-
-    try:
-        await asyncio.wait_for(consume(), timeout_s)
-    except TimeoutError as exc:
-        raise ApiError(
-            408, "body_timeout", f"body not received within {timeout_s:g} s", headers=_CLOSE
-        ) from exc
-    return b"".join(chunks)
-
-
-async def read_encoded_body(request: Request, *, limit: int, timeout_s: float) -> bytes:
-    """:func:`read_body`, decompressed when sent with ``Content-Encoding: gzip`` (at
-    most ``limit`` bytes decompressed too: a decompression bomb is a 413)."""
-    encoding = request.headers.get("content-encoding", "identity").strip().lower()
-    if encoding not in {"identity", "gzip"}:
-        raise ApiError(
-            415, "unsupported_media_type", f"content-encoding {encoding!r}: only gzip is accepted"
-        )
-    body = await read_body(request, limit=limit, timeout_s=timeout_s)
-    return gunzip(body, limit=limit) if encoding == "gzip" else body
-
-
-def gunzip(data: bytes, *, limit: int) -> bytes:
-    """The gzip ``data`` decompressed (all members), refusing more than ``limit`` bytes."""
-    out: list[bytes] = []
-    size = 0
-    while data:
-        member = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
-        try:
-            chunk = member.decompress(data, limit - size + 1)
-        except zlib.error as exc:
-            raise ApiError(400, "invalid_gzip", f"body is not valid gzip ({exc})") from exc
-        size += len(chunk)
-        if size > limit:
-            raise ApiError(
-                413, "payload_too_large", f"body is larger than {limit} bytes once decompressed"
-            )
-        if not member.eof:
-            raise ApiError(400, "invalid_gzip", "gzip body ends before its end")
-        out.append(chunk)
-        data = member.unused_data
-    return b"".join(out)
-
-
 @router.post(
     "/api/v1/events",
     summary="Send usage events",
@@ -164,22 +100,27 @@ async def post_events(request: Request, ctx: Ctx, key: IngestKey) -> Response:
     media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if media_type != "application/json":
         raise ApiError(415, "unsupported_media_type", "content-type must be application/json")
+    encoding = request.headers.get("content-encoding", "identity").strip().lower()
+    if encoding != "identity":
+        raise ApiError(
+            415,
+            "unsupported_encoding",
+            f"content-encoding {encoding[:40]!r} is not supported; send the body uncompressed",
+            headers=_CLOSE,
+        )
     settings = ctx.settings
-    body = await read_body(
-        request, limit=settings.max_body_bytes, timeout_s=settings.body_timeout_s
-    )
+    body = await request.body()  # its size and deadline are kept by web.body_limits
     try:
         raw_events = ingest_service.parse_envelope(body, max_events=settings.max_batch_events)
     except ingest_service.EnvelopeError as exc:
         return JSON(error_body(exc.code, exc.message), status_code=exc.status)
-    result = await run_in_threadpool(
-        ingest_service.ingest,
+    payload = await run_in_threadpool(
+        ingest_service.ingest_answered,
         ctx.writes,
         raw_events,
         now_us=now_us(ctx.clock),
         future_tolerance_s=settings.future_tolerance_s,
     )
-    payload = ingest_service.result_json(result, raw_events)
     return JSON(payload, status_code=ingest_status(payload))
 
 

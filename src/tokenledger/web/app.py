@@ -11,13 +11,14 @@ from fastapi import FastAPI, Request
 from starlette.responses import RedirectResponse, Response
 
 from tokenledger import __version__
+from tokenledger.auth import passwords
 from tokenledger.clock import Clock, system_clock
 from tokenledger.observability.metrics import count_database_errors
 from tokenledger.observability.middleware import RequestObservation
 from tokenledger.settings import Settings
 from tokenledger.store.database import Database, open_database
 from tokenledger.web import (
-    admin_pages,
+    admin,
     api,
     auth_pages,
     capture,
@@ -27,6 +28,7 @@ from tokenledger.web import (
     pages,
     sso_pages,
 )
+from tokenledger.web.body_limits import BodyLimits, body_size_limit
 from tokenledger.web.context import AppContext
 from tokenledger.web.deps import AdminRequired, SignInRequired
 from tokenledger.web.error_pages import error_page
@@ -43,6 +45,7 @@ def create_app(
 ) -> FastAPI:
     """Build the TokenLedger web app. The database must already be migrated."""
     settings = settings or Settings()
+    passwords.use_hash_threads(settings.max_password_hashes)
     ctx = AppContext(settings=settings, db=db or open_database(settings), clock=clock)
     count_database_errors(ctx.db, ctx.metrics)
 
@@ -67,6 +70,11 @@ def create_app(
     app.add_exception_handler(SignInRequired, _to_sign_in)
     app.add_exception_handler(AdminRequired, _admins_only)
     app.add_middleware(SessionMiddleware)  # inside the security headers: its pages get them
+    app.add_middleware(  # outside the session layer: its CSRF check reads form bodies
+        BodyLimits,
+        timeout_s=settings.body_timeout_s,
+        max_bytes=body_size_limit(settings.max_body_bytes),
+    )
     app.add_middleware(SecurityHeadersMiddleware)
     app.add_middleware(RequestObservation)  # outermost: sees every answer, times all
     app.include_router(api.router)
@@ -75,7 +83,7 @@ def create_app(
     app.include_router(pages.router)
     app.include_router(auth_pages.router)
     app.include_router(sso_pages.router)
-    app.include_router(admin_pages.router)
+    app.include_router(admin.build_router())
     app.include_router(operations.router)
     app.mount("/static", CachedStaticFiles(directory=STATIC_DIR), name="static")
     _install_openapi(app)

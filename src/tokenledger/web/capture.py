@@ -15,9 +15,10 @@ from tokenledger import ingest as ingest_service
 from tokenledger.capture import litellm, otlp_wire, receive
 from tokenledger.clock import now_us
 from tokenledger.store.database import DatabaseUnavailable
-from tokenledger.web.api import ingest_status, read_encoded_body
+from tokenledger.web.api import ingest_status
 from tokenledger.web.context import AppContext
 from tokenledger.web.deps import Ctx, IngestKey, require_key
+from tokenledger.web.encoded_body import read_encoded_body
 from tokenledger.web.errors import JSON, ApiError, error_body
 from tokenledger.web.schemas import IngestResult
 
@@ -87,9 +88,7 @@ async def _receive_traces(
             "content-type must be application/x-protobuf or application/json",
         )
     settings = ctx.settings
-    body = await read_encoded_body(
-        request, limit=settings.max_body_bytes, timeout_s=settings.body_timeout_s
-    )
+    body = await read_encoded_body(request, limit=settings.max_body_bytes)
     return await run_in_threadpool(
         receive.receive_export,
         ctx.writes,
@@ -140,20 +139,17 @@ async def post_litellm(request: Request, ctx: Ctx, _key: IngestKey) -> Response:
     if _media_type(request) not in _LITELLM_TYPES:
         raise ApiError(415, "unsupported_media_type", "content-type must be application/json")
     settings = ctx.settings
-    body = await read_encoded_body(
-        request, limit=settings.max_body_bytes, timeout_s=settings.body_timeout_s
-    )
+    body = await read_encoded_body(request, limit=settings.max_body_bytes)
     try:
         records = litellm.parse_records(body, max_records=settings.max_batch_events)
     except ingest_service.EnvelopeError as exc:
         return JSON(error_body(exc.code, exc.message), status_code=exc.status)
     mapped = [litellm.record_event(record) for record in records]
-    result = await run_in_threadpool(
-        receive.store_mapped,
+    payload: dict[str, Any] = await run_in_threadpool(
+        receive.answer_mapped,
         ctx.writes,
         mapped,
         now_us=now_us(ctx.clock),
         future_tolerance_s=settings.future_tolerance_s,
     )
-    payload: dict[str, Any] = ingest_service.result_json(result, mapped)
     return JSON(payload, status_code=ingest_status(payload))

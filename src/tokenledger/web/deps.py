@@ -7,13 +7,19 @@ from contextlib import suppress
 from dataclasses import dataclass
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, Path, Request
 
+from tokenledger.auth import csrf
 from tokenledger.auth.keys import ApiKey, find_key, key_actor, touch_key
 from tokenledger.clock import now_us
 from tokenledger.store.database import DatabaseUnavailable
 from tokenledger.web.context import AppContext
 from tokenledger.web.errors import ApiError
+
+# Ids are 64-bit signed integers in both databases: a larger number names no row (and
+# SQLite cannot even bind it), so it is refused as a parameter (400) like "abc".
+MAX_ROW_ID = 2**63 - 1
+RowId = Annotated[int, Path(ge=1, le=MAX_ROW_ID)]
 
 
 def get_ctx(request: Request) -> AppContext:
@@ -160,6 +166,28 @@ def require_report_reader(request: Request, ctx: Ctx) -> Reader:
 
 
 ReportReader = Annotated[Reader, Depends(require_report_reader)]
+
+
+def require_export_reader(request: Request, ctx: Ctx) -> Reader:
+    """A report reader who may start an export: with a key, any client; with a session,
+    only a request started from this site (a cross-site link must not make a
+    signed-in admin download usage and write an audit entry in their name)."""
+    reader = require_report_reader(request, ctx)
+    if reader.viewer is not None and not csrf.same_site_navigation(
+        fetch_site=request.headers.get("sec-fetch-site"),
+        referer=request.headers.get("referer"),
+        expected=getattr(request.state, "origin", ""),
+    ):
+        raise ApiError(
+            403,
+            "cross_site_request",
+            "a signed-in export must be started from TokenLedger's own pages (the Export "
+            "button of Reporting > User Usage); applications use a report:read key",
+        )
+    return reader
+
+
+ExportReader = Annotated[Reader, Depends(require_export_reader)]
 
 
 def reports_available(ctx: Ctx) -> None:

@@ -10,6 +10,7 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import JSONResponse, Response
 
+from tokenledger.auth.passwords import PasswordsBusy
 from tokenledger.store.database import DatabaseUnavailable
 from tokenledger.web.error_pages import error_page
 
@@ -67,6 +68,11 @@ _STATUS_CODES = {
 }
 
 
+def is_api(request: Request) -> bool:
+    """Whether the request is for the JSON API (else a console page, answered in HTML)."""
+    return request.url.path.startswith("/api/")
+
+
 def install(app: FastAPI) -> None:
     """Register the handlers that turn exceptions into the error shape."""
 
@@ -75,18 +81,19 @@ def install(app: FastAPI) -> None:
         return error_response(exc.status, exc.code, exc.message, exc.field, exc.headers)
 
     @app.exception_handler(RequestValidationError)
-    async def _invalid_request(_request: Request, exc: RequestValidationError) -> Response:
+    async def _invalid_request(request: Request, exc: RequestValidationError) -> Response:
         first = exc.errors()[0]
         loc = [str(part) for part in first.get("loc", ()) if part not in {"query", "path", "body"}]
         field = ".".join(loc) or None
         message = str(first.get("msg", "invalid value")).replace("Input should", "must")
-        return error_response(
-            400, "invalid_parameter", f"{field}: {message}" if field else message, field
-        )
+        text = f"{field}: {message}" if field else message
+        if not is_api(request):
+            return error_page(request, status=400, title="Bad request", message=text)
+        return error_response(400, "invalid_parameter", text, field)
 
     @app.exception_handler(DatabaseUnavailable)
     async def _unavailable(request: Request, exc: DatabaseUnavailable) -> Response:
-        if not request.url.path.startswith("/api/"):
+        if not is_api(request):
             return error_page(
                 request,
                 status=503,
@@ -101,6 +108,14 @@ def install(app: FastAPI) -> None:
             f"the database cannot be used right now ({exc}); {stored}retry later",
             headers={"Retry-After": "5"},
         )
+
+    @app.exception_handler(PasswordsBusy)
+    async def _busy(request: Request, exc: PasswordsBusy) -> Response:
+        headers = {"Retry-After": "1"}
+        message = "Too many password checks at this moment; nothing was changed. Try again."
+        if not is_api(request):
+            return error_page(request, status=503, title="Busy", message=message, headers=headers)
+        return error_response(503, "busy", message, headers=headers)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(_request: Request, exc: StarletteHTTPException) -> Response:

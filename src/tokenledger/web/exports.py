@@ -20,7 +20,7 @@ from tokenledger.export import (
 from tokenledger.reports import UserFilter
 from tokenledger.web.api import DateParam, QParam, SortParam, TzParam, check_sort, local_range_from
 from tokenledger.web.api import _errors as error_responses
-from tokenledger.web.deps import Ctx, ReportReader, ReportsAvailable
+from tokenledger.web.deps import Ctx, ExportReader, ReportsAvailable
 
 router = APIRouter()
 
@@ -61,7 +61,7 @@ def csv_response(export: CsvExport) -> StreamingResponse:
 )
 def export_user_usage(
     ctx: Ctx,
-    reader: ReportReader,
+    reader: ExportReader,
     start: DateParam = None,
     end: DateParam = None,
     tz: TzParam = None,

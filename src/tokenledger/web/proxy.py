@@ -14,7 +14,8 @@ from starlette.types import Scope
 Networks = tuple[IPv4Network | IPv6Network, ...]
 
 
-def _is_trusted(host: str, networks: Networks) -> bool:
+def is_trusted(host: str, networks: Networks) -> bool:
+    """Whether ``host`` (an address) is one of the trusted proxies' ``networks``."""
     try:
         address = ip_address(host.strip())
     except ValueError:
@@ -31,12 +32,12 @@ def client_address(scope: Scope, networks: Networks) -> str:
     """The address of the browser or application: the peer, or behind trusted proxies
     the right-most ``X-Forwarded-For`` entry that is not itself a trusted proxy."""
     peer = _peer(scope)
-    if not _is_trusted(peer, networks):
+    if not is_trusted(peer, networks):
         return peer
     forwarded = Headers(scope=scope).getlist("x-forwarded-for")
     hops = [hop.strip() for header in forwarded for hop in header.split(",") if hop.strip()]
     for hop in reversed(hops):
-        if not _is_trusted(hop, networks):
+        if not is_trusted(hop, networks):
             return hop[:64]
     return hops[0][:64] if hops else peer
 
@@ -44,7 +45,7 @@ def client_address(scope: Scope, networks: Networks) -> str:
 def scheme(scope: Scope, networks: Networks) -> str:
     """``https`` or ``http``, as the browser sees it."""
     own = str(scope.get("scheme", "http"))
-    if not _is_trusted(_peer(scope), networks):
+    if not is_trusted(_peer(scope), networks):
         return own
     forwarded = Headers(scope=scope).get("x-forwarded-proto")
     if not forwarded:
@@ -57,7 +58,7 @@ def host(scope: Scope, networks: Networks) -> str:
     """The host (and port) the browser asked for: ``Host``, or from a trusted proxy
     its ``X-Forwarded-Host`` (proxies often rewrite ``Host``)."""
     headers = Headers(scope=scope)
-    if _is_trusted(_peer(scope), networks):
+    if is_trusted(_peer(scope), networks):
         forwarded = headers.get("x-forwarded-host")
         if forwarded:
             return forwarded.split(",")[0].strip()

@@ -7,7 +7,8 @@ For each request (static files aside) it sets on ``request.state``:
 * ``csrf_token``: the token forms and htmx must send back;
 * ``session_token``: the live session's cookie value, or None;
 * ``client``: the client address (behind trusted proxies, the forwarded one);
-* ``secure_cookies``: whether cookies get ``Secure`` and the ``__Host-`` prefix.
+* ``secure_cookies``: whether cookies get ``Secure`` and the ``__Host-`` prefix;
+* ``origin``: this site's origin as the browser sees it (``https://host:port``).
 
 State-changing requests (not GET / HEAD / OPTIONS) must carry the CSRF token in the
 ``X-CSRF-Token`` header or a ``csrf_token`` form field, and a foreign Origin or Referer
@@ -32,12 +33,12 @@ from tokenledger.auth import csrf, sessions
 from tokenledger.clock import now_us
 from tokenledger.store.database import DatabaseUnavailable
 from tokenledger.web import cookies, proxy
+from tokenledger.web.body_limits import MAX_FORM_BYTES
 from tokenledger.web.context import AppContext
 from tokenledger.web.deps import Viewer
 from tokenledger.web.error_pages import error_page
 from tokenledger.web.errors import error_response
 
-MAX_FORM_BYTES = 256 * 1024
 # Paths machines call (the OTLP receiver lives at /v1/traces, where exporters post).
 API_PATHS = ("/api/", "/v1/")
 _NOT_BROWSER_PAGES = (*API_PATHS, "/healthz", "/readyz", "/metrics")
@@ -64,6 +65,7 @@ class SessionMiddleware:
             session_token=None,
             client=proxy.client_address(scope, networks),
             secure_cookies=secure,
+            origin=origin,
         )
         new_cookies: list[str] = []
         send = _with_cookies(send, new_cookies)

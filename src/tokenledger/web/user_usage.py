@@ -152,7 +152,10 @@ def parse_view(ctx: AppContext, request: Request) -> UsageView:
     except ValueError as exc:
         raise InvalidView("sort", str(exc)) from exc
     page_text = query.get("page") or "1"
-    if not page_text.isdigit() or not 1 <= int(page_text) <= 1_000_000:
+    # ASCII digits only ("²" is a digit to str.isdigit, not to int), and few of them.
+    if not (page_text.isascii() and page_text.isdigit() and len(page_text) <= 7):
+        raise InvalidView("page", "must be a page number")
+    if not 1 <= int(page_text) <= 1_000_000:
         raise InvalidView("page", "must be a page number")
     per_page = _per_page(query.get("per_page"))
     q = (query.get("q") or "").strip()[:200]

@@ -1,7 +1,7 @@
 """demo users marked, one-time flashes
 
 Revision ID: 0003_i12
-Revises: 0002
+Revises: 0003_i19
 Create Date: 2026-11-30
 
 ``demo_users`` lists the AI users ``tokenledger demo`` made up. Demo data loaded before
