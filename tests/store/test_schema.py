@@ -34,7 +34,7 @@ def test_revision_0002_downgrades_and_upgrades_again(db: Database) -> None:
     assert migrate.is_up_to_date(db)
 
 
-def test_revision_0003_i19_downgrades_and_upgrades_again(db: Database) -> None:
+def test_revision_0003_sso_downgrades_and_upgrades_again(db: Database) -> None:
     config = migrate.alembic_config()
     with db.engine.begin() as conn:
         config.attributes["connection"] = conn

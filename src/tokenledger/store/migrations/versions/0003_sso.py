@@ -1,6 +1,6 @@
 """single sign-on: accounts' OpenID Connect identity, pending sign-in flows
 
-Revision ID: 0003_i19
+Revision ID: 0003
 Revises: 0002
 Create Date: 2026-11-26
 """
@@ -10,7 +10,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0003_i19"
+revision = "0003"
 down_revision = "0002"
 branch_labels = None
 depends_on = None

@@ -1,7 +1,7 @@
 """demo users marked, one-time flashes
 
-Revision ID: 0003_i12
-Revises: 0003_i19
+Revision ID: 0004
+Revises: 0003
 Create Date: 2026-11-30
 
 ``demo_users`` lists the AI users ``tokenledger demo`` made up. Demo data loaded before
@@ -14,8 +14,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0003_i12"
-down_revision = "0003_i19"
+revision = "0004"
+down_revision = "0003"
 branch_labels = None
 depends_on = None
 

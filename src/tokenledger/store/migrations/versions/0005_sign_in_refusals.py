@@ -1,7 +1,7 @@
 """sign-in attempts refused while paused: counted, one audit entry per pause
 
-Revision ID: 0003_i11
-Revises: 0003_i12
+Revision ID: 0005
+Revises: 0004
 Create Date: 2026-11-26
 """
 
@@ -10,8 +10,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0003_i11"
-down_revision = "0003_i12"
+revision = "0005"
+down_revision = "0004"
 branch_labels = None
 depends_on = None
 
