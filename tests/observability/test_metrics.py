@@ -134,7 +134,9 @@ def test_an_admin_makes_a_metrics_key_on_the_keys_page(client: TestClient, db: D
     page = client.get("/admin/keys").text
     assert 'value="metrics"' in page
     assert "read Prometheus metrics" in page
-    response = post_form(client, "/admin/keys", {"name": "prometheus", "scope": "metrics"})
+    created = post_form(client, "/admin/keys", {"name": "prometheus", "scope": "metrics"})
+    assert created.status_code == 303  # post/redirect/get: the secret is shown once, after
+    response = client.get(created.headers["location"])
     found = re.search(r'<code id="new-key">(tl_[^<]+)</code>', response.text)
     assert found is not None, response.text
     scraper = TestClient(client.app, headers={"Authorization": f"Bearer {found.group(1)}"})

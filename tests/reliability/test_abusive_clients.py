@@ -26,6 +26,7 @@ from tokenledger.auth import csrf
 from tokenledger.settings import Settings
 from tokenledger.store.database import open_database
 from tokenledger.web.app import create_app
+from tokenledger.web.session_middleware import API_PATHS
 
 TIMEOUT_S = 5  # body and header timeouts of these servers
 # What is tested here is the HTTP layer, in front of either database: SQLite only.
@@ -267,14 +268,15 @@ def _audited_actions(database_url: str) -> list[str]:
 
 
 def _post_routes(database_url: str) -> dict[str, bool]:
-    """Every POST route of the app but ingest (which has its own test above), with ids
-    filled in, and whether it has form fields (sign-in included)."""
+    """Every POST route of the console (forms; the API's machine routes, ingest and the
+    capture receivers, check their key before reading a body: ingest's body deadline has
+    its own test above), with ids filled in, and whether it has form fields."""
     app = create_app(Settings(database_url=database_url))
     app.state.ctx.db.dispose()
     return {
         path.format(account_id=1, key_id=1): getattr(route, "body_field", None) is not None
         for (method, path), route in sorted(route_table(app).items())
-        if method == "POST" and path != "/api/v1/events"
+        if method == "POST" and not path.startswith(API_PATHS)
     }
 
 

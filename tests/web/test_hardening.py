@@ -174,7 +174,7 @@ def test_names_in_every_script_stay_names_and_white_space_is_one_space(
     with signed_in_client(app, role="admin") as admin:
         for name in names:
             created = post_form(admin, "/admin/keys", {"name": name, "scope": "ingest"})
-            assert created.status_code == 200, created.text
+            assert created.status_code == 303, created.text  # post/redirect/get
     with db.read() as conn:
         stored = conn.execute(text("SELECT name FROM api_keys ORDER BY id")).scalars()
         assert list(stored) == [*names[:-1], "a b"]

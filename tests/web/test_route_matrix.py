@@ -34,6 +34,7 @@ from tokenledger.auth.keys import create_key
 from tokenledger.settings import Settings
 from tokenledger.store.database import Database, open_database
 from tokenledger.web.app import create_app
+from tokenledger.web.session_middleware import API_PATHS
 
 PRINCIPALS = ("anonymous", "viewer", "admin", "ingest_key", "read_key", "disabled")
 SIGN_IN = "sign-in"  # 303 to /sign-in?next=<the page asked for>
@@ -359,7 +360,7 @@ def test_htmx_requests_without_the_right_csrf_token_are_refused(
             )
             seen[principal] = response.status_code
         # Without a live session an API call is not a browser's: it needs a key.
-        no_session = 401 if path.startswith("/api/") else 403
+        no_session = 401 if path.startswith(API_PATHS) else 403
         expected = {"anonymous": no_session, "viewer": 403, "admin": 403, "disabled": no_session}
         assert seen == expected
         assert _snapshot(db) == before

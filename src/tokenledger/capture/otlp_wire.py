@@ -175,7 +175,8 @@ def _json_spans(body: bytes) -> Iterator[Span]:
         document = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
         raise OtlpError(f"body is not valid JSON: {exc}") from exc
-    document = _object(document, "body")
+    if not isinstance(document, dict):  # ``null`` too: the body must be the request object
+        raise OtlpError("body must be a JSON object (an ExportTraceServiceRequest)")
     for r, resource_spans in enumerate(_list(document.get("resourceSpans"), "resourceSpans")):
         yield from _json_resource_spans(resource_spans, f"resourceSpans[{r}]")
 

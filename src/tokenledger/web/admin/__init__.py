@@ -10,7 +10,9 @@ from tokenledger.web.admin import accounts, audit, keys
 
 
 def build_router() -> APIRouter:
-    router = APIRouter(prefix="/admin", include_in_schema=False)
+    # Each section's router carries the ``/admin`` prefix itself: FastAPI includes
+    # routers lazily, and a route's own path is what metrics and logs name it by.
+    router = APIRouter(include_in_schema=False)
     for section in (accounts, keys, audit):
         router.include_router(section.router)
     return router

@@ -16,7 +16,7 @@ from tokenledger.web.auth_pages import session_policy
 from tokenledger.web.deps import Ctx, PageAdmin, RowId, Viewer, client_address
 from tokenledger.web.error_pages import error_page
 
-router = APIRouter()
+router = APIRouter(prefix="/admin", include_in_schema=False)
 
 NOTICES = {
     "created": "The account is created. Tell its owner the password through a safe channel.",

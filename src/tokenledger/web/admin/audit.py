@@ -11,7 +11,7 @@ from tokenledger.auth import audit
 from tokenledger.web.admin.common import admin_page
 from tokenledger.web.deps import MAX_ROW_ID, Ctx, PageAdmin
 
-router = APIRouter()
+router = APIRouter(prefix="/admin", include_in_schema=False)
 
 PAGE_SIZE = 50
 

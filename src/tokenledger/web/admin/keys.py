@@ -14,7 +14,7 @@ from tokenledger.web.admin.common import FormText, admin_page, changed
 from tokenledger.web.deps import Ctx, PageAdmin, RowId, client_address
 from tokenledger.web.error_pages import error_page
 
-router = APIRouter()
+router = APIRouter(prefix="/admin", include_in_schema=False)
 
 NOTICES = {
     "revoked": "The key is revoked. Requests with it are refused from now on.",
