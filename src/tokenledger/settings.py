@@ -196,6 +196,27 @@ class Settings(BaseSettings):
             "local sign-in is off (at `/sign-in?local=1`)."
         ),
     )
+    gateway_config: str = Field(
+        "",
+        description=(
+            "Path of the gateway's TOML file of upstreams (name, kind, base URL, the "
+            "environment variable holding the upstream key, optional model allow-list). "
+            "Empty: no upstream; see docs/gateway.md."
+        ),
+    )
+    gateway_timeout_s: float = Field(
+        600.0,
+        gt=0,
+        description=(
+            "Seconds the gateway waits for an upstream (to connect: at most 10) and "
+            "between two pieces of its answer; after that the client gets 504."
+        ),
+    )
+    gateway_upstream_connections: int = Field(
+        1000,
+        ge=1,
+        description="Connections to the upstreams a process keeps open at most (all together).",
+    )
     log_level: Literal["debug", "info", "warning", "error"] = Field(
         "info",
         description=(

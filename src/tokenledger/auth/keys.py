@@ -2,8 +2,10 @@
 
 A key is shown once, at creation; only its SHA-256 is stored (keys are 256-bit
 random, so a slow password hash would add nothing). ``ingest`` keys can only send
-events, ``report:read`` keys can only read reports. Creating and revoking a key are
-written to the audit log in the same transaction.
+events, ``report:read`` keys can only read reports. A ``gateway`` key is one person's
+(its ``user_id``): their AI requests through the gateway are counted under it; a
+``gateway-app`` key is an application's that names the person of each request.
+Creating and revoking a key are written to the audit log in the same transaction.
 """
 
 from __future__ import annotations
@@ -17,15 +19,19 @@ from sqlalchemy import select, update
 
 from tokenledger.auth import audit, names
 from tokenledger.store.database import Database
-from tokenledger.store.schema import api_keys
+from tokenledger.store.schema import api_keys, users
 
-Scope = Literal["ingest", "report:read", "metrics"]
+Scope = Literal["ingest", "report:read", "metrics", "gateway", "gateway-app"]
 SCOPES: tuple[Scope, ...] = get_args(Scope)
 SCOPE_USES: dict[str, str] = {
     "ingest": "send usage events",
     "report:read": "read usage reports",
     "metrics": "read Prometheus metrics",
+    "gateway": "one person's AI requests through the gateway",
+    "gateway-app": "an application's AI requests through the gateway, each naming its person",
 }
+# The scope whose keys speak for one person (and only those have a ``user_id``).
+PERSON_SCOPE = "gateway"
 KEY_PREFIX = "tl_"
 _SHOWN_PREFIX = len(KEY_PREFIX) + 8
 # A key's last use is written at most this often, to keep reads read-only.
@@ -41,10 +47,33 @@ class ApiKey:
     created_us: int
     last_used_us: int | None
     revoked_us: int | None
+    user_id: str | None = None
 
     @property
     def active(self) -> bool:
         return self.revoked_us is None
+
+
+@dataclass(frozen=True, slots=True)
+class Person:
+    """A gateway key's person as the directory of users knows them (name and e-mail
+    from their latest events; both None before their first request)."""
+
+    user_id: str
+    name: str | None
+    email: str | None
+
+
+_COLUMNS = (
+    api_keys.c.id,
+    api_keys.c.name,
+    api_keys.c.prefix,
+    api_keys.c.scope,
+    api_keys.c.created_us,
+    api_keys.c.last_used_us,
+    api_keys.c.revoked_us,
+    api_keys.c.user_id,
+)
 
 
 def hash_key(secret: str) -> bytes:
@@ -62,13 +91,17 @@ def create_key(
     name: str,
     scope: str,
     now_us: int,
+    user_id: str | None = None,
     actor: str = "system",
     client: str | None = None,
 ) -> tuple[ApiKey, str]:
-    """Create a key; returns it and its secret (which is never retrievable again)."""
+    """Create a key; returns it and its secret (which is never retrievable again). A
+    ``gateway`` key needs ``user_id`` (and is named after it when ``name`` is empty);
+    no other key takes one."""
     if scope not in SCOPES:
         raise ValueError(f"scope must be one of {', '.join(SCOPES)}")
-    name = names.clean_name(name, what="key name", required=True)
+    user_id = _person_of(scope, user_id)
+    name = names.clean_name(name or user_id or "", what="key name", required=True)
     secret = KEY_PREFIX + secrets.token_urlsafe(32)
     with db.write() as conn:
         key_id = conn.execute(
@@ -79,37 +112,61 @@ def create_key(
                 "key_hash": hash_key(secret),
                 "scope": scope,
                 "created_us": now_us,
+                "user_id": user_id,
             },
         ).scalar_one()
+        details: dict[str, object] = {
+            "key_id": key_id,
+            "name": name,
+            "scope": scope,
+            "prefix": secret[:_SHOWN_PREFIX],
+        }
+        if user_id is not None:
+            details["user_id"] = user_id
         audit.record_in(
             conn,
             actor=actor,
             action=audit.KEY_CREATED,
-            details={
-                "key_id": key_id,
-                "name": name,
-                "scope": scope,
-                "prefix": secret[:_SHOWN_PREFIX],
-            },
+            details=details,
             now_us=now_us,
             client=client,
         )
-    return ApiKey(key_id, name, secret[:_SHOWN_PREFIX], scope, now_us, None, None), secret
+    key = ApiKey(key_id, name, secret[:_SHOWN_PREFIX], scope, now_us, None, None, user_id)
+    return key, secret
+
+
+def _person_of(scope: str, user_id: str | None) -> str | None:
+    if scope != PERSON_SCOPE:
+        if user_id:
+            raise ValueError(f"only a {PERSON_SCOPE} key names a person (user id)")
+        return None
+    if not user_id:
+        raise ValueError(f"a {PERSON_SCOPE} key needs the user id of its person")
+    return names.clean_user_id(user_id)
 
 
 def list_keys(db: Database) -> list[ApiKey]:
-    columns = (
-        api_keys.c.id,
-        api_keys.c.name,
-        api_keys.c.prefix,
-        api_keys.c.scope,
-        api_keys.c.created_us,
-        api_keys.c.last_used_us,
-        api_keys.c.revoked_us,
-    )
     with db.read() as conn:
-        rows = conn.execute(select(*columns).order_by(api_keys.c.id))
+        rows = conn.execute(select(*_COLUMNS).order_by(api_keys.c.id))
         return [ApiKey(*row) for row in rows]
+
+
+def key_people(db: Database, keys: list[ApiKey]) -> dict[str, Person]:
+    """The persons of the gateway keys among ``keys``, by user id, as the directory
+    of users knows them."""
+    wanted = {key.user_id for key in keys if key.user_id is not None}
+    if not wanted:
+        return {}
+    found = {user_id: Person(user_id, None, None) for user_id in wanted}
+    with db.read() as conn:
+        rows = conn.execute(
+            select(users.c.external_id, users.c.name, users.c.email).where(
+                users.c.external_id.in_(sorted(wanted))
+            )
+        )
+        for row in rows:
+            found[row.external_id] = Person(row.external_id, row.name, row.email)
+    return found
 
 
 def revoke_key(
@@ -126,14 +183,17 @@ def revoke_key(
             update(api_keys)
             .where(api_keys.c.id == key_id, api_keys.c.revoked_us.is_(None))
             .values(revoked_us=now_us)
-            .returning(api_keys.c.name, api_keys.c.prefix, api_keys.c.scope)
+            .returning(api_keys.c.name, api_keys.c.prefix, api_keys.c.scope, api_keys.c.user_id)
         ).first()
         if revoked is not None:
+            details = {
+                name: value for name, value in revoked._asdict().items() if value is not None
+            }
             audit.record_in(
                 conn,
                 actor=actor,
                 action=audit.KEY_REVOKED,
-                details={"key_id": key_id, **revoked._asdict()},
+                details={"key_id": key_id, **details},
                 now_us=now_us,
                 client=client,
             )
@@ -148,17 +208,7 @@ def find_key(db: Database, secret: str) -> ApiKey | None:
     if not secret.startswith(KEY_PREFIX) or len(secret) > 200:
         return None
     with db.read() as conn:
-        row = conn.execute(
-            select(
-                api_keys.c.id,
-                api_keys.c.name,
-                api_keys.c.prefix,
-                api_keys.c.scope,
-                api_keys.c.created_us,
-                api_keys.c.last_used_us,
-                api_keys.c.revoked_us,
-            ).where(api_keys.c.key_hash == hash_key(secret))
-        ).first()
+        row = conn.execute(select(*_COLUMNS).where(api_keys.c.key_hash == hash_key(secret))).first()
     if row is None or row.revoked_us is not None:
         return None
     return ApiKey(*row)

@@ -36,3 +36,18 @@ def clean_name(value: str, *, what: str, required: bool = False, max_length: int
     if len(name) > max_length:
         raise ValueError(f"the {what} must be at most {max_length} characters")
     return name
+
+
+def clean_user_id(value: str, *, what: str = "user id") -> str:
+    """A person's id (``user.id`` of their events) as typed or sent: kept exactly as it
+    is, so it must be 1 to 255 characters with nothing hidden and no space around it;
+    ValueError naming ``what`` otherwise."""
+    if not value:
+        raise ValueError(f"the {what} must not be empty")
+    if len(value) > 255:
+        raise ValueError(f"the {what} must be at most 255 characters")
+    if value != value.strip():
+        raise ValueError(f"the {what} must not start or end with a space")
+    if has_hidden_characters(value):
+        raise ValueError(f"the {what} must not contain control, format or invisible characters")
+    return value

@@ -13,33 +13,56 @@ from tokenledger.cli.common import app, cells, console, database, out
 from tokenledger.clock import now_us, system_clock
 
 keys_app = typer.Typer(
-    help="API keys for applications (ingest), readers (report:read) and Prometheus (metrics)."
+    help=(
+        "API keys for applications (ingest), readers (report:read), Prometheus (metrics) "
+        "and the gateway (gateway: one person's; gateway-app: an application's)."
+    )
 )
 app.add_typer(keys_app, name="keys")
 
 
 @keys_app.command("create")
 def keys_create(
-    name: Annotated[str, typer.Option(help="What the key is for, e.g. 'chat gateway'.")],
-    scope: Annotated[str, typer.Option(help="ingest, report:read or metrics.")],
+    scope: Annotated[
+        str, typer.Option(help="ingest, report:read, metrics, gateway or gateway-app.")
+    ],
+    name: Annotated[
+        str,
+        typer.Option(help="What the key is for, e.g. 'chat gateway' (a gateway key: its user id)."),
+    ] = "",
+    user_id: Annotated[
+        str,
+        typer.Option(
+            "--user-id", help="A gateway key's person: the user id their usage is counted under."
+        ),
+    ] = "",
 ) -> None:
     """Create an API key and print it (once: it is not stored, only its hash)."""
     try:
         with database() as db:
             key, secret = api_keys.create_key(
-                db, name=name, scope=scope, now_us=now_us(system_clock), actor=audit_log.cli_actor()
+                db,
+                name=name,
+                scope=scope,
+                user_id=user_id or None,
+                now_us=now_us(system_clock),
+                actor=audit_log.cli_actor(),
             )
     except ValueError as exc:
         console.print(f"error: {exc}")
         raise typer.Exit(2) from exc
-    console.print(f"Created key {key.id} ({key.scope}) '{key.name}'. It is shown only now:")
+    person = f" for {key.user_id}" if key.user_id else ""
+    console.print(
+        f"Created key {key.id} ({key.scope}) '{key.name}'{person}. It is shown only now:",
+        markup=False,
+    )
     out.print(secret, markup=False, highlight=False)
 
 
 @keys_app.command("list")
 def keys_list() -> None:
     """List API keys (prefix only; secrets are never stored)."""
-    table = Table("id", "name", "prefix", "scope", "created", "last used", "revoked")
+    table = Table("id", "name", "prefix", "scope", "person", "created", "last used", "revoked")
     from tokenledger.localdays import iso, zone
 
     utc = zone("UTC")
@@ -52,6 +75,7 @@ def keys_list() -> None:
                 key.name,
                 key.prefix + "…",
                 key.scope,
+                key.user_id or "",
                 iso(key.created_us, utc),
                 iso(key.last_used_us, utc) or "never",
                 iso(key.revoked_us, utc) or "",

@@ -146,6 +146,8 @@ api_keys = Table(
     Column("created_us", BigInteger, nullable=False),
     Column("last_used_us", BigInteger),
     Column("revoked_us", BigInteger),
+    # A ``gateway`` key's person (``users.external_id``, who may not have usage yet).
+    Column("user_id", String(255)),
 )
 
 # Console accounts: the people who read reports (not the AI users in ``users``).

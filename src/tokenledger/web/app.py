@@ -13,6 +13,7 @@ from starlette.responses import RedirectResponse, Response
 from tokenledger import __version__
 from tokenledger.auth import passwords
 from tokenledger.clock import Clock, system_clock
+from tokenledger.gateway.budget import AllowAll, BudgetGate
 from tokenledger.observability.metrics import count_database_errors
 from tokenledger.observability.middleware import RequestObservation
 from tokenledger.settings import Settings
@@ -24,6 +25,7 @@ from tokenledger.web import (
     capture,
     errors,
     exports,
+    gateway,
     operations,
     pages,
     sso_pages,
@@ -32,6 +34,7 @@ from tokenledger.web.body_limits import BodyLimits, body_size_limit
 from tokenledger.web.context import AppContext
 from tokenledger.web.deps import AdminRequired, SignInRequired
 from tokenledger.web.error_pages import error_page
+from tokenledger.web.gateway import body_refusal
 from tokenledger.web.security import SecurityHeadersMiddleware
 from tokenledger.web.session_middleware import SessionMiddleware
 from tokenledger.web.templating import STATIC_DIR, CachedStaticFiles, build_templates
@@ -42,16 +45,24 @@ def create_app(
     *,
     db: Database | None = None,
     clock: Clock = system_clock,
+    budget_gate: BudgetGate | None = None,
 ) -> FastAPI:
-    """Build the TokenLedger web app. The database must already be migrated."""
+    """Build the TokenLedger web app. The database must already be migrated.
+    ``budget_gate`` is what the gateway asks before forwarding (default: allow all)."""
     settings = settings or Settings()
     passwords.use_hash_threads(settings.max_password_hashes)
-    ctx = AppContext(settings=settings, db=db or open_database(settings), clock=clock)
+    ctx = AppContext(
+        settings=settings,
+        db=db or open_database(settings),
+        clock=clock,
+        budget_gate=budget_gate or AllowAll(),
+    )
     count_database_errors(ctx.db, ctx.metrics)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         yield
+        await ctx.gateway.client.aclose()
         ctx.writes.close()  # commit what was handed over before the process ends
 
     app = FastAPI(
@@ -74,11 +85,13 @@ def create_app(
         BodyLimits,
         timeout_s=settings.body_timeout_s,
         max_bytes=body_size_limit(settings.max_body_bytes),
+        refusal=body_refusal,
     )
     app.add_middleware(SecurityHeadersMiddleware)
     app.add_middleware(RequestObservation)  # outermost: sees every answer, times all
     app.include_router(api.router)
     app.include_router(capture.router)
+    app.include_router(gateway.router)
     app.include_router(exports.router)
     app.include_router(pages.router)
     app.include_router(auth_pages.router)

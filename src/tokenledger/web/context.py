@@ -6,6 +6,11 @@ from dataclasses import dataclass, field
 
 from tokenledger.auth.oidc import OidcClient, ProviderConfig
 from tokenledger.clock import Clock
+from tokenledger.gateway import upstreams
+from tokenledger.gateway.budget import AllowAll, BudgetGate
+from tokenledger.gateway.forward import UpstreamClient
+from tokenledger.gateway.recording import Recorder
+from tokenledger.gateway.service import Gateway
 from tokenledger.observability.metrics import Metrics, create_metrics
 from tokenledger.settings import Settings
 from tokenledger.store.database import Database
@@ -20,13 +25,32 @@ class AppContext:
     metrics: Metrics = field(default_factory=create_metrics)
     # Hashes of ``metrics`` keys found valid (accepted while the database is down).
     metrics_keys_seen: set[bytes] = field(default_factory=set)
+    # Asked before the gateway forwards a request (budgets provide the real one).
+    budget_gate: BudgetGate = field(default_factory=AllowAll)
     # Ingest requests that arrive together share one commit.
     writes: GroupCommit = field(init=False)
     # The identity provider, when single sign-on is configured (its discovery document
     # and keys are cached here, per process).
     oidc: OidcClient | None = field(init=False)
+    # The metering gateway: its upstreams (from TOKENLEDGER_GATEWAY_CONFIG) and their
+    # connection pool.
+    gateway: Gateway = field(init=False)
 
     def __post_init__(self) -> None:
         self.writes = GroupCommit(self.db, observer=self.metrics.group_committed)
         config = ProviderConfig.from_settings(self.settings)
         self.oidc = OidcClient(config, clock=self.clock) if config else None
+        settings = self.settings
+        self.gateway = Gateway(
+            upstreams=upstreams.load(settings.gateway_config),
+            client=UpstreamClient(
+                timeout_s=settings.gateway_timeout_s,
+                connections=settings.gateway_upstream_connections,
+            ),
+            budget=self.budget_gate,
+            recorder=Recorder(
+                self.writes, clock=self.clock, future_tolerance_s=settings.future_tolerance_s
+            ),
+            db=self.db,
+            clock=self.clock,
+        )

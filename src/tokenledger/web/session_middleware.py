@@ -13,8 +13,9 @@ For each request (static files aside) it sets on ``request.state``:
 State-changing requests (not GET / HEAD / OPTIONS) must carry the CSRF token in the
 ``X-CSRF-Token`` header or a ``csrf_token`` form field, and a foreign Origin or Referer
 is refused: 403 otherwise. Two exceptions, neither of which can act through a cookie:
-requests with an ``Authorization`` header (API keys; cookies are then ignored) and API
-requests without a session cookie.
+requests with an ``Authorization`` or ``x-api-key`` header (API keys, as the OpenAI and
+Anthropic clients send them to the gateway; cookies are then ignored) and API requests
+without a session cookie.
 """
 
 from __future__ import annotations
@@ -40,7 +41,8 @@ from tokenledger.web.error_pages import error_page
 from tokenledger.web.errors import error_response
 
 # Paths machines call (the OTLP receiver lives at /v1/traces, where exporters post).
-API_PATHS = ("/api/", "/v1/")
+API_PATHS = ("/api/", "/v1/", "/gateway/")
+KEY_HEADERS = ("authorization", "x-api-key")
 _NOT_BROWSER_PAGES = (*API_PATHS, "/healthz", "/readyz", "/metrics")
 
 
@@ -69,7 +71,8 @@ class SessionMiddleware:
         )
         new_cookies: list[str] = []
         send = _with_cookies(send, new_cookies)
-        uses_key = "authorization" in Headers(scope=scope)
+        headers = Headers(scope=scope)
+        uses_key = any(name in headers for name in KEY_HEADERS)
         if not uses_key:  # a request with an API key is never also a session's
             try:
                 await _resume_session(scope, ctx, state, new_cookies)
