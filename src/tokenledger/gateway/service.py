@@ -108,13 +108,15 @@ class Gateway:
         headers = {name.lower(): value for name, value in request.headers.items()}
         await run_in_threadpool(callers.authenticate, self.db, headers, now_us=now_us(self.clock))
         client = self.client.client()
-        models: list[Any] = []
+        models: dict[Any, Any] = {}  # by id: a model two upstreams offer is listed once
         for upstream in self.upstreams.of_kind("openai"):
             listing = await _listing(client, upstream, headers)
             if isinstance(listing, Response):
                 return listing
-            models += [item for item in listing if upstream.allows(item.get("id"))]
-        body = orjson.dumps({"object": "list", "data": models})
+            for item in listing:
+                if upstream.allows(item.get("id")):
+                    models.setdefault(item.get("id"), item)
+        body = orjson.dumps({"object": "list", "data": list(models.values())})
         return Response(body, media_type="application/json")
 
 
