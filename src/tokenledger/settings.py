@@ -205,7 +205,7 @@ class Settings(BaseSettings):
         ),
     )
     gateway_timeout_s: float = Field(
-        600.0,
+        600,
         gt=0,
         description=(
             "Seconds the gateway waits for an upstream (to connect: at most 10) and "

@@ -108,6 +108,18 @@ ROUTES: dict[tuple[str, str], Case] = {
         {**everyone(401), "ingest_key": 200, "read_key": 403},
         json=[{"litellm_call_id": "matrix-1", "startTime": 1795600000.5, "prompt_tokens": 1}],
     ),
+    # The gateway: gateway keys only (a session is no key; here no upstream is set up).
+    **{
+        (method, path): Case({**everyone(401), "ingest_key": 403, "read_key": 403}, json={})
+        for method, path in (
+            ("POST", "/gateway/openai/v1/chat/completions"),
+            ("POST", "/gateway/openai/v1/completions"),
+            ("POST", "/gateway/openai/v1/embeddings"),
+            ("POST", "/gateway/openai/v1/responses"),
+            ("GET", "/gateway/openai/v1/models"),
+            ("POST", "/gateway/anthropic/v1/messages"),
+        )
+    },
     ("GET", "/api/v1/reports/user-usage"): Case(report_api()),
     ("GET", "/api/v1/reports/usage-series"): Case(report_api()),
     ("GET", "/api/v1/reports/user-usage/export"): Case(report_api()),

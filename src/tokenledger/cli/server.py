@@ -9,6 +9,7 @@ import typer
 from tokenledger.auth import accounts, bootstrap, sso
 from tokenledger.cli.common import app, console, database, settings
 from tokenledger.clock import now_us, system_clock
+from tokenledger.gateway import upstreams
 from tokenledger.settings import Settings
 from tokenledger.store import migrate as migrations
 from tokenledger.store.database import Database
@@ -33,6 +34,7 @@ def serve(
 
     current = settings()
     bind_host, bind_port = host or current.host, port or current.port
+    gateway = _gateway_upstreams(current)
     open_files = raise_open_file_limit(current.max_connections)
     if open_files < current.max_connections:
         console.print(
@@ -47,7 +49,19 @@ def serve(
         console.print(f"TokenLedger serving on http://{bind_host}:{bind_port}")
         console.print(f"  Sign in at http://{bind_host}:{bind_port}/sign-in  (API docs: /api/docs)")
         _say_admins(db)
+        if gateway.all:
+            names = ", ".join(f"{up.name} ({up.kind})" for up in gateway.all)
+            console.print(f"  Gateway at /gateway/openai/v1 and /gateway/anthropic: {names}")
         serve_app(create_app(current, db=db), current, host=bind_host, port=bind_port)
+
+
+def _gateway_upstreams(current: Settings) -> upstreams.Upstreams:
+    """The gateway's upstreams, or exit 2 saying what is wrong with their file."""
+    try:
+        return upstreams.load(current.gateway_config)
+    except upstreams.GatewayConfigError as exc:
+        console.print(f"error: TOKENLEDGER_GATEWAY_CONFIG: {exc}", markup=False)
+        raise typer.Exit(2) from exc
 
 
 def _first_admin(db: Database, current: Settings) -> None:

@@ -30,7 +30,8 @@ def _keys_page(
     headers: dict[str, str] | None = None,
     **values: Any,
 ) -> Response:
-    form = {"name": "", "scope": "ingest", **values.pop("form", {})}
+    form = {"name": "", "scope": "ingest", "user_id": "", **values.pop("form", {})}
+    keys = list(reversed(api_keys.list_keys(ctx.db)))
     return admin_page(
         request,
         ctx,
@@ -39,7 +40,8 @@ def _keys_page(
         status=status,
         notice=NOTICES.get(done or ""),
         headers=headers,
-        keys=list(reversed(api_keys.list_keys(ctx.db))),
+        keys=keys,
+        people=api_keys.key_people(ctx.db, keys),
         scopes=api_keys.SCOPES,
         scope_uses=api_keys.SCOPE_USES,
         form=form,
@@ -66,21 +68,28 @@ def keys_page(request: Request, ctx: Ctx, _admin: PageAdmin, done: str | None = 
 
 @router.post("/keys")
 def key_create(
-    request: Request, ctx: Ctx, admin: PageAdmin, name: FormText = "", scope: FormText = ""
+    request: Request,
+    ctx: Ctx,
+    admin: PageAdmin,
+    name: FormText = "",
+    scope: FormText = "",
+    user_id: FormText = "",
 ) -> Response:
     """Create a key, then redirect to the keys page, which shows its secret once
-    (post/redirect/get: a reload never creates a second key)."""
+    (post/redirect/get: a reload never creates a second key). A gateway key names its
+    person (``user_id``); its name defaults to that id."""
     try:
         key, secret = api_keys.create_key(
             ctx.db,
             name=name,
             scope=scope,
+            user_id=user_id or None,
             now_us=now_us(ctx.clock),
             actor=admin.email,
             client=client_address(request),
         )
     except ValueError as exc:
-        form = {"name": name[:255], "scope": scope}
+        form = {"name": name[:255], "scope": scope, "user_id": user_id[:255]}
         return _keys_page(request, ctx, status=400, error=str(exc), form=form)
     response = RedirectResponse("/admin/keys", status_code=303)
     message = {"key_id": key.id, "secret": secret}
