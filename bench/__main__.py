@@ -20,7 +20,7 @@ from bench.backends import Backend, PostgresBackend, SqliteBackend, start_kept_c
 from bench.context import Context, Options
 from bench.datasets import DatasetSpec, ensure
 from bench.progress import say
-from bench.steps import compare, export, ingest, page, reports, scaling, search
+from bench.steps import compare, export, gateway, ingest, page, reports, scaling, search
 
 STEPS: dict[str, Callable[[Context], dict[str, Any]]] = {
     "ingest": ingest.run,
@@ -30,6 +30,7 @@ STEPS: dict[str, Callable[[Context], dict[str, Any]]] = {
     "search": search.run,
     "scaling": scaling.run,
     "page": page.run,
+    "gateway": gateway.run,
 }
 ROOT = results.ROOT
 
@@ -91,6 +92,12 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--ingest-events", type=count, default=240_000, help="HTTP ingest events")
     run.add_argument("--import-events", type=count, default=20_000, help="events per imported file")
     run.add_argument(
+        "--gateway-requests", type=count, default=500, help="gateway requests per latency figure"
+    )
+    run.add_argument(
+        "--gateway-streams", type=count, default=500, help="gateway streams at once (500)"
+    )
+    run.add_argument(
         "--steps",
         default=",".join(STEPS),
         help=f"comma-separated subset of: {', '.join(STEPS)}",
@@ -132,6 +139,8 @@ def _options(args: argparse.Namespace) -> Options:
         import_events=args.import_events,
         data_dir=args.data_dir,
         rebuild=args.rebuild,
+        gateway_requests=args.gateway_requests,
+        gateway_streams=args.gateway_streams,
     )
 
 
@@ -219,6 +228,8 @@ def _options_json(options: Options, steps: list[str]) -> dict[str, Any]:
         "search_events": options.search_events,
         "ingest_events": options.ingest_events,
         "import_events": options.import_events,
+        "gateway_requests": options.gateway_requests,
+        "gateway_streams": options.gateway_streams,
         "steps": steps,
     }
 

@@ -36,6 +36,8 @@ class Options:
     import_events: int
     data_dir: Path
     rebuild: bool
+    gateway_requests: int = 500
+    gateway_streams: int = 500
 
 
 @dataclass

@@ -128,6 +128,7 @@ def _details(label: str, run: dict[str, Any]) -> list[str]:
         ("5. Search as you type", _search_md, "search"),
         ("6. Scaling", _scaling_md, "scaling"),
         ("7. User Usage page", _page_md, "page"),
+        ("8. Gateway", _gateway_md, "gateway"),
     ):
         out += ["", f"#### {title} ({label})", ""]
         step = run if name is None else steps.get(name)
@@ -301,4 +302,32 @@ def _page_md(step: dict[str, Any]) -> str:
         f"Last {step['range_days']} days, {step['users_in_range']:,} users in range: the "
         f"first table rows show {first['median']:,} ms after navigation starts "
         f"(p95 {first['p95']:,} ms, spread {first['spread_pct']}%, n = {first['n']})."
+    )
+
+
+def _gateway_md(step: dict[str, Any]) -> str:
+    rows = [
+        [
+            title,
+            _ms(figure["direct_ms"]),
+            _ms(figure["gateway_ms"]),
+            f"{figure['added_p95_ms']:,}",
+            figure["ratio_p95"],
+        ]
+        for title, figure in (
+            ("non-streaming, whole answer", step["plain"]),
+            ("streaming, first byte", step["first_byte"]),
+        )
+    ]
+    table = _table(
+        ["request", "direct", "through the gateway", "added p95 (ms)", "ratio p95"], rows
+    )
+    concurrent = step["concurrent"]
+    return (
+        f"{table}\n\n{concurrent['streams']} streams at once: {concurrent['errors']} errors, "
+        f"{concurrent['recorded']:,} events recorded; wall time "
+        f"{concurrent['gateway']['wall_s']} s through the gateway, "
+        f"{concurrent['direct']['wall_s']} s direct (x{concurrent['ratio_wall']}); "
+        f"first byte p95 {concurrent['gateway']['first_byte_ms']['p95']} ms "
+        f"(x{concurrent['ratio_first_byte_p95']})."
     )

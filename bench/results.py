@@ -76,6 +76,9 @@ TARGETS = (
     Target("search_p95", "Search p95 over HTTP, 100,000 users", "<= 50", "ms"),
     Target("scaling", "Report latency ratio, large / small (worst median)", "<= 1.5", "x"),
     Target("page", "User Usage page: first rows", "<= 1000", "ms"),
+    Target("gateway_plain", "Gateway: added latency p95, non-streaming", "<= 5", "ms"),
+    Target("gateway_first_byte", "Gateway: added time to first byte p95, streaming", "<= 5", "ms"),
+    Target("gateway_streams", "Gateway: concurrent streams without an error", ">= 500", "streams"),
 )
 
 
@@ -97,6 +100,9 @@ def _evaluate(target: str, steps: dict[str, Any]) -> tuple[float | None, bool | 
         "search_p95": "search",
         "scaling": "scaling",
         "page": "page",
+        "gateway_plain": "gateway",
+        "gateway_first_byte": "gateway",
+        "gateway_streams": "gateway",
     }[target]
     step = steps.get(step_name)
     missing = _missing(step)
@@ -129,8 +135,22 @@ def _evaluate(target: str, steps: dict[str, Any]) -> tuple[float | None, bool | 
         value = step["worst_ratio_median"]
         note = f"{step['small']['events']:,} vs {step['large']['events']:,} events"
         return value, value <= 1.5, note
+    if target.startswith("gateway"):
+        return _gateway(target, step)
     value = step["first_rows_ms"]["p95"]
     return value, value <= 1000, f"{step['users_in_range']:,} users in range"
+
+
+def _gateway(target: str, step: dict[str, Any]) -> tuple[float | None, bool | None, str]:
+    if target == "gateway_streams":
+        concurrent = step["concurrent"]
+        clean = concurrent["errors"] == 0 and concurrent["recorded_all"]
+        value = concurrent["streams"] if clean else 0
+        note = f"{concurrent['errors']} errors; wall time x{concurrent['ratio_wall']} of direct"
+        return value, value >= 500, note
+    figure = step["plain" if target == "gateway_plain" else "first_byte"]
+    value = figure["added_p95_ms"]
+    return value, value <= 5, f"p95 x{figure['ratio_p95']} of calling the fake directly"
 
 
 def targets(results: dict[str, Any]) -> list[dict[str, Any]]:

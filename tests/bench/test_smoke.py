@@ -23,8 +23,9 @@ REPETITIONS = 3
 SMALL = [
     "--events", "20000", "--users", "500", "--search-users", "1000",
     "--repetitions", str(REPETITIONS), "--ingest-events", "8000", "--import-events", "2000",
+    "--gateway-requests", "20", "--gateway-streams", "50",
 ]  # fmt: skip
-STEPS = {"ingest", "reports", "compare", "export", "search", "scaling", "page"}
+STEPS = {"ingest", "reports", "compare", "export", "search", "scaling", "page", "gateway"}
 
 
 def _run(tmp_path: Path, *extra: str) -> tuple[dict[str, Any], str]:
@@ -59,7 +60,7 @@ def _check(results: dict[str, Any], docs: str, backend: str) -> None:
     assert results["backend"] == backend
     steps = results["steps"]
     assert set(steps) == STEPS
-    for name in ("ingest", "reports", "compare", "export", "search", "scaling", "page"):
+    for name in sorted(STEPS):
         assert steps[name]["status"] == "ok", steps[name]
     assert steps["page"]["users_in_range"] > 0
 
@@ -79,6 +80,11 @@ def _check(results: dict[str, Any], docs: str, backend: str) -> None:
     assert steps["ingest"]["otlp"]["events_per_s"]["n"] == REPETITIONS
     assert "OTLP `/v1/traces`" in docs
     assert [d["users"] for d in steps["search"]["datasets"]] == [500, 1000]
+    gateway = steps["gateway"]
+    assert gateway["plain"]["n"] == gateway["first_byte"]["n"] == 20
+    assert gateway["concurrent"]["errors"] == 0
+    assert gateway["concurrent"]["recorded_all"] is True  # one event per gateway request
+    assert "#### 8. Gateway" in docs
     assert len(steps["scaling"]["reports"]) == 12
 
     assert results["datasets"]["main"]["load"]["events"] == 20000

@@ -14,7 +14,8 @@ used from synchronous tests. What a request gets is chosen by its model's name:
 - ``...-hang``: a stream that sends one event, then waits for the client to leave
   (``hung_up`` counts the ones that saw it leave);
 - ``...-no-usage``: no usage, even when asked for;
-- anything else: a complete answer.
+- ``...-paced``: a stream's events come ``event_delay_s`` apart;
+- anything else: a complete answer, at once.
 
 Every request received is kept in ``requests`` (method, path, headers, JSON body).
 """
@@ -319,7 +320,7 @@ class _Answer:
             b"x-request-id: req_fake\r\ntransfer-encoding: chunked\r\n\r\n"
         )
         for index, event in enumerate(events):
-            if index and self.upstream.event_delay_s:
+            if index and self.upstream.event_delay_s and self.model.endswith("-paced"):
                 await asyncio.sleep(self.upstream.event_delay_s)
             self.writer.write(b"%x\r\n%s\r\n" % (len(event), event))
             await self.writer.drain()
@@ -447,3 +448,18 @@ def _messages_stream(answer: _Answer) -> Iterator[bytes]:
         }
         yield _sse(final, "message_delta")
     yield _sse({"type": "message_stop"}, "message_stop")
+
+
+def main() -> None:
+    """``python -m tests.support.fake_upstream [EVENT_DELAY_S]``: serve in a process of
+    its own (the gateway benchmark), print the port, stop when standard input closes."""
+    import sys
+
+    delay = float(sys.argv[1]) if len(sys.argv) > 1 else 0.0
+    with FakeUpstream(event_delay_s=delay) as fake:
+        print(fake.port, flush=True)
+        sys.stdin.read()
+
+
+if __name__ == "__main__":
+    main()

@@ -66,15 +66,23 @@ def authenticate(db: Database, headers: Mapping[str, str], *, now_us: int) -> Ap
     return key
 
 
-def identify(
-    key: ApiKey, headers: Mapping[str, str], document: Mapping[str, Any], kind: Kind
-) -> Caller:
-    """The person a request is counted for."""
+def named_in_headers(key: ApiKey, headers: Mapping[str, str]) -> Caller | None:
+    """The person, when the key or the headers say who it is (None: see the body)."""
     if key.user_id is not None:
         return Caller(key, key.user_id)
     header = headers.get(PERSON_HEADER)
     if header is not None:
         return Caller(key, _user_id(header, "X-TokenLedger-User"))
+    return None
+
+
+def identify(
+    key: ApiKey, headers: Mapping[str, str], document: Mapping[str, Any], kind: Kind
+) -> Caller:
+    """The person a request is counted for."""
+    caller = named_in_headers(key, headers)
+    if caller is not None:
+        return caller
     field, named = _named_in_body(document, kind)
     if named is None:
         raise GatewayError(

@@ -5,8 +5,8 @@ A stream is passed on event by event as each arrives (nothing is held back but t
 rest of an incomplete event). When the client disconnects, the upstream request is
 cancelled at once (its connection closed). When the upstream stream breaks, the client
 gets a provider-shaped error event, so its library raises instead of taking a cut
-answer for a whole one. The answer's last (empty) message is sent only once the
-event is stored: a client that has its whole answer can count on the ledger having it.
+answer for a whole one. The event is stored right after the answer ends: its commit
+(a disk flush) adds nothing to what the client waits for.
 """
 
 from __future__ import annotations
@@ -144,17 +144,17 @@ class Exchange:
         await send({"type": "http.response.body", "body": body, "more_body": True})
 
     async def _finish(self, send: Send) -> None:
-        """Record the call, then end the answer."""
+        """End the answer, then record the call."""
         self.outcome.done = True
+        duration_ms = round((time.monotonic() - self.call.started_s) * 1000)
+        if self.outcome.answered and not self.outcome.client_gone:
+            end: Message = {"type": "http.response.body", "body": b"", "more_body": False}
+            await send(end)
         if self.call.endpoint.metered:
-            duration_ms = round((time.monotonic() - self.call.started_s) * 1000)
             event = recording.gateway_event(
                 self.call, self.outcome, self.meter, duration_ms=duration_ms
             )
             await self.record(event)
-        if self.outcome.answered and not self.outcome.client_gone:
-            end: Message = {"type": "http.response.body", "body": b"", "more_body": False}
-            await send(end)
 
 
 def _transport_error(exc: httpx2.HTTPError, outcome: Outcome) -> GatewayError:

@@ -19,9 +19,11 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp
 
+from tokenledger.auth.keys import ApiKey
 from tokenledger.clock import Clock, now_us
 from tokenledger.gateway import callers, forward
 from tokenledger.gateway.budget import BudgetGate, Decision
+from tokenledger.gateway.callers import Caller
 from tokenledger.gateway.calls import Call
 from tokenledger.gateway.endpoints import Endpoint
 from tokenledger.gateway.errors import GatewayError, error_response
@@ -62,15 +64,16 @@ class Gateway:
     async def _accept(self, request: Request, endpoint: Endpoint) -> Exchange:
         started_s, started_us = time.monotonic(), now_us(self.clock)
         headers = {name.lower(): value for name, value in request.headers.items()}
-        key = await run_in_threadpool(callers.authenticate, self.db, headers, now_us=started_us)
+        # One trip to a worker thread: the key, and the budget when the person is known
+        # before the body is read (a person key, or the X-TokenLedger-User header).
+        key, caller = await run_in_threadpool(self._admit, headers, started_us)
         body = await request.body()
         document = callers.request_document(body)
-        caller = callers.identify(key, headers, document, endpoint.kind)
+        if caller is None:  # named in the body
+            caller = callers.identify(key, headers, document, endpoint.kind)
+            await run_in_threadpool(self._check_budget, caller.user_id, started_us)
         model = document.get("model") if isinstance(document.get("model"), str) else None
         upstream = self._upstream(endpoint, model)
-        decision = await run_in_threadpool(self.budget.check, caller.user_id, now_us=started_us)
-        if not decision.allowed:
-            raise _over_budget(caller.user_id, decision)
         forwarded, drop_usage_chunk = _upstream_body(endpoint, document, body)
         call = Call(
             endpoint=endpoint,
@@ -87,6 +90,20 @@ class Gateway:
             drop_usage_chunk=drop_usage_chunk,
         )
         return Exchange(call, client=self.client.client(), record=self._record)
+
+    def _admit(self, headers: dict[str, str], at_us: int) -> tuple[ApiKey, Caller | None]:
+        """The caller's key and, when it is known without the body, the person (whose
+        budget is then checked)."""
+        key = callers.authenticate(self.db, headers, now_us=at_us)
+        caller = callers.named_in_headers(key, headers)
+        if caller is not None:
+            self._check_budget(caller.user_id, at_us)
+        return key, caller
+
+    def _check_budget(self, user_id: str, at_us: int) -> None:
+        decision = self.budget.check(user_id, now_us=at_us)
+        if not decision.allowed:
+            raise _over_budget(user_id, decision)
 
     async def _record(self, event: dict[str, Any]) -> None:
         await run_in_threadpool(self.recorder.store, event)
