@@ -88,6 +88,15 @@ def _recorded(url: str) -> int:
         db.dispose()
 
 
+def _recorded_soon(url: str, count: int, timeout_s: float = 30) -> int:
+    """The events stored once there are ``count`` (each is stored just after its
+    answer ended), or when ``timeout_s`` is up."""
+    deadline = time.monotonic() + timeout_s
+    while (found := _recorded(url)) < count and time.monotonic() < deadline:
+        time.sleep(0.2)
+    return found
+
+
 def run(ctx: Context) -> dict[str, Any]:
     url, key = _database(ctx)
     config = ctx.options.data_dir / "gateway.toml"
@@ -110,8 +119,8 @@ def run(ctx: Context) -> dict[str, Any]:
             plain = _latency(ctx, upstream, gateway, headers, _plain)
             first_byte = _latency(ctx, upstream, gateway, headers, _first_byte)
             concurrent = _concurrent(ctx, upstream, gateway, headers)
-            recorded = _recorded(url) - recorded_before
-    expected = plain["n"] + first_byte["n"] + 2 * WARMUP + concurrent["streams"]
+            expected = plain["n"] + first_byte["n"] + 2 * WARMUP + concurrent["streams"]
+            recorded = _recorded_soon(url, recorded_before + expected) - recorded_before
     concurrent["recorded"] = recorded
     concurrent["recorded_all"] = recorded == expected
     return {"status": "ok", "plain": plain, "first_byte": first_byte, "concurrent": concurrent}
