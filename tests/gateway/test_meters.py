@@ -81,3 +81,13 @@ def test_not_json_and_done_pass_through_untouched() -> None:
     assert meter.event(parse(b"data: [DONE]\n\n"))
     assert meter.event(parse(b"data: {broken\n\n"))
     assert meter.tokens is None
+
+
+def test_an_events_metadata_flags_missing_usage_only_at_its_top_level() -> None:
+    from tokenledger.gateway.recording import flags_usage_missing
+
+    assert flags_usage_missing('{"gateway":"messages","usage_missing":true}')
+    assert not flags_usage_missing('{"usage_missing":false}')
+    assert not flags_usage_missing('{"app":{"usage_missing":true}}')
+    assert not flags_usage_missing(None)
+    assert not flags_usage_missing("")

@@ -29,6 +29,18 @@ log = logging.getLogger("tokenledger.gateway")
 USAGE_MISSING = "usage_missing"
 
 
+def flags_usage_missing(metadata: str | None) -> bool:
+    """Whether an event's stored metadata (its canonical JSON) says its usage is
+    missing: what a count of "requests without usage" counts."""
+    if not metadata or USAGE_MISSING not in metadata:
+        return False
+    try:
+        document = orjson.loads(metadata)
+    except orjson.JSONDecodeError:
+        return False
+    return isinstance(document, dict) and document.get(USAGE_MISSING) is True
+
+
 def usage_missing(call_outcome: Outcome, meter: Meter) -> bool:
     """Whether the upstream may have used tokens it did not report."""
     return call_outcome.sent and not call_outcome.upstream_failed and not meter.complete
