@@ -314,8 +314,10 @@ def test_the_upstream_gets_its_key_never_the_callers(served: Served) -> None:
     user_id = person()
     key = served.person_key(user_id)
     with _client(served, key) as client:
+        client.chat.completions.create(model="gpt-4o", messages=MESSAGES)  # sets a cookie
         client.chat.completions.create(model="gpt-4o", messages=MESSAGES)
     seen = served.upstream.requests[-1].headers
     assert seen["authorization"] == f"Bearer {UPSTREAM_KEY}"
     assert key not in str(seen)
+    assert "cookie" not in seen  # an upstream's cookie is never replayed for another person
     assert UPSTREAM_KEY not in served.server.log()

@@ -307,7 +307,8 @@ class _Answer:
         body = json.dumps(document).encode()
         self.writer.write(
             f"HTTP/1.1 {status} X\r\ncontent-type: application/json\r\n"
-            f"x-request-id: req_fake\r\ncontent-length: {len(body)}\r\n\r\n".encode()
+            f"x-request-id: req_fake\r\nset-cookie: __cf_bm=fake-{len(self.upstream.requests)}; "
+            f"Path=/\r\ncontent-length: {len(body)}\r\n\r\n".encode()
             + body
         )
         await self.writer.drain()

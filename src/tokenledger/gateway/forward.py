@@ -9,6 +9,7 @@ TokenLedger key, cookies and other headers never leave the server.
 from __future__ import annotations
 
 import asyncio
+from http.cookiejar import CookieJar, DefaultCookiePolicy
 
 import httpx2
 
@@ -45,7 +46,12 @@ class UpstreamClient:
         loop = asyncio.get_running_loop()
         if self._client is None or self._loop is not loop:
             self._client = httpx2.AsyncClient(
-                timeout=self._timeout, limits=self._limits, follow_redirects=False
+                timeout=self._timeout,
+                limits=self._limits,
+                follow_redirects=False,
+                # One client serves every person: an upstream's cookie must not be kept
+                # and sent along with someone else's request.
+                cookies=CookieJar(policy=DefaultCookiePolicy(allowed_domains=[])),
             )
             self._loop = loop
         return self._client
