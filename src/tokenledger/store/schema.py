@@ -28,6 +28,7 @@ from sqlalchemy import (
     Integer,
     LargeBinary,
     MetaData,
+    SmallInteger,
     String,
     Table,
     Text,
@@ -90,8 +91,10 @@ events = Table(
     Column("reasoning_tokens", BigInteger),
     Column("status", String(8), nullable=False),
     Column("metadata", Text),
-    # sha256 of the canonical event: tells a retry (duplicate) from a conflict.
+    # sha256 of the canonical event: tells a retry (duplicate) from a conflict, in the
+    # version of events.content_hash it was made with (1 for events stored before it).
     Column("content_hash", LargeBinary(32), nullable=False),
+    Column("hash_version", SmallInteger, nullable=False, server_default="1"),
     Column("ingested_us", BigInteger, nullable=False),
     Index("ix_events_started", "started_us", "id"),
 )

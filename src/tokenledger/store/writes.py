@@ -15,12 +15,12 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 from sqlalchemy import bindparam, text
 from sqlalchemy.engine import Connection
 
-from tokenledger.events import Event, Rejection
+from tokenledger.events import HASH_VERSION, Event, Rejection
 from tokenledger.localdays import US_PER_DAY, US_PER_HOUR, US_PER_QUARTER
 from tokenledger.search import search_key
 from tokenledger.store.database import Database
@@ -83,13 +83,13 @@ def _prepare(items: Sequence[Event | Rejection]) -> _Pending:
     return _Pending(outcomes, first_seen)
 
 
-def _finish(pending: _Pending, stored: dict[str, bytes]) -> BatchResult:
+def _finish(pending: _Pending, stored: dict[str, StoredHash]) -> BatchResult:
     outcomes = pending.outcomes
     for event_id, (index, event) in pending.first_seen.items():
         found = stored.get(event_id)
         if found is None:
             outcomes[index] = Outcome("accepted", event_id)
-        elif found == event.content_hash:
+        elif event.hash_in(found.version) == found.digest:
             outcomes[index] = Outcome("duplicate", event_id)
         else:
             outcomes[index] = Outcome("rejected", event_id, conflict(event_id))
@@ -110,7 +110,7 @@ def store_batches(
     if not any(part.first_seen for part in pending):
         return [_finish(part, {}) for part in pending]
 
-    def work(conn: Connection) -> list[dict[str, bytes]]:
+    def work(conn: Connection) -> list[dict[str, StoredHash]]:
         if not db.is_sqlite:
             _lock_users(conn, {e.user_id for part in pending for e in part.candidates})
         return [
@@ -122,7 +122,9 @@ def store_batches(
     return [_finish(part, found) for part, found in zip(pending, stored, strict=True)]
 
 
-def _write(db: Database, conn: Connection, batch: list[Event], *, now_us: int) -> dict[str, bytes]:
+def _write(
+    db: Database, conn: Connection, batch: list[Event], *, now_us: int
+) -> dict[str, StoredHash]:
     """Insert what is new; return ``{event_id: stored hash}`` for ids already stored.
     On PostgreSQL the caller holds the batch's user locks."""
     user_pks = _ensure_users(conn, batch)
@@ -200,6 +202,7 @@ _EVENT_COLUMNS = (
     "status",
     "metadata",
     "content_hash",
+    "hash_version",
     "ingested_us",
 )
 _EVENTS_PER_STATEMENT = 500
@@ -237,6 +240,7 @@ def _insert_events(
                 event.status,
                 event.metadata,
                 event.content_hash,
+                HASH_VERSION,
                 now_us,
             )
         sql = (
@@ -248,13 +252,23 @@ def _insert_events(
     return inserted
 
 
-def _stored_hashes(conn: Connection, event_ids: list[str]) -> dict[str, bytes]:
-    stored: dict[str, bytes] = {}
-    select = text("SELECT event_id, content_hash FROM events WHERE event_id IN :ids").bindparams(
-        bindparam("ids", expanding=True)
-    )
+class StoredHash(NamedTuple):
+    """The content hash of a stored event, and the version it was made in."""
+
+    version: int
+    digest: bytes
+
+
+def _stored_hashes(conn: Connection, event_ids: list[str]) -> dict[str, StoredHash]:
+    stored: dict[str, StoredHash] = {}
+    select = text(
+        "SELECT event_id, hash_version, content_hash FROM events WHERE event_id IN :ids"
+    ).bindparams(bindparam("ids", expanding=True))
     for chunk in _chunks(event_ids):
-        stored.update((row[0], bytes(row[1])) for row in conn.execute(select, {"ids": list(chunk)}))
+        stored.update(
+            (row[0], StoredHash(row[1], bytes(row[2])))
+            for row in conn.execute(select, {"ids": list(chunk)})
+        )
     return stored
 
 
