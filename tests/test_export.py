@@ -30,6 +30,7 @@ from tokenledger.ingest import ingest
 from tokenledger.localdays import LocalRange, zone
 from tokenledger.reports import UserFilter
 from tokenledger.store.database import Database
+from tokenledger.store.usage_store import UsageStore
 
 NOW_US = 2**62  # far future: nothing is refused as "in the future"
 
@@ -40,7 +41,7 @@ def _range(start: str, end: str, tz: str = "UTC") -> LocalRange:
 
 def _store(db: Database, events: list[dict[str, Any]]) -> None:
     for first in range(0, len(events), 1000):
-        result = ingest(db, events[first : first + 1000], now_us=NOW_US)
+        result = ingest(UsageStore(db), events[first : first + 1000], now_us=NOW_US)
         assert result.count("accepted") == len(events[first : first + 1000])
 
 
@@ -165,7 +166,7 @@ def _events_at(instants: list[str], users: int = 3) -> list[dict[str, Any]]:
 
 
 def _export(db: Database, request: ExportRequest, **options: Any) -> bytes:
-    return b"".join(CsvExport(db, request, **options))
+    return b"".join(CsvExport(UsageStore(db), request, **options))
 
 
 def test_events_page_through_equal_instants_without_repeats_or_gaps(db: Database) -> None:
@@ -209,14 +210,14 @@ def test_on_finish_reports_rows_written(db: Database) -> None:
     _store(db, _events_at([f"2026-11-24T0{n}:00:00Z" for n in range(5)]))
     outcomes: list[ExportOutcome] = []
     request = ExportRequest(local_range=_range("2026-11-24", "2026-11-24"), granularity="events")
-    export = CsvExport(db, request, page_size=2, on_finish=outcomes.append)
+    export = CsvExport(UsageStore(db), request, page_size=2, on_finish=outcomes.append)
     assert export.filename == "user-usage-events_2026-11-24_2026-11-24.csv"
     chunks = iter(export)
     next(chunks)
     assert (export.rows_written, outcomes) == (0, [])
     list(chunks)
     assert outcomes == [ExportOutcome(rows=5, complete=True)]
-    abandoned = iter(CsvExport(db, request, page_size=2, on_finish=outcomes.append))
+    abandoned = iter(CsvExport(UsageStore(db), request, page_size=2, on_finish=outcomes.append))
     next(abandoned)
     abandoned.close()  # what happens when a client goes away
     assert outcomes[-1] == ExportOutcome(rows=0, complete=False)
@@ -270,7 +271,7 @@ def test_events_stream_a_page_at_a_time_in_constant_memory(
     large = ExportRequest(local_range=_range("2026-11-01", "2026-11-10"), granularity="events")
 
     # The header leaves before the first page is read; pages are read as rows go out.
-    chunks = iter(CsvExport(db, large, page_size=page_size))
+    chunks = iter(CsvExport(UsageStore(db), large, page_size=page_size))
     assert next(chunks).startswith(b"event_id,")
     assert page_queries == []
     first_rows = next(chunks)
@@ -284,7 +285,9 @@ def test_events_stream_a_page_at_a_time_in_constant_memory(
 
     def consume(request: ExportRequest, name: str) -> Callable[[], None]:
         def run() -> None:
-            sizes[name] = sum(len(chunk) for chunk in CsvExport(db, request, page_size=page_size))
+            sizes[name] = sum(
+                len(chunk) for chunk in CsvExport(UsageStore(db), request, page_size=page_size)
+            )
 
         return run
 
@@ -295,5 +298,7 @@ def test_events_stream_a_page_at_a_time_in_constant_memory(
     # Holding the whole result would need several times the small export's peak.
     assert large_peak < small_peak * 1.3 + 64 * 1024, (small_peak, large_peak, sizes)
     # ... as the same test shows when the rows are kept:
-    held = _peak_bytes(lambda: sizes.update(held=len(list(CsvExport(db, large).rows()))))
+    held = _peak_bytes(
+        lambda: sizes.update(held=len(list(CsvExport(UsageStore(db), large).rows())))
+    )
     assert held > 3 * large_peak, (held, large_peak)

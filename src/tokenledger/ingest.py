@@ -12,9 +12,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from tokenledger.events import Event, Rejection, validate_event
-from tokenledger.store.database import Database
 from tokenledger.store.group_commit import GroupCommit
-from tokenledger.store.writes import BatchResult, Outcome, store_batch
+from tokenledger.store.usage_store import UsageStore
+from tokenledger.store.writes import BatchResult, Outcome
 
 
 class EnvelopeError(ValueError):
@@ -93,18 +93,16 @@ def validate_all(
 
 
 def ingest(
-    db: Database | GroupCommit,
+    store: UsageStore | GroupCommit,
     raw_events: Sequence[Any],
     *,
     now_us: int,
     future_tolerance_s: int = 300,
 ) -> BatchResult:
     """Validate and store ``raw_events``; returns after the commit (alone, or with the
-    other batches waiting when ``db`` is a :class:`GroupCommit`)."""
+    other batches waiting when ``store`` is a :class:`GroupCommit`)."""
     items = validate_all(raw_events, now_us=now_us, future_tolerance_s=future_tolerance_s)
-    if isinstance(db, GroupCommit):
-        return db.store(items, now_us=now_us)
-    return store_batch(db, items, now_us=now_us)
+    return store.store_batch(items, now_us=now_us)
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,7 @@ from tokenledger.localdays import to_us
 from tokenledger.search import search_key
 from tokenledger.store import migrate
 from tokenledger.store.database import Database
+from tokenledger.store.usage_store import UsageStore
 
 NOW_US = to_us(datetime(2026, 11, 25, 12, tzinfo=UTC))
 
@@ -73,7 +74,7 @@ def _event(event_id: str, fields: dict[str, Any], **changes: Any) -> dict[str, A
 
 
 def _status(db: Database, raw: dict[str, Any]) -> tuple[str, str | None]:
-    outcome = ingest(db, [raw], now_us=NOW_US).outcomes[0]
+    outcome = ingest(UsageStore(db), [raw], now_us=NOW_US).outcomes[0]
     return outcome.status, outcome.rejection.code if outcome.rejection else None
 
 
@@ -202,7 +203,9 @@ def test_a_resend_with_one_field_changed_is_a_conflict(db: Database, field: str)
     # Within one batch too: the second occurrence of an id is compared with the first.
     batch_id = f"b-{field}"
     outcomes = ingest(
-        db, [_event(batch_id, FULL), _event(batch_id, FULL, **CHANGES[field])], now_us=NOW_US
+        UsageStore(db),
+        [_event(batch_id, FULL), _event(batch_id, FULL, **CHANGES[field])],
+        now_us=NOW_US,
     ).outcomes
     assert [outcome.status for outcome in outcomes] == ["accepted", "rejected"]
 

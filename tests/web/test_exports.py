@@ -25,6 +25,7 @@ from tests.conftest import make_event
 from tests.support.postgres import free_port
 from tokenledger import export
 from tokenledger.store.database import Database, DatabaseUnavailable
+from tokenledger.store.usage_store import UsageStore
 
 PATH = "/api/v1/reports/user-usage/export"
 METRICS = (
@@ -445,7 +446,7 @@ def test_many_pages_stream_through_the_endpoint(
         for n in range(5000)
     ]
     for first in range(0, len(events), 1000):
-        ingest(db, events[first : first + 1000], now_us=2**62)
+        ingest(UsageStore(db), events[first : first + 1000], now_us=2**62)
     monkeypatch.setattr(export, "EVENT_PAGE_SIZE", 300)
     params = {"granularity": "events", "start": "2026-11-20", "end": "2026-11-24"}
     headers = {"Authorization": f"Bearer {read_key}"}
@@ -496,17 +497,18 @@ def test_a_failure_after_the_first_byte_breaks_the_download(
     app: FastAPI, read_key: str, post_events: Callable[..., Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     _post(post_events, [make_event(started_at=f"2026-11-25T0{n}:00:00Z") for n in range(6)])
-    real_page = export.read_event_page
+    store = app.state.ctx.store
+    real_page = store.event_page
     calls = 0
 
-    def failing_page(db: Database, **kwargs: Any) -> Any:
+    def failing_page(**kwargs: Any) -> Any:
         nonlocal calls
         calls += 1
         if calls == 2:
             raise DatabaseUnavailable("disk I/O error")
-        return real_page(db, **kwargs)
+        return real_page(**kwargs)
 
-    monkeypatch.setattr(export, "read_event_page", failing_page)
+    monkeypatch.setattr(store, "event_page", failing_page)
     monkeypatch.setattr(export, "CHUNK_CHARS", 1)  # every row is its own chunk
     monkeypatch.setattr(export, "EVENT_PAGE_SIZE", 2)
     sent, raised = _asgi_get(app, PATH, "granularity=events", read_key)
@@ -542,14 +544,15 @@ def test_over_a_real_socket_the_client_sees_a_broken_download(
     _post(post_events, [make_event(started_at=f"2026-11-25T0{n}:00:00Z") for n in range(6)])
     monkeypatch.setattr(export, "CHUNK_CHARS", 1)
     monkeypatch.setattr(export, "EVENT_PAGE_SIZE", 2)
-    real_page = export.read_event_page
+    store = app.state.ctx.store
+    real_page = store.event_page
 
-    def failing_page(db: Database, **kwargs: Any) -> Any:
+    def failing_page(**kwargs: Any) -> Any:
         if kwargs["after"][1] > 0:  # any page but the first
             raise DatabaseUnavailable("disk I/O error")
-        return real_page(db, **kwargs)
+        return real_page(**kwargs)
 
-    monkeypatch.setattr(export, "read_event_page", failing_page)
+    monkeypatch.setattr(store, "event_page", failing_page)
     server = uvicorn.Server(
         uvicorn.Config(app, host="127.0.0.1", port=free_port(), log_level="critical")
     )

@@ -9,14 +9,14 @@ import typer
 
 from tokenledger.cli.common import app, console, database, progress_bar, settings
 from tokenledger.clock import now_us, system_clock
-from tokenledger.store import rollups
+from tokenledger.store.usage_store import UsageStore
 
 
 @app.command()
 def verify() -> None:
     """Recompute every rollup from the raw events; exit 1 on any difference."""
     with database() as db:
-        differences = rollups.verify(db)
+        differences = UsageStore(db).verify()
     for table, count in differences.items():
         console.print(f"{table}: {'ok' if count == 0 else f'{count} rows differ'}")
     if any(differences.values()):
@@ -29,7 +29,7 @@ def verify() -> None:
 def rebuild_rollups() -> None:
     """Rewrite every rollup from the raw events (one transaction)."""
     with database() as db:
-        counts = rollups.rebuild(db)
+        counts = UsageStore(db).rebuild()
     for table, count in counts.items():
         console.print(f"{table}: {count} rows")
 
@@ -53,13 +53,14 @@ def demo(
                 if conn.execute(text("SELECT 1 FROM events LIMIT 1")).first():
                     console.print("Events exist already; demo data not loaded.")
                     return
+        store = UsageStore(db)
         events = list(demo_events(now=system_clock(), days=days, users=users, seed=seed))
         tally = Tally()
         with progress_bar() as progress:
             task = progress.add_task("Loading demo events", total=len(events))
             for start in range(0, len(events), 1000):
                 batch = events[start : start + 1000]
-                tally = tally.plus(ingest(db, batch, now_us=now_us(system_clock)))
+                tally = tally.plus(ingest(store, batch, now_us=now_us(system_clock)))
                 progress.advance(task, len(batch))
     console.print(
         f"Demo: {tally.accepted} events accepted, {tally.duplicate} already there, "
@@ -81,7 +82,7 @@ def import_file(
         with database() as db, progress_bar() as progress, open_records(file) as records:
             task = progress.add_task(f"Importing {file.name}", total=None)
             summary = import_records(
-                db,
+                UsageStore(db),
                 records,
                 now_us=lambda: now_us(system_clock),
                 future_tolerance_s=current.future_tolerance_s,

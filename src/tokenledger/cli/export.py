@@ -17,6 +17,7 @@ from tokenledger.export import CsvExport, ExportOutcome, ExportRequest, Granular
 from tokenledger.localdays import LocalRange, parse_date, zone
 from tokenledger.reports import UserFilter
 from tokenledger.store.database import Database, DatabaseUnavailable
+from tokenledger.store.usage_store import UsageStore
 
 
 def _local_range(start: str | None, end: str | None, tz: str | None) -> LocalRange:
@@ -92,7 +93,9 @@ def export(
     try:
         with database() as db:
             csv_export = CsvExport(
-                db, request, on_finish=lambda outcome: _audit_export(db, request, outcome)
+                UsageStore(db),
+                request,
+                on_finish=lambda outcome: _audit_export(db, request, outcome),
             )
             if output == "-":
                 _write_stream(typer.get_binary_stream("stdout"), csv_export)

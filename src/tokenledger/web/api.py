@@ -15,14 +15,8 @@ from tokenledger import ingest as ingest_service
 from tokenledger.clock import now_us
 from tokenledger.events import event_json_schema
 from tokenledger.localdays import LocalRange, iso, parse_date, zone
-from tokenledger.reports import (
-    SORT_COLUMNS,
-    Usage,
-    UserUsage,
-    parse_sort,
-    usage_series,
-    user_usage,
-)
+from tokenledger.ordering import parse_sort, sort_columns
+from tokenledger.reports import Usage, UserUsage, usage_series, user_usage
 from tokenledger.web.context import AppContext
 from tokenledger.web.deps import Ctx, IngestKey, ReportReader, ReportsAvailable
 from tokenledger.web.errors import JSON, ApiError, error_body
@@ -197,7 +191,7 @@ def check_sort(sort: str) -> str:
 
 
 def usage_json(usage: Usage, tz: Any) -> dict[str, Any]:
-    values: dict[str, Any] = usage.metrics()
+    values: dict[str, Any] = usage.json_values()
     values["first_request_at"] = iso(usage.first_us, tz)
     values["last_request_at"] = iso(usage.last_us, tz)
     return values
@@ -243,9 +237,9 @@ QParam = Annotated[
 SortParam = Annotated[
     str,
     Query(
-        description=f"One of {', '.join(SORT_COLUMNS)}; prefix '-' for descending.",
+        description=f"One of {', '.join(sort_columns())}; prefix '-' for descending.",
         max_length=40,
-        json_schema_extra={"enum": [*SORT_COLUMNS, *(f"-{column}" for column in SORT_COLUMNS)]},
+        json_schema_extra={"enum": [*sort_columns(), *(f"-{column}" for column in sort_columns())]},
     ),
 ]
 
@@ -272,7 +266,7 @@ def get_user_usage(
     """Requests, tokens and usage time per user between two local dates."""
     local_range = local_range_from(ctx, start=start, end=end, tz=tz)
     report = user_usage(
-        ctx.db,
+        ctx.store,
         local_range=local_range,
         q=check_text(q, "q"),
         sort=check_sort(sort),
@@ -281,7 +275,7 @@ def get_user_usage(
         include_inactive=include_inactive,
     )
     tz_info = local_range.tz
-    totals = report.totals.metrics()
+    totals = report.totals.json_values()
     return {
         "range": range_json(local_range),
         "tz": tz_info.key,
@@ -329,7 +323,7 @@ def get_usage_series(
             field="interval",
         )
     points = usage_series(
-        ctx.db,
+        ctx.store,
         local_range=local_range,
         interval=interval,
         q=check_text(q, "q"),
@@ -339,7 +333,9 @@ def get_usage_series(
         "range": range_json(local_range),
         "tz": local_range.tz.key,
         "interval": interval,
-        "points": [{"start": point.start.isoformat(), **point.usage.metrics()} for point in points],
+        "points": [
+            {"start": point.start.isoformat(), **point.usage.json_values()} for point in points
+        ],
     }
 
 

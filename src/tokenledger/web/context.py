@@ -8,6 +8,7 @@ from tokenledger.clock import Clock
 from tokenledger.settings import Settings
 from tokenledger.store.database import Database
 from tokenledger.store.group_commit import GroupCommit
+from tokenledger.store.usage_store import UsageStore
 
 
 @dataclass
@@ -15,8 +16,11 @@ class AppContext:
     settings: Settings
     db: Database
     clock: Clock
+    # Usage data: events, users, rollups (``db`` also holds accounts, keys, audit).
+    store: UsageStore = field(init=False)
     # Ingest requests that arrive together share one commit.
     writes: GroupCommit = field(init=False)
 
     def __post_init__(self) -> None:
-        self.writes = GroupCommit(self.db)
+        self.store = UsageStore(self.db)
+        self.writes = GroupCommit(self.store)

@@ -92,4 +92,4 @@ def export_user_usage(
             client=reader.client,
         )
 
-    return csv_response(CsvExport(ctx.db, request, on_finish=audit_export))
+    return csv_response(CsvExport(ctx.store, request, on_finish=audit_export))

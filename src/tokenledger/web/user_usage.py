@@ -17,7 +17,8 @@ from zoneinfo import ZoneInfo, available_timezones
 from starlette.requests import Request
 
 from tokenledger.localdays import LocalRange, parse_date, today, zone
-from tokenledger.reports import UserUsageReport, parse_sort, user_usage
+from tokenledger.ordering import parse_sort
+from tokenledger.reports import UserUsageReport, user_usage
 from tokenledger.web import formatting
 from tokenledger.web.context import AppContext
 
@@ -199,7 +200,7 @@ class Page:
 
 def load_page(ctx: AppContext, view: UsageView) -> Page:
     report = user_usage(
-        ctx.db,
+        ctx.store,
         local_range=view.local_range,
         q=view.q or None,
         sort=view.sort,

@@ -1,0 +1,275 @@
+"""Usage queries over the rollups: per user over a range, per bucket for series.
+
+Reports never scan raw events. A range ``[start, end)`` in UTC is split by
+:func:`~tokenledger.localdays.plan_buckets` into whole UTC days (answered from the
+running-total day rollup with two index seeks per user, however long the range), and
+whole hours and quarter hours at the edges (small scans of the bucket rollups). Only a
+zone with a historical non-quarter-hour offset leaves a sliver for the raw events.
+
+Every column list follows from the store's metrics; results are :data:`Raw` lists
+(the metrics in declaration order, then first_us and last_us).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, Literal
+
+from sqlalchemy import bindparam, text
+from sqlalchemy.engine import Connection
+from sqlalchemy.sql.elements import TextClause
+
+from tokenledger.localdays import BucketPlan, plan_buckets
+from tokenledger.metrics import Raw
+from tokenledger.store.rollups import TOTAL_ROLLUP, USER_ROLLUP, Grain
+from tokenledger.store.schema import events
+from tokenledger.usage import UserFilter
+
+if TYPE_CHECKING:
+    from tokenledger.store.usage_store import UsageStore
+
+Profile = tuple[str, str | None, str | None]  # (user id, name, e-mail)
+# SQLite's default limit of bound parameters is 999: lists of ids go in pieces.
+_IDS_PER_STATEMENT = 900
+
+
+class UsageReader:
+    """Range queries over the rollups, on one connection (one snapshot)."""
+
+    def __init__(self, store: UsageStore, conn: Connection) -> None:
+        self.store = store
+        self.db = store.db
+        self.conn = conn
+        self.metrics = store.metrics
+        names = store.metric_columns
+        # CAST: PostgreSQL's sum(bigint) is numeric.
+        self._sums = ", ".join(f"CAST(sum({name}) AS BIGINT)" for name in names)
+        self._bucket_row = ", ".join(("user_pk", *names, "first_us", "last_us"))
+        contributions = [store.sql(m.per_event.sql(events)) for m in self.metrics.stored]
+        # One raw event as a bucket row (columns named as in the bucket tables).
+        self._raw_row = ", ".join(
+            [
+                "user_pk",
+                *(f"{sql} AS {name}" for sql, name in zip(contributions, names, strict=True)),
+                "started_us AS first_us",
+                "started_us AS last_us",
+            ]
+        )
+        self._raw_sums = ", ".join(f"CAST(sum({sql}) AS BIGINT)" for sql in contributions)
+        self._days = USER_ROLLUP.table(Grain.DAY)
+
+    # -- per user ---------------------------------------------------------------
+
+    def per_user(self, start_us: int, end_us: int, users: UserFilter) -> dict[int, Raw]:
+        """Usage per user pk over ``[start_us, end_us)`` (users with requests only), as
+        :data:`Raw` lists, without first requests from whole days (see
+        :meth:`fill_first`): a report over 10,000s of users builds no object per user.
+
+        One statement: the matching users are found once (a search text is a scan of
+        the users table; no index serves a substring), then the whole days (two index
+        seeks per user) and the edges (scans of the hour and quarter rollups).
+        """
+        plan = plan_buckets(start_us, end_us)
+        params: dict[str, Any] = {"a": start_us, "b": end_us}
+        match_sql, match_params = self.store.match_users(users, "u")
+        params.update(match_params)
+        # Users whose activity span misses the range cannot have usage in it.
+        ctes = [
+            "m AS MATERIALIZED (SELECT u.id FROM users u "
+            f"WHERE {match_sql} AND u.last_us >= :a AND u.first_us < :b)"
+        ]
+        selects: list[str] = []
+        if plan.days is not None:
+            params["ds"], params["de"] = plan.days
+            ctes.extend(self._day_ctes())
+            selects.append(self._day_select())
+        edges = self._edge_select(plan, params, filtered=users.active)
+        if edges:
+            selects.append(edges)
+        result: dict[int, Raw] = {}
+        if selects:
+            query = f"WITH {', '.join(ctes)} " + " UNION ALL ".join(selects)
+            self._add_rows(result, text(query), params)
+        return result
+
+    def _day_ctes(self) -> list[str]:
+        if not self.db.is_sqlite:
+            return []
+        days = self._days
+        return [
+            "s AS MATERIALIZED (SELECT m.id AS user_pk, "
+            f" (SELECT d.id FROM {days} d WHERE d.user_pk = m.id AND d.day < :de "
+            "  ORDER BY d.day DESC LIMIT 1) AS hi_id, "
+            f" (SELECT d.id FROM {days} d WHERE d.user_pk = m.id AND d.day < :ds "
+            "  ORDER BY d.day DESC LIMIT 1) AS lo_id FROM m)"
+        ]
+
+    def _day_select(self) -> str:
+        """The whole days: each user's running totals at the end minus at the start."""
+        diffs = ", ".join(
+            f"hi.cum_{name} - coalesce(lo.cum_{name}, 0)" for name in self.store.metric_columns
+        )
+        days = self._days
+        if self.db.is_sqlite:  # ids by seek in the CTE, then rows by rowid
+            return (
+                f"SELECT s.user_pk, {diffs}, NULL, hi.day_last_us FROM s "
+                f"JOIN {days} hi ON hi.id = s.hi_id "
+                f"LEFT JOIN {days} lo ON lo.id = s.lo_id "
+                "WHERE hi.day >= :ds"
+            )
+        return (
+            f"SELECT m.id, {diffs}, NULL, hi.day_last_us FROM m "
+            f"JOIN LATERAL (SELECT * FROM {days} d WHERE d.user_pk = m.id "
+            " AND d.day < :de ORDER BY d.day DESC LIMIT 1) hi ON hi.day >= :ds "
+            f"LEFT JOIN LATERAL (SELECT * FROM {days} d WHERE d.user_pk = m.id "
+            " AND d.day < :ds ORDER BY d.day DESC LIMIT 1) lo ON true"
+        )
+
+    def _edge_select(self, plan: BucketPlan, params: dict[str, Any], *, filtered: bool) -> str:
+        """The hour, quarter-hour and raw pieces of the range, summed per user."""
+        parts: list[str] = []
+        pieces = [(USER_ROLLUP.table(Grain.HOUR), "bucket", r) for r in plan.hours]
+        pieces += [(USER_ROLLUP.table(Grain.QUARTER), "bucket", r) for r in plan.quarters]
+        pieces += [("events", "started_us", r) for r in plan.raw]
+        member = " AND user_pk IN (SELECT id FROM m)" if filtered else ""
+        for index, (table, column, (first, last)) in enumerate(pieces):
+            columns = self._raw_row if table == "events" else self._bucket_row
+            parts.append(
+                f"SELECT {columns} FROM {table} "
+                f"WHERE {column} >= :lo{index} AND {column} < :hi{index}{member}"
+            )
+            params[f"lo{index}"], params[f"hi{index}"] = first, last
+        if not parts:
+            return ""
+        return (
+            f"SELECT user_pk, {self._sums}, min(first_us), max(last_us) "
+            f"FROM ({' UNION ALL '.join(parts)}) AS e GROUP BY user_pk"
+        )
+
+    def _add_rows(self, result: dict[int, Raw], query: TextClause, params: dict[str, Any]) -> None:
+        """Add each row ``(user_pk, metrics..., first_us, last_us)`` to ``result``."""
+        add = self.metrics.add
+        for row in self.conn.execute(query, params).all():
+            current = result.get(row[0])
+            if current is None:
+                result[row[0]] = list(row[1:])
+            else:
+                add(current, row[1:])
+
+    def fill_first(self, result: dict[int, Raw], start_us: int, end_us: int) -> None:
+        """Set the first request where the whole-day part of the range may hold it.
+
+        The day part gives sums and the last request but not the first; one seek per
+        user finds the first day with activity. Call it only for the rows shown
+        unless sorting by first request.
+        """
+        plan = plan_buckets(start_us, end_us)
+        if plan.days is None:
+            return
+        day_start, day_end = plan.days
+        n = self.metrics.size
+        # One statement per 900 users, not one per user.
+        query = text(
+            f"SELECT u.id, (SELECT d.day_first_us FROM {self._days} d "
+            " WHERE d.user_pk = u.id AND d.day >= :ds AND d.day < :de "
+            " ORDER BY d.day LIMIT 1) FROM users u WHERE u.id IN :pks"
+        ).bindparams(bindparam("pks", expanding=True))
+        pks = list(result)
+        for start in range(0, len(pks), _IDS_PER_STATEMENT):
+            params = {
+                "pks": pks[start : start + _IDS_PER_STATEMENT],
+                "ds": day_start,
+                "de": day_end,
+            }
+            for user_pk, first in self.conn.execute(query, params):
+                values = result[user_pk]
+                if first is not None and (values[n] is None or first < values[n]):
+                    values[n] = first
+
+    def profiles(self, user_pks: Iterable[int]) -> dict[int, Profile]:
+        """``{pk: (external_id, name, email)}``."""
+        found: dict[int, Profile] = {}
+        pks = list(user_pks)
+        query = text("SELECT id, external_id, name, email FROM users WHERE id IN :ids").bindparams(
+            bindparam("ids", expanding=True)
+        )
+        for start in range(0, len(pks), _IDS_PER_STATEMENT):
+            for row in self.conn.execute(query, {"ids": pks[start : start + _IDS_PER_STATEMENT]}):
+                found[row[0]] = (row[1], row[2], row[3])
+        return found
+
+    def matching_users(self, users: UserFilter) -> Iterator[tuple[int, Profile]]:
+        """Every user the filter matches, with or without usage: ``(pk, profile)``."""
+        match_sql, params = self.store.match_users(users, "users")
+        query = text(f"SELECT id, external_id, name, email FROM users WHERE {match_sql}")
+        for row in self.conn.execute(query, params):
+            yield row[0], (row[1], row[2], row[3])
+
+    # -- series -------------------------------------------------------------------
+
+    def series(self, buckets: Sequence[tuple[int, int]], users: UserFilter) -> list[Raw]:
+        """Usage for each ``[start_us, end_us)`` in ``buckets`` (adjacent, ascending)."""
+        plans = [plan_buckets(start, end, use_days=False) for start, end in buckets]
+        hours = {h for plan in plans for lo, hi in plan.hours for h in range(lo, hi)}
+        quarters = {q for plan in plans for lo, hi in plan.quarters for q in range(lo, hi)}
+        hour_rows = self._bucket_sums(Grain.HOUR, hours, users)
+        quarter_rows = self._bucket_sums(Grain.QUARTER, quarters, users)
+        add = self.metrics.add
+        out = []
+        for plan in plans:
+            usage = self.metrics.empty()
+            for lo, hi in plan.hours:
+                for h in range(lo, hi):
+                    if h in hour_rows:
+                        add(usage, hour_rows[h])
+            for lo, hi in plan.quarters:
+                for q in range(lo, hi):
+                    if q in quarter_rows:
+                        add(usage, quarter_rows[q])
+            for lo, hi in plan.raw:
+                add(usage, self._raw_sum(lo, hi, users))
+            out.append(usage)
+        return out
+
+    def _bucket_sums(
+        self, grain: Literal[Grain.HOUR, Grain.QUARTER], wanted: set[int], users: UserFilter
+    ) -> dict[int, Raw]:
+        if not wanted:
+            return {}
+        lo, hi = min(wanted), max(wanted) + 1
+        # Sparse quarter hours (the edges of local hours or days) are looked up.
+        sparse = grain is Grain.QUARTER and len(wanted) < (hi - lo) // 4
+        where = "bucket IN :wanted" if sparse else "bucket >= :lo AND bucket < :hi"
+        params: dict[str, Any] = {"lo": lo, "hi": hi, "wanted": sorted(wanted)}
+        if users.active:
+            match_sql, match_params = self.store.match_users(users, "users")
+            params.update(match_params)
+            query = text(
+                f"SELECT bucket, {self._sums}, min(first_us), max(last_us) "
+                f"FROM {USER_ROLLUP.table(grain)} WHERE {where} AND user_pk IN "
+                f"(SELECT id FROM users WHERE {match_sql}) GROUP BY bucket"
+            )
+        else:
+            names = ", ".join(self.store.metric_columns)
+            query = text(
+                f"SELECT bucket, {names}, first_us, last_us FROM {TOTAL_ROLLUP.table(grain)} "
+                f"WHERE {where}"
+            )
+        if sparse:
+            query = query.bindparams(bindparam("wanted", expanding=True))
+        else:
+            del params["wanted"]
+        return {row[0]: list(row[1:]) for row in self.conn.execute(query, params)}
+
+    def _raw_sum(self, lo: int, hi: int, users: UserFilter) -> Raw:
+        match_sql, params = self.store.match_users(users, "users")
+        member = f" AND user_pk IN (SELECT id FROM users WHERE {match_sql})" if users.active else ""
+        row = self.conn.execute(
+            text(
+                f"SELECT {self._raw_sums}, min(started_us), max(started_us) FROM events "
+                f"WHERE started_us >= :lo AND started_us < :hi{member}"
+            ),
+            {"lo": lo, "hi": hi, **params},
+        ).one()
+        n = self.metrics.size
+        return [*(value or 0 for value in row[:n]), row[n], row[n + 1]]
