@@ -173,7 +173,7 @@ def write_events(db: Database, generator: Generator, *, label: str, total: int) 
 
 def _finish(db: Database) -> None:
     """What a running installation has done by itself some time after a load."""
-    if db.is_sqlite:
+    if db.dialect.name == "sqlite":
         with db.engine.connect() as conn:
             conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
     else:  # autovacuum would analyze (and vacuum) the new tables on its own

@@ -43,7 +43,7 @@ def plain_group_by(store: UsageStore, param: str) -> str:
     """Per-user sums of every metric over raw events in ``[lo, hi)``, biggest users
     first, from each metric's per-event SQL (a derived one sums its parts')."""
     alias = events.alias("e")
-    per_event = {m.public: store.sql(m.per_event.sql(alias)) for m in METRICS.stored}
+    per_event = {m.public: store.db.dialect.render(m.per_event.sql(alias)) for m in METRICS.stored}
     sums = []
     for item in METRICS.declared:
         parts = item.parts if isinstance(item, Derived) else (item.public,)
@@ -97,7 +97,7 @@ def run(ctx: Context) -> dict[str, Any]:
 
 
 def _plain(db: Database, bounds: tuple[int, int]) -> Callable[[], list[tuple[Any, ...]]]:
-    query = plain_group_by(UsageStore(db), db.param)
+    query = plain_group_by(UsageStore(db), db.dialect.param)
 
     def execute() -> list[tuple[Any, ...]]:
         with db.read() as conn:

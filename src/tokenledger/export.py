@@ -30,7 +30,7 @@ from tokenledger.metrics import seconds as seconds  # part of this module's inte
 from tokenledger.ordering import parse_sort
 from tokenledger.reports import UserUsage, all_rows, day_rows
 from tokenledger.search import fold
-from tokenledger.store.usage_store import UsageStore
+from tokenledger.store.port import UsagePort
 from tokenledger.usage import UserFilter
 
 Granularity = Literal["summary", "daily", "events"]
@@ -243,7 +243,7 @@ class _UsageCells:
         return list(self._metrics.csv_values(row.usage.raw, self._later))
 
 
-def summary_rows(store: UsageStore, *, request: ExportRequest) -> Iterator[list[Cell]]:
+def summary_rows(store: UsagePort, *, request: ExportRequest) -> Iterator[list[Cell]]:
     """The report's rows for the whole range, in the report's order.
 
     This is the report itself: one list with a small row per active user (10,000 users
@@ -259,7 +259,7 @@ def summary_rows(store: UsageStore, *, request: ExportRequest) -> Iterator[list[
         yield [*cells.head(row), start, end, zone_cell, *cells.tail(row)]
 
 
-def daily_rows(store: UsageStore, *, request: ExportRequest) -> Iterator[list[Cell]]:
+def daily_rows(store: UsagePort, *, request: ExportRequest) -> Iterator[list[Cell]]:
     """One row per user and local day with usage, day by day, each day in report order."""
     local_range = request.local_range
     cells = _UsageCells(store.metrics, local_range.tz)
@@ -273,7 +273,7 @@ def daily_rows(store: UsageStore, *, request: ExportRequest) -> Iterator[list[Ce
 
 
 def event_records(
-    store: UsageStore,
+    store: UsagePort,
     *,
     local_range: LocalRange,
     users: UserFilter,
@@ -307,7 +307,7 @@ def event_records(
 
 
 def event_rows(
-    store: UsageStore, *, request: ExportRequest, page_size: int = EVENT_PAGE_SIZE
+    store: UsagePort, *, request: ExportRequest, page_size: int = EVENT_PAGE_SIZE
 ) -> Iterator[list[Cell]]:
     """One row per request: the audit trail. Missing cache/reasoning counts are 0.
 
@@ -443,7 +443,7 @@ class CsvExport:
 
     def __init__(
         self,
-        store: UsageStore,
+        store: UsagePort,
         request: ExportRequest,
         *,
         page_size: int | None = None,

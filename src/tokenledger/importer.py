@@ -16,7 +16,7 @@ from typing import IO, Any
 
 from tokenledger.events import Rejection, validate_event
 from tokenledger.ingest import EnvelopeError, loads_strict
-from tokenledger.store.usage_store import UsageStore
+from tokenledger.store.port import UsagePort
 from tokenledger.store.writes import Outcome
 
 CSV_INT_FIELDS = (
@@ -118,7 +118,7 @@ def _batches(records: Iterable[tuple[int, Any]], size: int) -> Iterator[list[tup
 
 
 def import_records(
-    store: UsageStore,
+    store: UsagePort,
     records: Iterable[tuple[int, Any]],
     *,
     now_us: Callable[[], int],

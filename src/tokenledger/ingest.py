@@ -13,7 +13,7 @@ from typing import Any
 
 from tokenledger.events import Event, Rejection, validate_event
 from tokenledger.store.group_commit import GroupCommit
-from tokenledger.store.usage_store import UsageStore
+from tokenledger.store.port import UsagePort
 from tokenledger.store.writes import BatchResult, Outcome
 
 
@@ -93,7 +93,7 @@ def validate_all(
 
 
 def ingest(
-    store: UsageStore | GroupCommit,
+    store: UsagePort | GroupCommit,
     raw_events: Sequence[Any],
     *,
     now_us: int,

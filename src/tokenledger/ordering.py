@@ -11,13 +11,13 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from tokenledger.metrics import METRICS, MetricSet, Raw
+from tokenledger.usage import Profile
 
 TEXT_SORTS = ("user_id", "name", "email")
 SPAN_SORTS = ("first_request_at", "last_request_at")
 DEFAULT_SORT = "-total_tokens"
 _MISSING = -(2**63)  # sorts "no request" before every instant
 
-Profile = tuple[str, str | None, str | None]  # (user id, name, e-mail)
 Item = tuple[int, Raw]  # (user pk, raw usage)
 
 

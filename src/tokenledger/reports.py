@@ -14,10 +14,9 @@ from typing import Literal
 
 from tokenledger.localdays import LocalRange
 from tokenledger.metrics import Raw
-from tokenledger.ordering import Item, Profile, needs_every_profile, order, parse_sort
-from tokenledger.store.usage_reads import UsageReader
-from tokenledger.store.usage_store import UsageStore
-from tokenledger.usage import Usage, UserFilter
+from tokenledger.ordering import Item, needs_every_profile, order, parse_sort
+from tokenledger.store.port import UsagePort, UsageQueries
+from tokenledger.usage import Profile, Usage, UserFilter
 
 __all__ = [
     "SeriesPoint",
@@ -58,7 +57,7 @@ class _Rows:
 
 
 def _collect(
-    reader: UsageReader,
+    reader: UsageQueries,
     local_range: LocalRange,
     users: UserFilter,
     *,
@@ -103,14 +102,14 @@ def _active(raw: dict[int, Raw]) -> dict[int, Raw]:
     return {pk: values for pk, values in raw.items() if values[-1] is not None}
 
 
-def _rows(reader: UsageReader, items: list[Item], profiles: dict[int, Profile]) -> list[UserUsage]:
+def _rows(reader: UsageQueries, items: list[Item], profiles: dict[int, Profile]) -> list[UserUsage]:
     return [
         UserUsage(pk, *profiles[pk], Usage(values, metrics=reader.metrics)) for pk, values in items
     ]
 
 
 def all_rows(
-    reader: UsageReader,
+    reader: UsageQueries,
     local_range: LocalRange,
     users: UserFilter,
     *,
@@ -125,7 +124,7 @@ def all_rows(
 
 
 def day_rows(
-    reader: UsageReader, start_us: int, end_us: int, users: UserFilter, *, sort: str
+    reader: UsageQueries, start_us: int, end_us: int, users: UserFilter, *, sort: str
 ) -> list[UserUsage]:
     """The rows of the users with requests in ``[start_us, end_us)`` (one local day of
     a daily export), complete and in report order."""
@@ -145,7 +144,7 @@ def day_rows(
 
 
 def user_usage(
-    store: UsageStore,
+    store: UsagePort,
     *,
     local_range: LocalRange,
     q: str | None = None,
@@ -183,7 +182,7 @@ class SeriesPoint:
 
 
 def usage_series(
-    store: UsageStore,
+    store: UsagePort,
     *,
     local_range: LocalRange,
     interval: Literal["hour", "day"],

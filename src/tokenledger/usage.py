@@ -67,6 +67,9 @@ class Usage:
         return self.metric_set.json_values(self.raw)
 
 
+Profile = tuple[str, str | None, str | None]  # a user's (user id, name, e-mail)
+
+
 @dataclass(frozen=True)
 class UserFilter:
     """Which users a report covers: a search text and/or one user id."""

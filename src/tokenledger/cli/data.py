@@ -42,18 +42,14 @@ def demo(
     if_empty: Annotated[bool, typer.Option(help="Do nothing if events exist.")] = False,
 ) -> None:
     """Load realistic demo usage through the normal ingest path."""
-    from sqlalchemy import text
-
     from tokenledger.demo import demo_events
     from tokenledger.ingest import Tally, ingest
 
     with database() as db:
-        if if_empty:
-            with db.read() as conn:
-                if conn.execute(text("SELECT 1 FROM events LIMIT 1")).first():
-                    console.print("Events exist already; demo data not loaded.")
-                    return
         store = UsageStore(db)
+        if if_empty and store.has_events():
+            console.print("Events exist already; demo data not loaded.")
+            return
         events = list(demo_events(now=system_clock(), days=days, users=users, seed=seed))
         tally = Tally()
         with progress_bar() as progress:

@@ -21,6 +21,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from tokenledger.settings import Settings
+from tokenledger.store.dialect import dialect_of
 
 T = TypeVar("T")
 
@@ -32,14 +33,12 @@ class DatabaseUnavailable(Exception):
 
 
 class Database:
-    """One engine plus the few dialect differences the store needs."""
+    """One engine, its dialect (what differs between databases) and transactions."""
 
     def __init__(self, engine: Engine, *, sqlite_file: Path | None = None) -> None:
         self.engine = engine
-        self.is_sqlite = engine.dialect.name == "sqlite"
+        self.dialect = dialect_of(engine)
         self.sqlite_file = sqlite_file
-        # Placeholder of the driver's paramstyle, for hot paths that skip SQLAlchemy.
-        self.param = "?" if self.is_sqlite else "%s"
 
     @contextmanager
     def write(self) -> Iterator[Connection]:
@@ -52,18 +51,9 @@ class Database:
 
     @contextmanager
     def read(self) -> Iterator[Connection]:
-        """A read-only snapshot (one transaction) for consistent reports.
-
-        PostgreSQL's default READ COMMITTED takes a new snapshot per statement, so a
-        report's statements could each see a different set of committed batches;
-        REPEATABLE READ gives the whole transaction one snapshot (and a read-only one
-        never fails to serialize).
-        """
+        """A read-only snapshot (one transaction) for consistent reports."""
         with self._translate_errors(), self.engine.connect() as conn:
-            if not self.is_sqlite:
-                conn = conn.execution_options(
-                    isolation_level="REPEATABLE READ", postgresql_readonly=True
-                )
+            conn = self.dialect.snapshot(conn)
             with conn.begin():
                 yield conn
 
@@ -108,12 +98,6 @@ class Database:
             if exc.connection_invalidated:
                 raise DatabaseUnavailable(_describe(exc)) from exc
             raise
-
-    def least(self, *args: str) -> str:
-        return f"{'min' if self.is_sqlite else 'LEAST'}({', '.join(args)})"
-
-    def greatest(self, *args: str) -> str:
-        return f"{'max' if self.is_sqlite else 'GREATEST'}({', '.join(args)})"
 
     def dispose(self) -> None:
         self.engine.dispose()

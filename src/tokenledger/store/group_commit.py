@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 from tokenledger.events import Event, Rejection
 from tokenledger.store.database import DatabaseUnavailable
-from tokenledger.store.usage_store import UsageStore
+from tokenledger.store.port import UsagePort
 from tokenledger.store.writes import BatchResult
 
 
@@ -30,7 +30,7 @@ class _Job:
 class GroupCommit:
     """Stores batches through one writer thread (started on first use)."""
 
-    def __init__(self, store: UsageStore, *, max_events: int = 10_000) -> None:
+    def __init__(self, store: UsagePort, *, max_events: int = 10_000) -> None:
         self._store = store
         self._max_events = max_events
         self._queue: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()

@@ -46,9 +46,11 @@ def stored_columns(store: UsageStore, level: Level) -> list[str]:
 
 def expected(store: UsageStore, level: Level) -> str:
     """A SELECT of what ``level``'s table must hold, from the raw events."""
-    keys = [f"{store.sql(key.sql(events))} AS {key.column}" for key in level.rollup.keys]
+    keys = [
+        f"{store.db.dialect.render(key.sql(events))} AS {key.column}" for key in level.rollup.keys
+    ]
     sums = [
-        f"sum({store.sql(metric.per_event.sql(events))}) AS {metric.name}"
+        f"sum({store.db.dialect.render(metric.per_event.sql(events))}) AS {metric.name}"
         for metric in store.metrics.stored
     ]
     group = ", ".join(str(position) for position in range(1, len(keys) + 2))

@@ -23,12 +23,11 @@ from tokenledger.localdays import BucketPlan, plan_buckets
 from tokenledger.metrics import Raw
 from tokenledger.store.rollups import TOTAL_ROLLUP, USER_ROLLUP, Grain
 from tokenledger.store.schema import events
-from tokenledger.usage import UserFilter
+from tokenledger.usage import Profile, UserFilter
 
 if TYPE_CHECKING:
     from tokenledger.store.usage_store import UsageStore
 
-Profile = tuple[str, str | None, str | None]  # (user id, name, e-mail)
 # SQLite's default limit of bound parameters is 999: lists of ids go in pieces.
 _IDS_PER_STATEMENT = 900
 
@@ -45,7 +44,9 @@ class UsageReader:
         # CAST: PostgreSQL's sum(bigint) is numeric.
         self._sums = ", ".join(f"CAST(sum({name}) AS BIGINT)" for name in names)
         self._bucket_row = ", ".join(("user_pk", *names, "first_us", "last_us"))
-        contributions = [store.sql(m.per_event.sql(events)) for m in self.metrics.stored]
+        contributions = [
+            self.db.dialect.render(m.per_event.sql(events)) for m in self.metrics.stored
+        ]
         # One raw event as a bucket row (columns named as in the bucket tables).
         self._raw_row = ", ".join(
             [
@@ -81,8 +82,12 @@ class UsageReader:
         selects: list[str] = []
         if plan.days is not None:
             params["ds"], params["de"] = plan.days
-            ctes.extend(self._day_ctes())
-            selects.append(self._day_select())
+            diffs = ", ".join(
+                f"hi.cum_{name} - coalesce(lo.cum_{name}, 0)" for name in self.store.metric_columns
+            )
+            days = self.db.dialect.whole_days(self._days, diffs)
+            ctes.extend(days.ctes)
+            selects.append(days.select)
         edges = self._edge_select(plan, params, filtered=users.active)
         if edges:
             selects.append(edges)
@@ -91,39 +96,6 @@ class UsageReader:
             query = f"WITH {', '.join(ctes)} " + " UNION ALL ".join(selects)
             self._add_rows(result, text(query), params)
         return result
-
-    def _day_ctes(self) -> list[str]:
-        if not self.db.is_sqlite:
-            return []
-        days = self._days
-        return [
-            "s AS MATERIALIZED (SELECT m.id AS user_pk, "
-            f" (SELECT d.id FROM {days} d WHERE d.user_pk = m.id AND d.day < :de "
-            "  ORDER BY d.day DESC LIMIT 1) AS hi_id, "
-            f" (SELECT d.id FROM {days} d WHERE d.user_pk = m.id AND d.day < :ds "
-            "  ORDER BY d.day DESC LIMIT 1) AS lo_id FROM m)"
-        ]
-
-    def _day_select(self) -> str:
-        """The whole days: each user's running totals at the end minus at the start."""
-        diffs = ", ".join(
-            f"hi.cum_{name} - coalesce(lo.cum_{name}, 0)" for name in self.store.metric_columns
-        )
-        days = self._days
-        if self.db.is_sqlite:  # ids by seek in the CTE, then rows by rowid
-            return (
-                f"SELECT s.user_pk, {diffs}, NULL, hi.day_last_us FROM s "
-                f"JOIN {days} hi ON hi.id = s.hi_id "
-                f"LEFT JOIN {days} lo ON lo.id = s.lo_id "
-                "WHERE hi.day >= :ds"
-            )
-        return (
-            f"SELECT m.id, {diffs}, NULL, hi.day_last_us FROM m "
-            f"JOIN LATERAL (SELECT * FROM {days} d WHERE d.user_pk = m.id "
-            " AND d.day < :de ORDER BY d.day DESC LIMIT 1) hi ON hi.day >= :ds "
-            f"LEFT JOIN LATERAL (SELECT * FROM {days} d WHERE d.user_pk = m.id "
-            " AND d.day < :ds ORDER BY d.day DESC LIMIT 1) lo ON true"
-        )
 
     def _edge_select(self, plan: BucketPlan, params: dict[str, Any], *, filtered: bool) -> str:
         """The hour, quarter-hour and raw pieces of the range, summed per user."""

@@ -12,9 +12,9 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from functools import cached_property
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from sqlalchemy import Column, ColumnElement, MetaData, Table
+from sqlalchemy import Column, MetaData, Table
 from sqlalchemy.sql import visitors
 
 from tokenledger.events import Event, Rejection
@@ -24,10 +24,8 @@ from tokenledger.store import event_pages, recompute, writes
 from tokenledger.store.database import Database
 from tokenledger.store.rollups import ROLLUPS, Level, Rollup, levels
 from tokenledger.store.schema import ROLLUP_TABLES, events, rollup_tables
+from tokenledger.store.usage_reads import UsageReader
 from tokenledger.usage import UserFilter
-
-if TYPE_CHECKING:
-    from tokenledger.store.usage_reads import UsageReader
 
 
 class UsageStore:
@@ -69,13 +67,6 @@ class UsageStore:
                     found.append(item.name)
         return tuple(found)
 
-    def sql(self, expression: ColumnElement[Any]) -> str:
-        """``expression`` as SQL text of this database (constants inlined)."""
-        compiled = expression.compile(
-            dialect=self.db.engine.dialect, compile_kwargs={"literal_binds": True}
-        )
-        return str(compiled)
-
     def match_users(self, users: UserFilter, alias: str) -> tuple[str, dict[str, Any]]:
         """A WHERE condition on ``alias`` (a users row) and its parameters.
 
@@ -85,8 +76,7 @@ class UsageStore:
         clauses, params = [], {}
         search = users.search
         if search is not None:
-            function = "instr" if self.db.is_sqlite else "strpos"
-            clauses.append(f"{function}({alias}.search_key, :q_folded) > 0")
+            clauses.append(self.db.dialect.contains(f"{alias}.search_key", ":q_folded"))
             params["q_folded"] = fold(search)
         if users.user_id is not None:
             clauses.append(f"{alias}.external_id = :user_id")
@@ -110,10 +100,11 @@ class UsageStore:
     @contextmanager
     def read(self) -> Iterator[UsageReader]:
         """Usage queries on one read-only snapshot."""
-        from tokenledger.store.usage_reads import UsageReader
-
         with self.db.read() as conn:
             yield UsageReader(self, conn)
+
+    def has_events(self) -> bool:
+        return self.last_event_id() is not None
 
     def last_event_id(self) -> int | None:
         """The id of the newest stored event (None when there is none)."""

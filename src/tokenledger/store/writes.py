@@ -109,8 +109,8 @@ def store_batches(
     db = store.db
 
     def work(conn: Connection) -> list[dict[str, StoredHash]]:
-        if not db.is_sqlite:
-            _lock_users(conn, {e.user_id for part in pending for e in part.candidates})
+        user_ids = {event.user_id for part in pending for event in part.candidates}
+        db.dialect.lock_users(conn, (_lock_key(user_id) for user_id in user_ids))
         return [
             _write(store, conn, part.candidates, now_us=now) if part.first_seen else {}
             for part, (_, now) in zip(pending, batches, strict=True)
@@ -142,14 +142,6 @@ def _write(
 
 def _lock_key(user_id: str) -> int:
     return int.from_bytes(hashlib.sha256(user_id.encode()).digest()[:8], "big", signed=True)
-
-
-def _lock_users(conn: Connection, user_ids: Iterable[str]) -> None:
-    keys = sorted({_lock_key(user_id) for user_id in user_ids})
-    conn.execute(
-        text("SELECT pg_advisory_xact_lock(k) FROM unnest(CAST(:keys AS bigint[])) AS k"),
-        {"keys": keys},
-    )
 
 
 def _chunks(values: Sequence[str], size: int = 500) -> Iterable[Sequence[str]]:
@@ -222,7 +214,7 @@ def _insert_events(
     """Insert the batch (multi-row VALUES); return the ids that were really inserted."""
     # Sorted, so that concurrent PostgreSQL writers wait on ids in one order.
     ordered = sorted(batch, key=lambda event: event.event_id)
-    one_row = "(" + ", ".join([db.param] * len(_EVENT_COLUMNS)) + ")"
+    one_row = "(" + ", ".join([db.dialect.param] * len(_EVENT_COLUMNS)) + ")"
     inserted: set[str] = set()
     for start in range(0, len(ordered), _EVENTS_PER_STATEMENT):
         chunk = ordered[start : start + _EVENTS_PER_STATEMENT]
@@ -355,7 +347,7 @@ def _update_profiles(
         )
     if span_updates:
         span_updates.sort(key=lambda update: update[-1])
-        p = db.param
+        p = db.dialect.param
         conn.exec_driver_sql(
             f"UPDATE users SET name_at_us = {p}, email_at_us = {p}, first_us = {p}, "
             f"last_us = {p} WHERE id = {p}",
@@ -375,15 +367,15 @@ def write_rollups(store: UsageStore, conn: Connection, sums: dict[Level, Sums]) 
 
 
 def _bucket_upsert(store: UsageStore, level: Level) -> str:
-    db, table, names = store.db, level.table, store.metric_columns
+    dialect, table, names = store.db.dialect, level.table, store.metric_columns
     keys = (*level.rollup.key_columns, "bucket")
     columns = (*keys, *names, "first_us", "last_us")
     updates = [f"{name} = {table}.{name} + excluded.{name}" for name in names]
-    updates.append(f"first_us = {db.least(f'{table}.first_us', 'excluded.first_us')}")
-    updates.append(f"last_us = {db.greatest(f'{table}.last_us', 'excluded.last_us')}")
+    updates.append(f"first_us = {dialect.least(f'{table}.first_us', 'excluded.first_us')}")
+    updates.append(f"last_us = {dialect.greatest(f'{table}.last_us', 'excluded.last_us')}")
     return (
         f"INSERT INTO {table} ({', '.join(columns)}) "
-        f"VALUES ({', '.join([db.param] * len(columns))}) "
+        f"VALUES ({', '.join([dialect.param] * len(columns))}) "
         f"ON CONFLICT ({', '.join(keys)}) DO UPDATE SET {', '.join(updates)}"
     )
 
@@ -395,8 +387,8 @@ def _add_to_running_days(store: UsageStore, conn: Connection, level: Level, days
     the day before, so that afterwards every row is "all usage up to the end of this
     UTC day". Events arriving in time order touch only the newest row.
     """
-    db, table, n = store.db, level.table, store.metrics.size
-    p = db.param
+    dialect, table, n = store.db.dialect, level.table, store.metrics.size
+    p = dialect.param
     cum = [f"cum_{name}" for name in store.metric_columns]
     key_columns = level.rollup.key_columns
     same_key = "".join(f"{column} = {p} AND " for column in key_columns)
@@ -412,8 +404,8 @@ def _add_to_running_days(store: UsageStore, conn: Connection, level: Level, days
         f"ON CONFLICT ({''.join(f'{c}, ' for c in key_columns)}day) DO NOTHING",
         [(*key, *key) for key in keys],
     )
-    first = db.least(f"coalesce(day_first_us, {p})", p)
-    last = db.greatest(f"coalesce(day_last_us, {p})", p)
+    first = dialect.least(f"coalesce(day_first_us, {p})", p)
+    last = dialect.greatest(f"coalesce(day_last_us, {p})", p)
     rows = []
     for key in keys:
         values, day = days[key], key[-1]
