@@ -3,44 +3,53 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from datetime import date
 from pathlib import Path
 from typing import Annotated, BinaryIO
 
 import typer
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
+from tokenledger import report_params
 from tokenledger.auth import audit as audit_log
 from tokenledger.cli.common import app, console, database, settings
 from tokenledger.clock import now_us, system_clock
 from tokenledger.export import CsvExport, ExportOutcome, ExportRequest, Granularity, audit_details
-from tokenledger.localdays import LocalRange, parse_date, zone
-from tokenledger.reports import UserFilter
 from tokenledger.store.database import Database, DatabaseUnavailable
 from tokenledger.store.usage_store import UsageStore
 
 
-def _local_range(start: str | None, end: str | None, tz: str | None) -> LocalRange:
-    """The range named by --start/--end/--tz, defaults as in the API (today in tz)."""
+def _request(
+    *,
+    start: str | None,
+    end: str | None,
+    tz: str | None,
+    q: str | None,
+    sort: str,
+    granularity: Granularity,
+    bom: bool,
+) -> ExportRequest:
+    """The export the options name, checked by the report parameters' parser (a bad
+    option is a usage error naming it, with the API's message)."""
     try:
-        zone_info = zone(tz or settings().timezone)
-    except ValueError as exc:
-        raise typer.BadParameter(str(exc), param_hint="--tz") from exc
-    try:
-        return LocalRange.around(
-            _date_option(start, "--start"), _date_option(end, "--end"), zone_info, system_clock()
+        asked = report_params.report_params(
+            start=start,
+            end=end,
+            tz=tz,
+            q=q,
+            sort_by=sort,
+            default_tz=settings().timezone,
+            now=system_clock(),
+            span=report_params.EXPORTS[granularity],
         )
-    except ValueError as exc:
-        raise typer.BadParameter(str(exc), param_hint="--end") from exc
-
-
-def _date_option(value: str | None, hint: str) -> date | None:
-    if value is None:
-        return None
-    try:
-        return parse_date(value)
-    except ValueError as exc:
-        raise typer.BadParameter(str(exc), param_hint=hint) from exc
+    except report_params.InvalidParameter as exc:
+        raise typer.BadParameter(exc.message, param_hint=f"--{exc.field}") from exc
+    return ExportRequest(
+        local_range=asked.local_range,
+        users=asked.users,
+        sort=asked.sort,
+        granularity=granularity,
+        bom=bom,
+    )
 
 
 def _audit_export(db: Database, request: ExportRequest, outcome: ExportOutcome) -> None:
@@ -80,16 +89,9 @@ def export(
     ] = "-",
 ) -> None:
     """Export usage as CSV: the same bytes as the console's Export to CSV."""
-    try:
-        request = ExportRequest(
-            local_range=_local_range(start, end, tz),
-            users=UserFilter(q=q),
-            sort=sort,
-            granularity=granularity,
-            bom=bom,
-        )
-    except ValueError as exc:
-        raise typer.BadParameter(str(exc), param_hint="--sort") from exc
+    request = _request(
+        start=start, end=end, tz=tz, q=q, sort=sort, granularity=granularity, bom=bom
+    )
     try:
         with database() as db:
             csv_export = CsvExport(

@@ -17,10 +17,11 @@ from tokenledger.export import (
     Granularity,
     audit_details,
 )
-from tokenledger.reports import UserFilter
-from tokenledger.web.api import DateParam, QParam, SortParam, TzParam, check_sort, local_range_from
-from tokenledger.web.api import _errors as error_responses
+from tokenledger.report_params import EXPORTS
+from tokenledger.web import params
 from tokenledger.web.deps import Ctx, ReportReader, ReportsAvailable
+from tokenledger.web.errors import error_responses
+from tokenledger.web.params import DateParam, QParam, SortParam, TzParam
 
 router = APIRouter()
 
@@ -74,10 +75,13 @@ def export_user_usage(
     users (of each day for `daily`); `events` are always chronological. Parameters are
     checked before the first byte; a failure after it breaks the download. Every export
     is written to the audit log when it ends: who, the filters, the rows sent."""
+    asked = params.parse(
+        ctx, span=EXPORTS[granularity], start=start, end=end, tz=tz, q=q, sort=sort
+    )
     request = ExportRequest(
-        local_range=local_range_from(ctx, start=start, end=end, tz=tz),
-        users=UserFilter(q=q),
-        sort=check_sort(sort),
+        local_range=asked.local_range,
+        users=asked.users,
+        sort=asked.sort,
         granularity=granularity,
         bom=bom,
     )

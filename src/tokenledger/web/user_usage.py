@@ -16,8 +16,10 @@ from zoneinfo import ZoneInfo, available_timezones
 
 from starlette.requests import Request
 
-from tokenledger.localdays import LocalRange, parse_date, today, zone
+from tokenledger import report_params
+from tokenledger.localdays import LocalRange, today, zone
 from tokenledger.ordering import parse_sort
+from tokenledger.report_params import InvalidParameter
 from tokenledger.reports import UserUsageReport, user_usage
 from tokenledger.web import formatting
 from tokenledger.web.context import AppContext
@@ -47,10 +49,8 @@ def zone_names() -> list[str]:
     )
 
 
-class InvalidView(ValueError):
-    def __init__(self, field: str, message: str) -> None:
-        super().__init__(f"{field}: {message}")
-        self.field = field
+# A parameter of the page that cannot be used (the same as the API's, see report_params).
+InvalidView = InvalidParameter
 
 
 @dataclass(frozen=True)
@@ -113,46 +113,32 @@ class UsageView:
         return "descending" if descending else "ascending"
 
 
-def _date_param(value: str | None, name: str) -> date | None:
-    if not value:
-        return None
-    try:
-        return parse_date(value)
-    except ValueError as exc:
-        raise InvalidView(name, str(exc)) from exc
-
-
 def parse_view(ctx: AppContext, request: Request) -> UsageView:
     """The view named by the request's query (InvalidView naming a bad parameter)."""
     query = request.query_params
     tz_name = query.get("tz") or request.cookies.get(TZ_COOKIE) or ""
-    try:
-        tz = zone(tz_name or ctx.settings.timezone)
-    except ValueError as exc:
-        raise InvalidView("tz", str(exc)) from exc
-    first = _date_param(query.get("start"), "start")
-    last = _date_param(query.get("end"), "end")
-    try:
-        local_range = LocalRange.around(first, last, tz, ctx.clock())
-    except ValueError as exc:
-        field = "end" if "before start" in str(exc) else "start"
-        raise InvalidView(field, str(exc)) from exc
-    sort = query.get("sort") or DEFAULT_SORT
-    try:
-        parse_sort(sort)
-    except ValueError as exc:
-        raise InvalidView("sort", str(exc)) from exc
+    # The page's form may send empty fields: an empty one is a default.
+    asked = report_params.report_params(
+        start=query.get("start") or None,
+        end=query.get("end") or None,
+        tz=tz_name or None,
+        q=query.get("q"),
+        sort_by=query.get("sort") or None,
+        default_tz=ctx.settings.timezone,
+        now=ctx.clock(),
+        span=report_params.REPORT,
+    )
     page_text = query.get("page") or "1"
     if not page_text.isdigit() or not 1 <= int(page_text) <= 1_000_000:
         raise InvalidView("page", "must be a page number")
-    q = (query.get("q") or "").strip()[:200]
+    local_range = asked.local_range
     return UsageView(
         local_range.start,
         local_range.end,
-        tz,
-        today(tz, ctx.clock()),
-        q,
-        sort,
+        local_range.tz,
+        today(local_range.tz, ctx.clock()),
+        asked.users.search or "",
+        asked.sort,
         int(page_text),
         tz_from_browser=bool(tz_name),
     )
