@@ -15,10 +15,12 @@ from sqlalchemy import event
 
 from tests.conftest import make_event
 from tokenledger.export import (
+    COLUMNS,
     DAILY_COLUMNS,
     EVENT_COLUMNS,
     SUMMARY_COLUMNS,
     CsvExport,
+    ExportCancelled,
     ExportOutcome,
     ExportRequest,
     csv_chunks,
@@ -302,3 +304,35 @@ def test_events_stream_a_page_at_a_time_in_constant_memory(
         lambda: sizes.update(held=len(list(CsvExport(UsageStore(db), large).rows())))
     )
     assert held > 3 * large_peak, (held, large_peak)
+
+
+# -- stopping --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("granularity", ["summary", "daily", "events"])
+def test_a_cancelled_export_stops_before_its_next_piece_of_work(
+    db: Database, granularity: Any
+) -> None:
+    _store(db, _events_at([f"2026-11-2{day}T10:00:00Z" for day in (3, 4, 5) for _ in range(3)]))
+    request = ExportRequest(local_range=_range("2026-11-23", "2026-11-25"), granularity=granularity)
+    outcomes: list[ExportOutcome] = []
+    export = CsvExport(UsageStore(db), request, page_size=2, on_finish=outcomes.append)
+    chunks = export.chunks()
+    assert next(chunks).startswith(COLUMNS[granularity][0].encode())
+    statements: list[str] = []
+
+    def record(*args: Any) -> None:
+        statements.append(args[2])
+
+    event.listen(db.engine, "before_cursor_execute", record)
+    try:
+        export.cancel()  # e.g. from the thread that saw the client go away
+        with pytest.raises(ExportCancelled):
+            next(chunks)
+    finally:
+        event.remove(db.engine, "before_cursor_execute", record)
+    assert export.cancelled
+    assert statements == []  # not one more query once cancelled
+    assert outcomes == [ExportOutcome(rows=0, complete=False)]
+    # Not cancelled, the same export has every row.
+    assert len(_parse(_export(db, request, page_size=2))) > 3

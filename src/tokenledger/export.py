@@ -18,7 +18,8 @@ from __future__ import annotations
 import csv
 import io
 import re
-from collections.abc import Callable, Iterable, Iterator, Sequence
+import threading
+from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, Literal
@@ -243,13 +244,24 @@ class _UsageCells:
         return list(self._metrics.csv_values(row.usage.raw, self._later))
 
 
-def summary_rows(store: UsagePort, *, request: ExportRequest) -> Iterator[list[Cell]]:
+class ExportCancelled(Exception):
+    """The export was stopped before its end (its client went away)."""
+
+
+def _go_on() -> None:
+    """A check that never stops an export."""
+
+
+def summary_rows(
+    store: UsagePort, *, request: ExportRequest, check: Callable[[], None] = _go_on
+) -> Iterator[list[Cell]]:
     """The report's rows for the whole range, in the report's order.
 
     This is the report itself: one list with a small row per active user (10,000 users
     are a few megabytes), read in one transaction, then written out.
     """
     local_range = request.local_range
+    check()
     with store.read() as reader:
         rows = all_rows(reader, local_range, request.users, sort=request.sort)
     cells = _UsageCells(store.metrics, local_range.tz)
@@ -259,12 +271,18 @@ def summary_rows(store: UsagePort, *, request: ExportRequest) -> Iterator[list[C
         yield [*cells.head(row), start, end, zone_cell, *cells.tail(row)]
 
 
-def daily_rows(store: UsagePort, *, request: ExportRequest) -> Iterator[list[Cell]]:
-    """One row per user and local day with usage, day by day, each day in report order."""
+def daily_rows(
+    store: UsagePort, *, request: ExportRequest, check: Callable[[], None] = _go_on
+) -> Iterator[list[Cell]]:
+    """One row per user and local day with usage, day by day, each day in report order.
+
+    ``check`` runs before each day: most days of a long range may have no row at all,
+    so this is where a stopped export notices it, not only when a row leaves."""
     local_range = request.local_range
     cells = _UsageCells(store.metrics, local_range.tz)
     zone_cell = escape_cell(local_range.tz.key)
     for day, start_us, end_us in local_range.day_bounds():
+        check()
         date_cell = day.isoformat()
         with store.read() as reader:
             rows = day_rows(reader, start_us, end_us, request.users, sort=request.sort)
@@ -278,6 +296,7 @@ def event_records(
     local_range: LocalRange,
     users: UserFilter,
     page_size: int = EVENT_PAGE_SIZE,
+    check: Callable[[], None] = _go_on,
 ) -> Iterator[Sequence[Any]]:
     """Every matching event in ``local_range``, chronological (then by id), a page at a time.
 
@@ -286,11 +305,13 @@ def event_records(
     began (id above the highest one then) are left out, so the file is the ledger as
     it stood at the start (exactly on SQLite, whose writers are serial).
     """
+    check()
     last_id = store.last_event_id()
     if last_id is None:
         return
     after = (local_range.start_us, 0)  # ids start at 1
     while True:
+        check()
         page = store.event_page(
             after=after,
             end_us=local_range.end_us,
@@ -307,7 +328,11 @@ def event_records(
 
 
 def event_rows(
-    store: UsagePort, *, request: ExportRequest, page_size: int = EVENT_PAGE_SIZE
+    store: UsagePort,
+    *,
+    request: ExportRequest,
+    page_size: int = EVENT_PAGE_SIZE,
+    check: Callable[[], None] = _go_on,
 ) -> Iterator[list[Cell]]:
     """One row per request: the audit trail. Missing cache/reasoning counts are 0.
 
@@ -317,7 +342,11 @@ def event_rows(
     timestamp = IsoFormatter(request.local_range.tz)
     people, texts = _Escaped(), _Escaped(limit=10_000)
     records = event_records(
-        store, local_range=request.local_range, users=request.users, page_size=page_size
+        store,
+        local_range=request.local_range,
+        users=request.users,
+        page_size=page_size,
+        check=check,
     )
     for (
         _pk,
@@ -413,16 +442,17 @@ def _written_chunks(
 
 @dataclass(frozen=True)
 class ExportOutcome:
-    """How an export ended: rows written, and whether the file was finished."""
+    """How an export ended: rows written, and whether the file was finished (False:
+    aborted, by a failure, its client going away or being stopped)."""
 
     rows: int
     complete: bool
 
 
-def audit_details(request: ExportRequest, outcome: ExportOutcome) -> dict[str, Any]:
-    """What the audit log keeps about an export: its filters and the rows that left."""
+def audit_filters(request: ExportRequest) -> dict[str, Any]:
+    """The filters of an export, as the audit log keeps them."""
     local_range = request.local_range
-    filters = {
+    return {
         "start": local_range.start.isoformat(),
         "end": local_range.end.isoformat(),
         "timezone": local_range.tz.key,
@@ -430,7 +460,12 @@ def audit_details(request: ExportRequest, outcome: ExportOutcome) -> dict[str, A
         "sort": request.sort,
         "granularity": request.granularity,
     }
-    return {"filters": filters, "rows": outcome.rows, "complete": outcome.complete}
+
+
+def audit_details(request: ExportRequest, outcome: ExportOutcome) -> dict[str, Any]:
+    """What the audit log keeps about an export's end: its filters and the rows that
+    left."""
+    return {"filters": audit_filters(request), "rows": outcome.rows, "complete": outcome.complete}
 
 
 class CsvExport:
@@ -438,7 +473,9 @@ class CsvExport:
 
     ``rows_written`` counts the data rows put into chunks so far; ``on_finish`` gets an
     :class:`ExportOutcome` once the stream ends, finished, failed or abandoned (e.g.
-    for an audit entry).
+    for an audit entry). :meth:`cancel` (from any thread) stops the work between two
+    pieces (the summary, a local day, a page of events): the iteration then raises
+    :class:`ExportCancelled`.
     """
 
     def __init__(
@@ -454,6 +491,18 @@ class CsvExport:
         self.page_size = page_size or EVENT_PAGE_SIZE
         self.on_finish = on_finish
         self.rows_written = 0
+        self._cancelled = threading.Event()
+
+    def cancel(self) -> None:
+        self._cancelled.set()
+
+    @property
+    def cancelled(self) -> bool:
+        return self._cancelled.is_set()
+
+    def _check(self) -> None:
+        if self._cancelled.is_set():
+            raise ExportCancelled()
 
     @property
     def filename(self) -> str:
@@ -465,16 +514,21 @@ class CsvExport:
 
     def rows(self) -> Iterator[list[Cell]]:
         request = self.request
+        check = self._check
         if request.granularity == "summary":
-            return summary_rows(self.store, request=request)
+            return summary_rows(self.store, request=request, check=check)
         if request.granularity == "daily":
-            return daily_rows(self.store, request=request)
-        return event_rows(self.store, request=request, page_size=self.page_size)
+            return daily_rows(self.store, request=request, check=check)
+        return event_rows(self.store, request=request, page_size=self.page_size, check=check)
 
     def _count(self, rows: int) -> None:
         self.rows_written += rows
 
     def __iter__(self) -> Iterator[bytes]:
+        return self.chunks()
+
+    def chunks(self) -> Generator[bytes, None, None]:
+        """The CSV bytes; closing the generator early ends the export (aborted)."""
         complete = False
         try:
             yield from _written_chunks(

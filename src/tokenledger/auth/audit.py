@@ -42,7 +42,8 @@ ACCOUNT_DISABLED = "account_disabled"
 ACCOUNT_ENABLED = "account_enabled"
 KEY_CREATED = "key_created"
 KEY_REVOKED = "key_revoked"
-EXPORT = "export"
+EXPORT_STARTED = "export_started"  # when an export begins (its filters)
+EXPORT = "export"  # when it ends: its filters, the rows that left, complete or not
 ACTIONS = (
     SIGN_IN,
     SIGN_IN_FAILED,
@@ -53,6 +54,7 @@ ACTIONS = (
     ACCOUNT_ENABLED,
     KEY_CREATED,
     KEY_REVOKED,
+    EXPORT_STARTED,
     EXPORT,
 )
 _MAX_ACTOR = 400

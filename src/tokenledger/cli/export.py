@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from contextlib import closing
 from pathlib import Path
 from typing import Annotated, BinaryIO
 
@@ -12,9 +13,10 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from tokenledger import report_params
 from tokenledger.auth import audit as audit_log
 from tokenledger.cli.common import app, console, database, settings
-from tokenledger.clock import now_us, system_clock
-from tokenledger.export import CsvExport, ExportOutcome, ExportRequest, Granularity, audit_details
-from tokenledger.store.database import Database, DatabaseUnavailable
+from tokenledger.clock import system_clock
+from tokenledger.export import CsvExport, ExportRequest, Granularity
+from tokenledger.export_audit import audit_export
+from tokenledger.store.database import DatabaseUnavailable
 from tokenledger.store.usage_store import UsageStore
 
 
@@ -52,16 +54,6 @@ def _request(
     )
 
 
-def _audit_export(db: Database, request: ExportRequest, outcome: ExportOutcome) -> None:
-    audit_log.record(
-        db,
-        actor=audit_log.cli_actor(),
-        action=audit_log.EXPORT,
-        details=audit_details(request, outcome),
-        now_us=now_us(system_clock),
-    )
-
-
 @app.command()
 def export(
     start: Annotated[
@@ -94,21 +86,23 @@ def export(
     )
     try:
         with database() as db:
-            csv_export = CsvExport(
-                UsageStore(db),
-                request,
-                on_finish=lambda outcome: _audit_export(db, request, outcome),
+            csv_export = CsvExport(UsageStore(db), request)
+            audit_export(
+                csv_export, db, actor=audit_log.cli_actor(), client=None, clock=system_clock
             )
-            if output == "-":
-                _write_stream(typer.get_binary_stream("stdout"), csv_export)
-                return
-            with _rowsprogress() as progress:
-                task = progress.add_task(f"Exporting {output}", total=None)
-                _write_file(
-                    Path(output),
-                    csv_export,
-                    progress=lambda: progress.update(task, completed=csv_export.rows_written),
-                )
+            # Closed however the writing ends (a full disk, Ctrl-C): the outcome is
+            # recorded at once.
+            with closing(csv_export.chunks()) as chunks:
+                if output == "-":
+                    _write_stream(typer.get_binary_stream("stdout"), chunks)
+                    return
+                with _rowsprogress() as progress:
+                    task = progress.add_task(f"Exporting {output}", total=None)
+                    _write_file(
+                        Path(output),
+                        chunks,
+                        progress=lambda: progress.update(task, completed=csv_export.rows_written),
+                    )
                 rows = csv_export.rows_written
                 progress.update(task, total=rows, completed=rows)
     except (DatabaseUnavailable, OSError) as exc:
