@@ -18,13 +18,16 @@ from tokenledger.store.writes import BatchResult, Outcome
 
 
 class EnvelopeError(ValueError):
-    """The request body is not ``{"events": [...]}`` (HTTP 400, or 413 for too many)."""
+    """The request body is not ``{"events": [...]}``."""
 
-    def __init__(self, code: str, message: str, *, status: int = 400) -> None:
+    def __init__(self, code: str, message: str) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
-        self.status = status
+
+
+class TooManyEvents(EnvelopeError):
+    """A well-formed body with more events than one request may carry."""
 
 
 def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
@@ -75,10 +78,8 @@ def parse_envelope(body: bytes, *, max_events: int) -> list[Any]:
     if not raw_events:
         raise EnvelopeError("invalid_envelope", "'events' is empty")
     if len(raw_events) > max_events:
-        raise EnvelopeError(
-            "too_many_events",
-            f"{len(raw_events)} events in one request; at most {max_events}",
-            status=413,
+        raise TooManyEvents(
+            "too_many_events", f"{len(raw_events)} events in one request; at most {max_events}"
         )
     return raw_events
 

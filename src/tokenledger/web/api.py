@@ -116,7 +116,8 @@ async def post_events(request: Request, ctx: Ctx, key: IngestKey) -> Response:
     try:
         raw_events = ingest_service.parse_envelope(body, max_events=settings.max_batch_events)
     except ingest_service.EnvelopeError as exc:
-        return JSON(error_body(exc.code, exc.message), status_code=exc.status)
+        status = 413 if isinstance(exc, ingest_service.TooManyEvents) else 400
+        return JSON(error_body(exc.code, exc.message), status_code=status)
     result = await run_in_threadpool(
         ingest_service.ingest,
         ctx.writes,
