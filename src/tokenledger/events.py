@@ -189,14 +189,6 @@ class Event:
     metadata: str | None
     content_hash: bytes
 
-    @property
-    def total_tokens(self) -> int:
-        return self.input_tokens + self.output_tokens
-
-    @property
-    def is_error(self) -> bool:
-        return self.status == "error"
-
     def hash_in(self, version: int) -> bytes | None:
         """This event's content hash in ``version`` (to compare with a stored event)."""
         if version == HASH_VERSION:

@@ -21,7 +21,6 @@ import re
 import threading
 from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from decimal import Decimal
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
@@ -35,7 +34,7 @@ from tokenledger.store.port import UsagePort
 from tokenledger.usage import UserFilter
 
 Granularity = Literal["summary", "daily", "events"]
-Cell = str | int | Decimal | None
+Cell = str | int | None
 
 MEDIA_TYPE = "text/csv; charset=utf-8"
 BOM = "\ufeff".encode()
@@ -173,15 +172,6 @@ class _Escaped:
         found = self._known.get(value)
         kept: str = self.keep(value, escape_cell(value)) if found is None else found
         return kept
-
-
-def _cell(value: Cell) -> str | int | None:
-    """A cell as written: text escaped, exact decimals in plain notation (None is empty)."""
-    if isinstance(value, str):
-        return escape_cell(value)
-    if isinstance(value, Decimal):
-        return format(value, "f")
-    return value
 
 
 @dataclass(frozen=True)
@@ -395,24 +385,13 @@ def csv_chunks(
     *,
     bom: bool = False,
     chunk_chars: int | None = None,
-) -> Iterator[bytes]:
-    """RFC 4180 CSV (minimal quoting, CRLF) in UTF-8 chunks of about ``chunk_chars``
-    characters; the header row is a chunk of its own, the first. Text cells are escaped
-    (:func:`escape_cell`), numbers written as they are."""
-    cells = ([_cell(value) for value in row] for row in rows)
-    return _written_chunks(header, cells, bom=bom, chunk_chars=chunk_chars)
-
-
-def _written_chunks(
-    header: Sequence[str],
-    rows: Iterable[Sequence[Cell]],
-    *,
-    bom: bool = False,
-    chunk_chars: int | None = None,
     on_rows: Callable[[int], None] | None = None,
 ) -> Iterator[bytes]:
-    """:func:`csv_chunks` for rows whose cells are ready as they are (escaped already);
-    ``on_rows(n)`` tells of the ``n`` rows in each chunk before it leaves."""
+    """RFC 4180 CSV (minimal quoting, CRLF) in UTF-8 chunks of about ``chunk_chars``
+    characters; the header row is a chunk of its own, the first. Cells are written as
+    they are: the rows' builders escape text (:func:`escape_cell`) and write decimals
+    in plain notation. ``on_rows(n)`` tells of the ``n`` rows in each chunk before it
+    leaves."""
     chunk_chars = chunk_chars or CHUNK_CHARS
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\r\n", quoting=csv.QUOTE_MINIMAL)
@@ -496,10 +475,6 @@ class CsvExport:
     def cancel(self) -> None:
         self._cancelled.set()
 
-    @property
-    def cancelled(self) -> bool:
-        return self._cancelled.is_set()
-
     def _check(self) -> None:
         if self._cancelled.is_set():
             raise ExportCancelled()
@@ -531,7 +506,7 @@ class CsvExport:
         """The CSV bytes; closing the generator early ends the export (aborted)."""
         complete = False
         try:
-            yield from _written_chunks(
+            yield from csv_chunks(
                 self.columns, self.rows(), bom=self.request.bom, on_rows=self._count
             )
             complete = True

@@ -27,12 +27,6 @@ class Usage:
             raise AttributeError(name)
         return self.metric_set.value(self.raw, name)
 
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, Usage) and (self.metric_set, self.raw) == (
-            other.metric_set,
-            other.raw,
-        )
-
     def __repr__(self) -> str:
         span = f"first_us={self.first_us}, last_us={self.last_us}"
         return f"Usage({self.metric_set.values(self.raw)}, {span})"
@@ -42,21 +36,10 @@ class Usage:
         value: int | None = self.raw[self.metric_set.size]
         return value
 
-    @first_us.setter
-    def first_us(self, value: int | None) -> None:
-        self.raw[self.metric_set.size] = value
-
     @property
     def last_us(self) -> int | None:
         value: int | None = self.raw[self.metric_set.size + 1]
         return value
-
-    @last_us.setter
-    def last_us(self, value: int | None) -> None:
-        self.raw[self.metric_set.size + 1] = value
-
-    def merge(self, other: Usage) -> None:
-        self.metric_set.add(self.raw, other.raw)
 
     def metrics(self) -> dict[str, int]:
         """Every metric's value by public name, in declaration order."""

@@ -70,19 +70,38 @@ def test_overlapping_concurrent_batches_are_exact(db: Database) -> None:
         for n in range(600)
     ]
 
-    def writer(index: int) -> None:
+    def writer(index: int) -> list[Any]:
         local = random.Random(index)
+        outcomes = []
         for _ in range(6):
             batch = local.sample(pool, 80)
-            ingest(UsageStore(db), batch, now_us=NOW_US)
-            ingest(UsageStore(db), batch, now_us=NOW_US)  # every batch sent twice
+            outcomes += ingest(UsageStore(db), batch, now_us=NOW_US).outcomes
+            outcomes += ingest(UsageStore(db), batch, now_us=NOW_US).outcomes  # sent twice
+        return outcomes
 
-    _run_parallel(8, writer)
+    outcomes = [outcome for found in _run_parallel(8, writer) for outcome in found]
+    # What was sent is known without the database: every event of every batch.
+    sent = {
+        event["event_id"]
+        for index in range(8)
+        for batch in _batches(pool, index)
+        for event in batch
+    }
+    accepted = [outcome.event_id for outcome in outcomes if outcome.status == "accepted"]
+    assert sorted(accepted) == sorted(sent)  # each sent event accepted exactly once
+    assert all(outcome.status in {"accepted", "duplicate"} for outcome in outcomes)
     with db.read() as conn:
         stored_ids = {row[0] for row in conn.execute(text("SELECT event_id FROM events"))}
-    expected = [event for event in pool if event["event_id"] in stored_ids]
+    assert stored_ids == sent
+    expected = [event for event in pool if event["event_id"] in sent]
     assert _totals(db) == (len(expected), sum(event["input_tokens"] for event in expected))
     assert not any(UsageStore(db).verify().values())
+
+
+def _batches(pool: list[dict[str, Any]], index: int) -> list[list[dict[str, Any]]]:
+    """The batches writer ``index`` sends (the same draws as the writer makes)."""
+    local = random.Random(index)
+    return [local.sample(pool, 80) for _ in range(6)]
 
 
 def test_random_ingest_in_any_order_keeps_rollups_exact(db: Database) -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
 
 from tokenledger.store.database import Database
 
@@ -27,8 +26,3 @@ def upgrade(db: Database, revision: str = "head") -> None:
 def current_revision(db: Database) -> str | None:
     with db.engine.connect() as conn:
         return MigrationContext.configure(conn).get_current_revision()
-
-
-def is_up_to_date(db: Database) -> bool:
-    head = ScriptDirectory.from_config(alembic_config()).get_current_head()
-    return current_revision(db) == head
