@@ -109,6 +109,15 @@ def flag(column: str, equals: str) -> Contribution:
     )
 
 
+def is_null(column: str) -> Contribution:
+    """1 when the event has no value in ``column`` (e.g. a request without a price)."""
+    get = attrgetter(column)
+    return Contribution(
+        lambda event: 1 if get(event) is None else 0,
+        lambda events: case((events.c[column].is_(None), 1), else_=0),
+    )
+
+
 @dataclass(frozen=True)
 class Metric:
     """A number summed over requests and kept in every rollup."""

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 
 from tokenledger.localdays import LocalRange
 from tokenledger.metrics import Raw
@@ -19,6 +19,7 @@ from tokenledger.store.port import UsagePort, UsageQueries
 from tokenledger.usage import Profile, Usage, UserFilter
 
 __all__ = [
+    "GroupUsage",
     "SeriesPoint",
     "Usage",
     "UserFilter",
@@ -26,6 +27,7 @@ __all__ = [
     "UserUsageReport",
     "all_rows",
     "day_rows",
+    "usage_by_attribute",
     "usage_series",
     "user_usage",
 ]
@@ -152,8 +154,10 @@ def user_usage(
     limit: int = 50,
     offset: int = 0,
     include_inactive: bool = False,
+    users: UserFilter | None = None,
 ) -> UserUsageReport:
-    """The User Usage report: one page of rows plus totals over all matching users.
+    """The User Usage report: one page of rows plus totals over all matching users
+    (``users``, or the search ``q``).
 
     The totals leave out the first request (it is not known without a seek per user);
     their last request is the latest of all.
@@ -163,7 +167,7 @@ def user_usage(
         rows = _collect(
             reader,
             local_range,
-            UserFilter(q=q),
+            users or UserFilter(q=q),
             sort=sort,
             include_inactive=include_inactive,
             window=window,
@@ -173,6 +177,46 @@ def user_usage(
     totals = metrics.sum_all(values for _, values in rows.items)
     totals[metrics.size] = None
     return UserUsageReport(local_range, len(rows.items), Usage(totals, metrics=metrics), page)
+
+
+@dataclass
+class GroupUsage:
+    """The usage of the people who share a value of an attribute (a team)."""
+
+    value: Any  # None for the people without one
+    people: int  # people with requests in the range
+    usage: Usage
+
+
+def usage_by_attribute(
+    store: UsagePort,
+    *,
+    local_range: LocalRange,
+    attribute: str,
+    users: UserFilter | None = None,
+) -> list[GroupUsage]:
+    """Usage per value of a person's attribute (store/dimensions.py), over the people
+    with requests in the range; the groups by value, people without one last."""
+    metrics = store.metrics
+    start_us, end_us = local_range.start_us, local_range.end_us
+    with store.read() as reader:
+        raw = reader.per_user(start_us, end_us, users or UserFilter())
+        reader.fill_first(raw, start_us, end_us)
+        values = reader.attributes(raw, (attribute,))
+    groups: dict[Any, tuple[list[int], Raw]] = {}
+    for pk, usage in raw.items():
+        value = values[pk][0]
+        found = groups.get(value)
+        if found is None:
+            groups[value] = ([1], list(usage))
+        else:
+            found[0][0] += 1
+            metrics.add(found[1], usage)
+    ordered = sorted(groups.items(), key=lambda item: (item[0] is None, item[0] or ""))
+    return [
+        GroupUsage(value, people[0], Usage(usage, metrics=metrics))
+        for value, (people, usage) in ordered
+    ]
 
 
 @dataclass

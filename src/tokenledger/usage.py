@@ -59,6 +59,9 @@ class UserFilter:
 
     q: str | None = None
     user_id: str | None = None
+    # Only the people whose attribute (store/dimensions.py) has this value, e.g.
+    # (("team", "Ops"),); a value of None selects the people without one.
+    where: tuple[tuple[str, str | None], ...] = ()
 
     @property
     def search(self) -> str | None:
@@ -67,4 +70,4 @@ class UserFilter:
 
     @property
     def active(self) -> bool:
-        return self.search is not None or self.user_id is not None
+        return self.search is not None or self.user_id is not None or bool(self.where)

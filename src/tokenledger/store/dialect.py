@@ -9,7 +9,7 @@ serialize, and the plan of the whole-day seeks. A third backend is one more clas
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,9 +19,9 @@ from sqlalchemy.engine import Connection
 
 @dataclass(frozen=True)
 class WholeDays:
-    """The whole-day part of a per-user usage query: extra CTEs (after ``m``, the
-    matching users) and a SELECT of ``user_pk, <running-total differences>,
-    first_us (NULL), last_us`` per user with usage in the days ``[:ds, :de)``."""
+    """The whole-day part of a usage query by key: extra CTEs (after the one naming
+    the keys) and a SELECT of ``<keys>, <running-total differences>, first_us,
+    last_us`` per key with usage in the days ``[:ds, :de)``."""
 
     ctes: list[str]
     select: str
@@ -70,16 +70,26 @@ class Dialect:
             {"keys": sorted(set(keys))},
         )
 
-    def whole_days(self, days_table: str, differences: str) -> WholeDays:
-        """Each matching user's running totals at the end minus at the start: two
-        LATERAL index seeks per user."""
+    def whole_days(
+        self,
+        days_table: str,
+        keys: Sequence[str],
+        source: str,
+        differences: str,
+        *,
+        first: bool,
+    ) -> WholeDays:
+        """Each key's running totals at the end minus at the start: two LATERAL index
+        seeks per key of ``source`` (a CTE whose columns are the ``keys``)."""
+        same = _same_key("d", "src", keys)
         return WholeDays(
             [],
-            f"SELECT m.id, {differences}, NULL, hi.day_last_us FROM m "
-            f"JOIN LATERAL (SELECT * FROM {days_table} d WHERE d.user_pk = m.id "
-            " AND d.day < :de ORDER BY d.day DESC LIMIT 1) hi ON hi.day >= :ds "
-            f"LEFT JOIN LATERAL (SELECT * FROM {days_table} d WHERE d.user_pk = m.id "
-            " AND d.day < :ds ORDER BY d.day DESC LIMIT 1) lo ON true",
+            f"SELECT {_keys('src', keys)}{differences}, {_first(days_table, keys, 'src', first)}, "
+            f"hi.day_last_us FROM {source} src "
+            f"JOIN LATERAL (SELECT * FROM {days_table} d WHERE {same}"
+            "d.day < :de ORDER BY d.day DESC LIMIT 1) hi ON hi.day >= :ds "
+            f"LEFT JOIN LATERAL (SELECT * FROM {days_table} d WHERE {same}"
+            "d.day < :ds ORDER BY d.day DESC LIMIT 1) lo ON true",
         )
 
 
@@ -102,22 +112,51 @@ class SqliteDialect(Dialect):
     def lock_users(self, conn: Connection, keys: Iterable[int]) -> None:
         """Nothing to do: a SQLite write transaction (BEGIN IMMEDIATE) is alone."""
 
-    def whole_days(self, days_table: str, differences: str) -> WholeDays:
-        """No LATERAL: the two row ids per user by correlated seeks in a CTE, then the
+    def whole_days(
+        self,
+        days_table: str,
+        keys: Sequence[str],
+        source: str,
+        differences: str,
+        *,
+        first: bool,
+    ) -> WholeDays:
+        """No LATERAL: the two row ids per key by correlated seeks in a CTE, then the
         rows by rowid (faster than joining the seeks' rows directly)."""
+        same = _same_key("d", "src", keys)
         return WholeDays(
             [
-                "s AS MATERIALIZED (SELECT m.id AS user_pk, "
-                f" (SELECT d.id FROM {days_table} d WHERE d.user_pk = m.id AND d.day < :de "
-                "  ORDER BY d.day DESC LIMIT 1) AS hi_id, "
-                f" (SELECT d.id FROM {days_table} d WHERE d.user_pk = m.id AND d.day < :ds "
-                "  ORDER BY d.day DESC LIMIT 1) AS lo_id FROM m)"
+                f"s AS MATERIALIZED (SELECT {_keys('src', keys)}"
+                f"(SELECT d.id FROM {days_table} d WHERE {same}d.day < :de "
+                "ORDER BY d.day DESC LIMIT 1) AS hi_id, "
+                f"(SELECT d.id FROM {days_table} d WHERE {same}d.day < :ds "
+                "ORDER BY d.day DESC LIMIT 1) AS lo_id, "
+                f"{_first(days_table, keys, 'src', first)} AS first_us FROM {source} src)"
             ],
-            f"SELECT s.user_pk, {differences}, NULL, hi.day_last_us FROM s "
+            f"SELECT {_keys('s', keys)}{differences}, s.first_us, hi.day_last_us FROM s "
             f"JOIN {days_table} hi ON hi.id = s.hi_id "
             f"LEFT JOIN {days_table} lo ON lo.id = s.lo_id "
             "WHERE hi.day >= :ds",
         )
+
+
+def _keys(alias: str, keys: Sequence[str]) -> str:
+    return "".join(f"{alias}.{key}, " for key in keys)
+
+
+def _same_key(alias: str, other: str, keys: Sequence[str]) -> str:
+    return "".join(f"{alias}.{key} = {other}.{key} AND " for key in keys)
+
+
+def _first(days_table: str, keys: Sequence[str], alias: str, wanted: bool) -> str:
+    """The first request in the days ``[:ds, :de)`` of a key (one more seek), or NULL
+    when the caller looks it up later for the rows it shows."""
+    if not wanted:
+        return "NULL"
+    return (
+        f"(SELECT d.day_first_us FROM {days_table} d WHERE {_same_key('d', alias, keys)}"
+        "d.day >= :ds AND d.day < :de ORDER BY d.day LIMIT 1)"
+    )
 
 
 def dialect_of(engine: Engine) -> Dialect:

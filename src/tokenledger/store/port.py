@@ -14,6 +14,7 @@ from typing import Any, Protocol
 
 from tokenledger.events import Event, Rejection
 from tokenledger.metrics import MetricSet, Raw
+from tokenledger.store.rollups import Rollup
 from tokenledger.store.writes import BatchResult
 from tokenledger.usage import Profile, UserFilter
 
@@ -37,6 +38,19 @@ class UsageQueries(Protocol):
 
     def profiles(self, user_pks: Iterable[int]) -> dict[int, Profile]:
         """``{user pk: (user id, name, e-mail)}``."""
+        ...
+
+    def usage_by(
+        self, rollup: Rollup, start_us: int, end_us: int, users: UserFilter
+    ) -> dict[tuple[Any, ...], Raw]:
+        """Usage per key of ``rollup`` (e.g. per user and model), first requests
+        included."""
+        ...
+
+    def attributes(
+        self, user_pks: Iterable[int], names: Sequence[str]
+    ) -> dict[int, tuple[Any, ...]]:
+        """``{user pk: (value of each attribute)}`` (store/dimensions.py)."""
         ...
 
     def matching_users(self, users: UserFilter) -> Iterator[tuple[int, Profile]]:

@@ -21,7 +21,7 @@ from sqlalchemy.sql.elements import TextClause
 
 from tokenledger.localdays import BucketPlan, plan_buckets
 from tokenledger.metrics import Raw
-from tokenledger.store.rollups import TOTAL_ROLLUP, USER_ROLLUP, Grain
+from tokenledger.store.rollups import TOTAL_ROLLUP, USER, USER_ROLLUP, Grain, Rollup
 from tokenledger.store.schema import events
 from tokenledger.usage import Profile, UserFilter
 
@@ -43,14 +43,13 @@ class UsageReader:
         names = store.metric_columns
         # CAST: PostgreSQL's sum(bigint) is numeric.
         self._sums = ", ".join(f"CAST(sum({name}) AS BIGINT)" for name in names)
-        self._bucket_row = ", ".join(("user_pk", *names, "first_us", "last_us"))
+        self._metric_row = ", ".join((*names, "first_us", "last_us"))
         contributions = [
             self.db.dialect.render(m.per_event.sql(events)) for m in self.metrics.stored
         ]
         # One raw event as a bucket row (columns named as in the bucket tables).
-        self._raw_row = ", ".join(
+        self._raw_metric_row = ", ".join(
             [
-                "user_pk",
                 *(f"{sql} AS {name}" for sql, name in zip(contributions, names, strict=True)),
                 "started_us AS first_us",
                 "started_us AS last_us",
@@ -59,7 +58,7 @@ class UsageReader:
         self._raw_sums = ", ".join(f"CAST(sum({sql}) AS BIGINT)" for sql in contributions)
         self._days = USER_ROLLUP.table(Grain.DAY)
 
-    # -- per user ---------------------------------------------------------------
+    # -- per key ------------------------------------------------------------------
 
     def per_user(self, start_us: int, end_us: int, users: UserFilter) -> dict[int, Raw]:
         """Usage per user pk over ``[start_us, end_us)`` (users with requests only), as
@@ -70,63 +69,123 @@ class UsageReader:
         the users table; no index serves a substring), then the whole days (two index
         seeks per user) and the edges (scans of the hour and quarter rollups).
         """
-        plan = plan_buckets(start_us, end_us)
+        found = self._per_key(USER_ROLLUP, start_us, end_us, users, first=False)
+        return {key[0]: values for key, values in found.items()}
+
+    def usage_by(
+        self, rollup: Rollup, start_us: int, end_us: int, users: UserFilter
+    ) -> dict[tuple[Any, ...], Raw]:
+        """Usage per key of ``rollup`` (its key values in order, e.g. ``(user_pk,
+        model, provider)``) over ``[start_us, end_us)``, first requests included.
+
+        Whole days come from the rollup's running totals (two seeks per key present
+        in the days' table), the edges from its hour and quarter tables, or from the
+        events where it has no such grain. A rollup without a user key cannot be
+        filtered by user (ValueError).
+        """
+        return self._per_key(rollup, start_us, end_us, users, first=True)
+
+    def _per_key(
+        self, rollup: Rollup, start_us: int, end_us: int, users: UserFilter, *, first: bool
+    ) -> dict[tuple[Any, ...], Raw]:
+        by_user = USER in rollup.keys
+        if users.active and not by_user:
+            raise ValueError(f"the {rollup.name} rollup has no user key to filter by")
+        plan = plan_buckets(start_us, end_us, use_days=Grain.DAY in rollup.grains)
         params: dict[str, Any] = {"a": start_us, "b": end_us}
-        match_sql, match_params = self.store.match_users(users, "u")
-        params.update(match_params)
-        # Users whose activity span misses the range cannot have usage in it.
-        ctes = [
-            "m AS MATERIALIZED (SELECT u.id FROM users u "
-            f"WHERE {match_sql} AND u.last_us >= :a AND u.first_us < :b)"
-        ]
+        ctes: list[str] = []
+        member = ""
+        if by_user:
+            match_sql, match_params = self.store.match_users(users, "u")
+            params.update(match_params)
+            # Users whose activity span misses the range cannot have usage in it.
+            ctes.append(
+                "m AS MATERIALIZED (SELECT u.id AS user_pk FROM users u "
+                f"WHERE {match_sql} AND u.last_us >= :a AND u.first_us < :b)"
+            )
+            member = " AND user_pk IN (SELECT user_pk FROM m)"
         selects: list[str] = []
         if plan.days is not None:
             params["ds"], params["de"] = plan.days
-            diffs = ", ".join(
-                f"hi.cum_{name} - coalesce(lo.cum_{name}, 0)" for name in self.store.metric_columns
-            )
-            days = self.db.dialect.whole_days(self._days, diffs)
-            ctes.extend(days.ctes)
-            selects.append(days.select)
-        edges = self._edge_select(plan, params, filtered=users.active)
+            selects.append(self._whole_days(rollup, ctes, member, first=first))
+        edges = self._edge_select(rollup, plan, params, member if users.active else "")
         if edges:
             selects.append(edges)
-        result: dict[int, Raw] = {}
+        result: dict[tuple[Any, ...], Raw] = {}
         if selects:
-            query = f"WITH {', '.join(ctes)} " + " UNION ALL ".join(selects)
-            self._add_rows(result, text(query), params)
+            query = f"WITH {', '.join(ctes)} " if ctes else ""
+            query += " UNION ALL ".join(selects)
+            self._add_rows(result, text(query), params, len(rollup.keys))
         return result
 
-    def _edge_select(self, plan: BucketPlan, params: dict[str, Any], *, filtered: bool) -> str:
-        """The hour, quarter-hour and raw pieces of the range, summed per user."""
+    def _whole_days(self, rollup: Rollup, ctes: list[str], member: str, *, first: bool) -> str:
+        """The whole days: each key's running totals at the end minus at the start."""
+        table = rollup.table(Grain.DAY)
+        keys = rollup.key_columns
+        if rollup.keys == (USER,):
+            source = "m"  # the matching users are the keys
+        else:  # the keys present in the days before the range's end
+            source = "k"
+            where = f"day < :de{member}"
+            ctes.append(
+                f"k AS MATERIALIZED (SELECT DISTINCT {', '.join(keys)} FROM {table} WHERE {where})"
+            )
+        diffs = ", ".join(
+            f"hi.cum_{name} - coalesce(lo.cum_{name}, 0)" for name in self.store.metric_columns
+        )
+        days = self.db.dialect.whole_days(table, keys, source, diffs, first=first)
+        ctes.extend(days.ctes)
+        return days.select
+
+    def _edge_select(
+        self, rollup: Rollup, plan: BucketPlan, params: dict[str, Any], member: str
+    ) -> str:
+        """The hour, quarter-hour and raw pieces of the range, summed per key."""
+        keys = ", ".join(rollup.key_columns)
+        raw_keys = ", ".join(
+            f"{self.db.dialect.render(key.sql(events))} AS {key.column}" for key in rollup.keys
+        )
+        pieces: list[tuple[str, int, int]] = []  # (table, first, last) in its own units
+        for grain, ranges in ((Grain.HOUR, plan.hours), (Grain.QUARTER, plan.quarters)):
+            for first, last in ranges:
+                pieces.append(_piece(rollup, grain, first, last))
+        pieces += [("events", first, last) for first, last in plan.raw]
         parts: list[str] = []
-        pieces = [(USER_ROLLUP.table(Grain.HOUR), "bucket", r) for r in plan.hours]
-        pieces += [(USER_ROLLUP.table(Grain.QUARTER), "bucket", r) for r in plan.quarters]
-        pieces += [("events", "started_us", r) for r in plan.raw]
-        member = " AND user_pk IN (SELECT id FROM m)" if filtered else ""
-        for index, (table, column, (first, last)) in enumerate(pieces):
-            columns = self._raw_row if table == "events" else self._bucket_row
+        for index, (table, first, last) in enumerate(pieces):
+            if table == "events":
+                row, column = (
+                    ", ".join(filter(None, (raw_keys, self._raw_metric_row))),
+                    "started_us",
+                )
+            else:
+                row, column = ", ".join(filter(None, (keys, self._metric_row))), "bucket"
             parts.append(
-                f"SELECT {columns} FROM {table} "
+                f"SELECT {row} FROM {table} "
                 f"WHERE {column} >= :lo{index} AND {column} < :hi{index}{member}"
             )
             params[f"lo{index}"], params[f"hi{index}"] = first, last
         if not parts:
             return ""
-        return (
-            f"SELECT user_pk, {self._sums}, min(first_us), max(last_us) "
-            f"FROM ({' UNION ALL '.join(parts)}) AS e GROUP BY user_pk"
-        )
+        group = f" GROUP BY {keys}" if keys else ""
+        selected = ", ".join(filter(None, (keys, self._sums, "min(first_us), max(last_us)")))
+        return f"SELECT {selected} FROM ({' UNION ALL '.join(parts)}) AS e{group}"
 
-    def _add_rows(self, result: dict[int, Raw], query: TextClause, params: dict[str, Any]) -> None:
-        """Add each row ``(user_pk, metrics..., first_us, last_us)`` to ``result``."""
+    def _add_rows(
+        self,
+        result: dict[tuple[Any, ...], Raw],
+        query: TextClause,
+        params: dict[str, Any],
+        width: int,
+    ) -> None:
+        """Add each row ``(key..., metrics..., first_us, last_us)`` to ``result``."""
         add = self.metrics.add
         for row in self.conn.execute(query, params).all():
-            current = result.get(row[0])
+            key = tuple(row[:width])
+            current = result.get(key)
             if current is None:
-                result[row[0]] = list(row[1:])
+                result[key] = list(row[width:])
             else:
-                add(current, row[1:])
+                add(current, row[width:])
 
     def fill_first(self, result: dict[int, Raw], start_us: int, end_us: int) -> None:
         """Set the first request where the whole-day part of the range may hold it.
@@ -168,6 +227,21 @@ class UsageReader:
         for start in range(0, len(pks), _IDS_PER_STATEMENT):
             for row in self.conn.execute(query, {"ids": pks[start : start + _IDS_PER_STATEMENT]}):
                 found[row[0]] = (row[1], row[2], row[3])
+        return found
+
+    def attributes(
+        self, user_pks: Iterable[int], names: Sequence[str]
+    ) -> dict[int, tuple[Any, ...]]:
+        """``{pk: (value of each attribute in names)}`` (declared attributes only)."""
+        columns = ", ".join(self.store.attribute(name).column for name in names)
+        query = text(f"SELECT id, {columns} FROM users WHERE id IN :ids").bindparams(
+            bindparam("ids", expanding=True)
+        )
+        found: dict[int, tuple[Any, ...]] = {}
+        pks = list(user_pks)
+        for start in range(0, len(pks), _IDS_PER_STATEMENT):
+            for row in self.conn.execute(query, {"ids": pks[start : start + _IDS_PER_STATEMENT]}):
+                found[row[0]] = tuple(row[1:])
         return found
 
     def matching_users(self, users: UserFilter) -> Iterator[tuple[int, Profile]]:
@@ -245,3 +319,14 @@ class UsageReader:
         ).one()
         n = self.metrics.size
         return [*(value or 0 for value in row[:n]), row[n], row[n + 1]]
+
+
+def _piece(rollup: Rollup, grain: Grain, first: int, last: int) -> tuple[str, int, int]:
+    """Where buckets ``[first, last)`` of ``grain`` are read from for ``rollup``: its
+    own table of that grain, else its quarter-hour table, else the raw events."""
+    if grain in rollup.grains:
+        return rollup.table(grain), first, last
+    if Grain.QUARTER in rollup.grains:
+        factor = grain.us // Grain.QUARTER.us
+        return rollup.table(Grain.QUARTER), first * factor, last * factor
+    return "events", first * grain.us, last * grain.us

@@ -22,6 +22,7 @@ from tokenledger.metrics import METRICS, MetricSet
 from tokenledger.search import fold
 from tokenledger.store import event_pages, recompute, writes
 from tokenledger.store.database import Database
+from tokenledger.store.dimensions import USER_ATTRIBUTES, UserAttribute
 from tokenledger.store.rollups import ROLLUPS, Level, Rollup, levels
 from tokenledger.store.schema import ROLLUP_TABLES, events, rollup_tables
 from tokenledger.store.usage_reads import UsageReader
@@ -37,10 +38,12 @@ class UsageStore:
         *,
         metrics: MetricSet = METRICS,
         rollups: Sequence[Rollup] = ROLLUPS,
+        attributes: Sequence[UserAttribute] = USER_ATTRIBUTES,
     ) -> None:
         self.db = db
         self.metrics = metrics
         self.rollups = tuple(rollups)
+        self.attributes = {attribute.name: attribute for attribute in attributes}
 
     @cached_property
     def levels(self) -> list[Level]:
@@ -81,7 +84,22 @@ class UsageStore:
         if users.user_id is not None:
             clauses.append(f"{alias}.external_id = :user_id")
             params["user_id"] = users.user_id
+        for index, (name, value) in enumerate(users.where):
+            column = f"{alias}.{self.attribute(name).column}"
+            if value is None:
+                clauses.append(f"{column} IS NULL")
+            else:
+                clauses.append(f"{column} = :where{index}")
+                params[f"where{index}"] = value
         return " AND ".join(clauses) or "1 = 1", params
+
+    def attribute(self, name: str) -> UserAttribute:
+        """The declared attribute ``name`` (ValueError for any other)."""
+        found = self.attributes.get(name)
+        if found is None:
+            known = ", ".join(self.attributes) or "none"
+            raise ValueError(f"unknown attribute {name!r}; declared: {known}")
+        return found
 
     # -- writes ---------------------------------------------------------------------
 
