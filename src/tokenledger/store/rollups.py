@@ -138,16 +138,27 @@ def aggregate(
     has fewer entries than the events).
     """
     columns = _all_keys(rollups)
+    key_of = _key_function(columns)
+    of_event = metrics.of_event
+    n = metrics.size
     base: Sums = {}
-    add = metrics.add
+    # The hot loop of the write path: every event of every batch.
     for event in events:
-        pk = user_pks[event.user_id]
-        key = (*(k.of_event(event, pk) for k in columns), event.started_us // US_PER_QUARTER)
+        started = event.started_us
+        key = key_of(event, user_pks[event.user_id], started // US_PER_QUARTER)
+        values = of_event(event)
         current = base.get(key)
         if current is None:
-            base[key] = metrics.of_event(event)
-        else:
-            add(current, metrics.of_event(event))
+            values.append(started)
+            values.append(started)
+            base[key] = values
+            continue
+        for i in range(n):
+            current[i] += values[i]
+        if started < current[n]:
+            current[n] = started
+        elif started > current[n + 1]:
+            current[n + 1] = started
     result: dict[Level, Sums] = {}
     for rollup in rollups:
         finer = _project(base, [columns.index(k) for k in rollup.keys], metrics)
@@ -160,6 +171,14 @@ def aggregate(
     return result
 
 
+def _key_function(columns: list[Key]) -> Callable[[Event, int, int], tuple[Any, ...]]:
+    """``(event, user pk, quarter) -> (key values..., quarter)`` for ``columns``."""
+    if columns == [USER]:
+        return lambda _event, user_pk, quarter: (user_pk, quarter)
+    getters = [key.of_event for key in columns]
+    return lambda event, user_pk, quarter: (*(get(event, user_pk) for get in getters), quarter)
+
+
 def _all_keys(rollups: Iterable[Rollup]) -> list[Key]:
     found: list[Key] = []
     for rollup in rollups:
@@ -170,22 +189,27 @@ def _all_keys(rollups: Iterable[Rollup]) -> list[Key]:
 def _project(base: Sums, positions: list[int], metrics: MetricSet) -> Sums:
     if len(positions) == len(next(iter(base), ())) - 1 and positions == sorted(positions):
         return base  # every key, in order: the base itself
-    projected: Sums = {}
-    for key, values in base.items():
-        _merge(projected, (*(key[p] for p in positions), key[-1]), values, metrics)
-    return projected
+    return _regroup(base, lambda key: (*(key[p] for p in positions), key[-1]), metrics.size)
 
 
 def _coarsen(finer: Sums, factor: int, metrics: MetricSet) -> Sums:
-    coarser: Sums = {}
-    for key, values in finer.items():
-        _merge(coarser, (*key[:-1], key[-1] // factor), values, metrics)
-    return coarser
+    return _regroup(finer, lambda key: (*key[:-1], key[-1] // factor), metrics.size)
 
 
-def _merge(target: Sums, key: tuple[Any, ...], values: Raw, metrics: MetricSet) -> None:
-    current = target.get(key)
-    if current is None:
-        target[key] = list(values)
-    else:
-        metrics.add(current, values)
+def _regroup(sums: Sums, new_key: Callable[[tuple[Any, ...]], tuple[Any, ...]], n: int) -> Sums:
+    """``sums`` summed again under ``new_key`` of each key (a rollup's spans are never
+    empty, so they merge by plain comparisons)."""
+    grouped: Sums = {}
+    for key, values in sums.items():
+        target = new_key(key)
+        current = grouped.get(target)
+        if current is None:
+            grouped[target] = list(values)
+            continue
+        for i in range(n):
+            current[i] += values[i]
+        if values[n] < current[n]:
+            current[n] = values[n]
+        if values[n + 1] > current[n + 1]:
+            current[n + 1] = values[n + 1]
+    return grouped
