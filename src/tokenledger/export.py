@@ -212,9 +212,8 @@ class _UsageCells:
 
     def __init__(self, metrics: MetricSet, tz: ZoneInfo) -> None:
         layout = Layout(metrics)
-        self._metrics = metrics
-        self._first = layout.first_metrics
-        self._later = layout.later_metrics
+        self._first = metrics.csv_cells(layout.first_metrics)
+        self._later = metrics.csv_cells(layout.later_metrics) if layout.later_metrics else None
         self._tz = tz
 
     def head(self, row: UserUsage) -> list[Cell]:
@@ -224,14 +223,16 @@ class _UsageCells:
             escape_cell(row.user_id),
             _text(row.name),
             _text(row.email),
-            *self._metrics.csv_values(usage.raw, self._first),
+            *self._first(usage.raw),
             iso(usage.first_us, self._tz),
             iso(usage.last_us, self._tz),
         ]
 
     def tail(self, row: UserUsage) -> list[Cell]:
         """The metrics declared after the first format, for the end of the row."""
-        return list(self._metrics.csv_values(row.usage.raw, self._later))
+        if self._later is None:
+            return []
+        return list(self._later(row.usage.raw))
 
 
 class ExportCancelled(Exception):

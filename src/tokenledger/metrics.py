@@ -31,7 +31,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from enum import Enum
-from operator import attrgetter
+from operator import attrgetter, itemgetter
 from typing import Any, Literal
 
 from sqlalchemy import BigInteger, ColumnElement, FromClause, case, func, literal
@@ -59,13 +59,26 @@ class Unit(Enum):
 
     def json_value(self, value: int) -> int | str:
         """Numbers as numbers; money as a decimal string of dollars (never a float)."""
-        return format(dollars(value), "f") if self.money else value
+        return _dollars_text(value) if self.money else value
 
     def csv_value(self, value: int) -> int | str:
         """Durations as exact seconds, money as exact dollars, counts as they are."""
         if self is Unit.MILLISECONDS:
-            return format(seconds(value), "f")
+            return _seconds_text(value)
         return self.json_value(value)
+
+    @property
+    def csv_text(self) -> Callable[[int], str] | None:
+        """The function writing a value of this unit as CSV text (None: as it is)."""
+        return {Unit.MILLISECONDS: _seconds_text, Unit.NANO_USD: _dollars_text}.get(self)
+
+
+def _seconds_text(duration_ms: int) -> str:
+    return format(seconds(duration_ms), "f")
+
+
+def _dollars_text(nanos: int) -> str:
+    return format(dollars(nanos), "f")
 
 
 def seconds(duration_ms: int) -> Decimal:
@@ -137,15 +150,23 @@ def _vector_function(contributions: Sequence[Contribution]) -> Callable[[Event],
     times faster than a call per metric. The expressions come from the helpers above
     (column names checked as identifiers), never from input; a contribution without
     one is called."""
-    parts, namespace = [], {}
+    parts: list[str] = []
+    namespace: dict[str, Any] = {}
     for index, contribution in enumerate(contributions):
         if contribution.source is None:
             namespace[f"c{index}"] = contribution.python
             parts.append(f"c{index}(event)")
         else:
             parts.append(contribution.source)
-    vector: Callable[[Event], Raw] = eval(f"lambda event: [{', '.join(parts)}]", namespace)  # noqa: S307
+    vector: Callable[[Event], Raw] = _list_function("event", parts, namespace)
     return vector
+
+
+def _list_function(argument: str, parts: list[str], namespace: dict[str, Any]) -> Any:
+    """``lambda <argument>: [<parts>]``, for loops over every event or every row of an
+    export. Only this module's own expressions (positions, checked column names,
+    functions passed in ``namespace``) are ever put in it."""
+    return eval(f"lambda {argument}: [{', '.join(parts)}]", namespace)  # noqa: S307
 
 
 @dataclass(frozen=True)
@@ -203,6 +224,7 @@ class MetricSet:
     public_names: tuple[str, ...] = field(init=False, compare=False)
     # ``event -> [each stored metric's contribution]`` (the write path's hot loop).
     of_event: Callable[[Event], Raw] = field(init=False, compare=False)
+    _getters: dict[str, Callable[[Sequence[Any]], int]] = field(init=False, compare=False)
 
     def __post_init__(self) -> None:
         stored = tuple(item for item in self.declared if isinstance(item, Metric))
@@ -216,6 +238,7 @@ class MetricSet:
         for item in self.declared:
             if isinstance(item, Derived) and not set(item.parts) <= self.index.keys():
                 raise ValueError(f"{item.name} derives from unknown metrics {item.parts}")
+        object.__setattr__(self, "_getters", {i.public: self._getter(i) for i in self.declared})
 
     def plus(self, *more: Shown) -> MetricSet:
         """These metrics and ``more`` (declared after them)."""
@@ -248,38 +271,38 @@ class MetricSet:
         if last is not None and (target[n + 1] is None or last > target[n + 1]):
             target[n + 1] = last
 
-    def sum_all(self, rows: Iterable[Raw]) -> Raw:
-        """The merge of every row (column by column); the span as :meth:`add` would."""
+    def totals(self, rows: Iterable[Raw]) -> Raw:
+        """The sums of every row (column by column, in C) and the latest request; the
+        first request is left out (None): rows of whole days do not know theirs."""
         columns = list(zip(*rows, strict=True))
         if not columns:
             return self.empty()
         n = self.size
         total: Raw = [sum(columns[i]) for i in range(n)]
-        firsts = [value for value in columns[n] if value is not None]
         lasts = [value for value in columns[n + 1] if value is not None]
-        total.append(min(firsts) if firsts else None)
+        total.append(None)
         total.append(max(lasts) if lasts else None)
         return total
 
     def value(self, raw: Sequence[Any], public: str) -> int:
         """The value of metric ``public`` (stored or derived) in ``raw``."""
-        position = self.index.get(public)
-        if position is not None:
-            value: int = raw[position]
-            return value
-        item = self.find(public)
-        assert isinstance(item, Derived)
-        return sum(raw[self.index[part]] for part in item.parts)
+        return self._getters[public](raw)
 
     def key(self, public: str) -> Callable[[Sequence[Any]], int]:
-        """A fast function ``raw -> value of metric public`` (for sorting)."""
-        position = self.index.get(public)
-        if position is not None:
-            return lambda raw: raw[position]
-        item = self.find(public)
-        assert isinstance(item, Derived)
+        """A fast function ``raw -> value of metric public`` (for sorting 10,000s of
+        rows, so a derived metric of two parts is one addition, not a loop)."""
+        if public not in self._getters:
+            raise KeyError(public)
+        return self._getters[public]
+
+    def _getter(self, item: Shown) -> Callable[[Sequence[Any]], int]:
+        if isinstance(item, Metric):
+            return itemgetter(self.index[item.public])
         positions = [self.index[part] for part in item.parts]
-        return lambda raw: sum(raw[p] for p in positions)
+        if len(positions) == 2:
+            first, second = positions
+            return lambda raw: raw[first] + raw[second]
+        return lambda raw: sum(raw[position] for position in positions)
 
     def values(self, raw: Sequence[Any]) -> dict[str, int]:
         """Every declared metric's value, by public name, in declaration order."""
@@ -291,8 +314,23 @@ class MetricSet:
             for item in self.declared
         }
 
-    def csv_values(self, raw: Sequence[Any], names: Iterable[str]) -> list[int | str]:
-        return [self.find(name).unit.csv_value(self.value(raw, name)) for name in names]
+    def csv_cells(self, names: Sequence[str]) -> Callable[[Sequence[Any]], list[int | str]]:
+        """A function ``raw -> the CSV cells of metrics names`` (an export writes it for
+        every row, so what each cell needs is looked up once, here)."""
+        parts: list[str] = []
+        namespace: dict[str, Any] = {}
+        for index, name in enumerate(names):
+            item = self.find(name)
+            parts_of = item.parts if isinstance(item, Derived) else (item.public,)
+            value = " + ".join(f"raw[{self.index[part]}]" for part in parts_of)
+            text = item.unit.csv_text
+            if text is None:
+                parts.append(value)
+            else:
+                namespace[f"f{index}"] = text
+                parts.append(f"f{index}({value})")
+        write: Callable[[Sequence[Any]], list[int | str]] = _list_function("raw", parts, namespace)
+        return write
 
 
 METRICS = MetricSet(

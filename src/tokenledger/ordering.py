@@ -75,9 +75,9 @@ def order(
         items.sort(key=lambda item: _text_key(profiles[item[0]][position]), reverse=descending)
         return
     key = raw_key(column, metrics)
-    items.sort(key=lambda item: key(item[1]), reverse=descending)
     first, stop = 0, len(items)
     if window is not None:
+        items.sort(key=lambda item: key(item[1]), reverse=descending)
         first, stop, _ = window.indices(len(items))
         if first >= stop:
             return

@@ -174,8 +174,7 @@ def user_usage(
         )
         page = _rows(reader, rows.items[window], rows.profiles)
     metrics = store.metrics
-    totals = metrics.sum_all(values for _, values in rows.items)
-    totals[metrics.size] = None
+    totals = metrics.totals(values for _, values in rows.items)
     return UserUsageReport(local_range, len(rows.items), Usage(totals, metrics=metrics), page)
 
 

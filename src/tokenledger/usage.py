@@ -33,12 +33,12 @@ class Usage:
 
     @property
     def first_us(self) -> int | None:
-        value: int | None = self.raw[self.metric_set.size]
+        value: int | None = self.raw[-2]  # a Raw ends with its span
         return value
 
     @property
     def last_us(self) -> int | None:
-        value: int | None = self.raw[self.metric_set.size + 1]
+        value: int | None = self.raw[-1]
         return value
 
     def metrics(self) -> dict[str, int]:

@@ -32,6 +32,33 @@ if TYPE_CHECKING:
 _IDS_PER_STATEMENT = 900
 
 
+class MetricSql:
+    """The column lists of the usage queries, from a store's metrics (made once)."""
+
+    def __init__(self, store: UsageStore) -> None:
+        names = store.metric_columns
+        # CAST: PostgreSQL's sum(bigint) is numeric.
+        self.sums = ", ".join(f"CAST(sum({name}) AS BIGINT)" for name in names)
+        self.row = ", ".join((*names, "first_us", "last_us"))
+        self.running = ", ".join(f"hi.cum_{name} - coalesce(lo.cum_{name}, 0)" for name in names)
+        render = store.db.dialect.render
+        contributions = [render(metric.per_event.sql(events)) for metric in store.metrics.stored]
+        # One raw event as a bucket row (columns named as in the bucket tables).
+        self.raw_row = ", ".join(
+            [
+                *(f"{sql} AS {name}" for sql, name in zip(contributions, names, strict=True)),
+                "started_us AS first_us",
+                "started_us AS last_us",
+            ]
+        )
+        self.raw_sums = ", ".join(f"CAST(sum({sql}) AS BIGINT)" for sql in contributions)
+        self.raw_keys = {
+            key.column: f"{render(key.sql(events))} AS {key.column}"
+            for rollup in store.rollups
+            for key in rollup.keys
+        }
+
+
 class UsageReader:
     """Range queries over the rollups, on one connection (one snapshot)."""
 
@@ -40,22 +67,7 @@ class UsageReader:
         self.db = store.db
         self.conn = conn
         self.metrics = store.metrics
-        names = store.metric_columns
-        # CAST: PostgreSQL's sum(bigint) is numeric.
-        self._sums = ", ".join(f"CAST(sum({name}) AS BIGINT)" for name in names)
-        self._metric_row = ", ".join((*names, "first_us", "last_us"))
-        contributions = [
-            self.db.dialect.render(m.per_event.sql(events)) for m in self.metrics.stored
-        ]
-        # One raw event as a bucket row (columns named as in the bucket tables).
-        self._raw_metric_row = ", ".join(
-            [
-                *(f"{sql} AS {name}" for sql, name in zip(contributions, names, strict=True)),
-                "started_us AS first_us",
-                "started_us AS last_us",
-            ]
-        )
-        self._raw_sums = ", ".join(f"CAST(sum({sql}) AS BIGINT)" for sql in contributions)
+        self.sql = store.metric_sql
         self._days = USER_ROLLUP.table(Grain.DAY)
 
     # -- per key ------------------------------------------------------------------
@@ -69,8 +81,7 @@ class UsageReader:
         the users table; no index serves a substring), then the whole days (two index
         seeks per user) and the edges (scans of the hour and quarter rollups).
         """
-        found = self._per_key(USER_ROLLUP, start_us, end_us, users, first=False)
-        return {key[0]: values for key, values in found.items()}
+        return self._per_key(USER_ROLLUP, start_us, end_us, users, first=False)
 
     def usage_by(
         self, rollup: Rollup, start_us: int, end_us: int, users: UserFilter
@@ -83,11 +94,15 @@ class UsageReader:
         events where it has no such grain. A rollup without a user key cannot be
         filtered by user (ValueError).
         """
-        return self._per_key(rollup, start_us, end_us, users, first=True)
+        found = self._per_key(rollup, start_us, end_us, users, first=True)
+        if len(rollup.keys) == 1:
+            return {(key,): values for key, values in found.items()}
+        return found
 
     def _per_key(
         self, rollup: Rollup, start_us: int, end_us: int, users: UserFilter, *, first: bool
-    ) -> dict[tuple[Any, ...], Raw]:
+    ) -> dict[Any, Raw]:
+        """Usage per key: the key value itself for a rollup of one key, else a tuple."""
         by_user = USER in rollup.keys
         if users.active and not by_user:
             raise ValueError(f"the {rollup.name} rollup has no user key to filter by")
@@ -111,7 +126,7 @@ class UsageReader:
         edges = self._edge_select(rollup, plan, params, member if users.active else "")
         if edges:
             selects.append(edges)
-        result: dict[tuple[Any, ...], Raw] = {}
+        result: dict[Any, Raw] = {}
         if selects:
             query = f"WITH {', '.join(ctes)} " if ctes else ""
             query += " UNION ALL ".join(selects)
@@ -130,10 +145,7 @@ class UsageReader:
             ctes.append(
                 f"k AS MATERIALIZED (SELECT DISTINCT {', '.join(keys)} FROM {table} WHERE {where})"
             )
-        diffs = ", ".join(
-            f"hi.cum_{name} - coalesce(lo.cum_{name}, 0)" for name in self.store.metric_columns
-        )
-        days = self.db.dialect.whole_days(table, keys, source, diffs, first=first)
+        days = self.db.dialect.whole_days(table, keys, source, self.sql.running, first=first)
         ctes.extend(days.ctes)
         return days.select
 
@@ -142,9 +154,7 @@ class UsageReader:
     ) -> str:
         """The hour, quarter-hour and raw pieces of the range, summed per key."""
         keys = ", ".join(rollup.key_columns)
-        raw_keys = ", ".join(
-            f"{self.db.dialect.render(key.sql(events))} AS {key.column}" for key in rollup.keys
-        )
+        raw_keys = ", ".join(self.sql.raw_keys[key.column] for key in rollup.keys)
         pieces: list[tuple[str, int, int]] = []  # (table, first, last) in its own units
         for grain, ranges in ((Grain.HOUR, plan.hours), (Grain.QUARTER, plan.quarters)):
             for first, last in ranges:
@@ -153,12 +163,9 @@ class UsageReader:
         parts: list[str] = []
         for index, (table, first, last) in enumerate(pieces):
             if table == "events":
-                row, column = (
-                    ", ".join(filter(None, (raw_keys, self._raw_metric_row))),
-                    "started_us",
-                )
+                row, column = ", ".join(filter(None, (raw_keys, self.sql.raw_row))), "started_us"
             else:
-                row, column = ", ".join(filter(None, (keys, self._metric_row))), "bucket"
+                row, column = ", ".join(filter(None, (keys, self.sql.row))), "bucket"
             parts.append(
                 f"SELECT {row} FROM {table} "
                 f"WHERE {column} >= :lo{index} AND {column} < :hi{index}{member}"
@@ -167,25 +174,29 @@ class UsageReader:
         if not parts:
             return ""
         group = f" GROUP BY {keys}" if keys else ""
-        selected = ", ".join(filter(None, (keys, self._sums, "min(first_us), max(last_us)")))
+        selected = ", ".join(filter(None, (keys, self.sql.sums, "min(first_us), max(last_us)")))
         return f"SELECT {selected} FROM ({' UNION ALL '.join(parts)}) AS e{group}"
 
     def _add_rows(
-        self,
-        result: dict[tuple[Any, ...], Raw],
-        query: TextClause,
-        params: dict[str, Any],
-        width: int,
+        self, result: dict[Any, Raw], query: TextClause, params: dict[str, Any], width: int
     ) -> None:
-        """Add each row ``(key..., metrics..., first_us, last_us)`` to ``result``."""
-        add = self.metrics.add
+        """Add each row ``(key..., metrics..., first_us, last_us)`` to ``result`` (keyed
+        by the key value for one key, else by the tuple). Tens of thousands of rows:
+        the merge is written out here rather than called per row."""
+        n = self.metrics.size
         for row in self.conn.execute(query, params).all():
-            key = tuple(row[:width])
+            key = row[0] if width == 1 else tuple(row[:width])
             current = result.get(key)
             if current is None:
                 result[key] = list(row[width:])
-            else:
-                add(current, row[width:])
+                continue
+            for i in range(n):
+                current[i] += row[width + i]
+            first, last = row[width + n], row[width + n + 1]
+            if first is not None and (current[n] is None or first < current[n]):
+                current[n] = first
+            if last is not None and (current[n + 1] is None or last > current[n + 1]):
+                current[n + 1] = last
 
     def fill_first(self, result: dict[int, Raw], start_us: int, end_us: int) -> None:
         """Set the first request where the whole-day part of the range may hold it.
@@ -291,7 +302,7 @@ class UsageReader:
             match_sql, match_params = self.store.match_users(users, "users")
             params.update(match_params)
             query = text(
-                f"SELECT bucket, {self._sums}, min(first_us), max(last_us) "
+                f"SELECT bucket, {self.sql.sums}, min(first_us), max(last_us) "
                 f"FROM {USER_ROLLUP.table(grain)} WHERE {where} AND user_pk IN "
                 f"(SELECT id FROM users WHERE {match_sql}) GROUP BY bucket"
             )
@@ -312,7 +323,7 @@ class UsageReader:
         member = f" AND user_pk IN (SELECT id FROM users WHERE {match_sql})" if users.active else ""
         row = self.conn.execute(
             text(
-                f"SELECT {self._raw_sums}, min(started_us), max(started_us) FROM events "
+                f"SELECT {self.sql.raw_sums}, min(started_us), max(started_us) FROM events "
                 f"WHERE started_us >= :lo AND started_us < :hi{member}"
             ),
             {"lo": lo, "hi": hi, **params},

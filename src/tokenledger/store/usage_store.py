@@ -25,7 +25,7 @@ from tokenledger.store.database import Database
 from tokenledger.store.dimensions import USER_ATTRIBUTES, UserAttribute
 from tokenledger.store.rollups import ROLLUPS, Level, Rollup, levels
 from tokenledger.store.schema import ROLLUP_TABLES, events, rollup_tables
-from tokenledger.store.usage_reads import UsageReader
+from tokenledger.store.usage_reads import MetricSql, UsageReader
 from tokenledger.usage import UserFilter
 
 
@@ -59,6 +59,11 @@ class UsageStore:
     def metric_columns(self) -> tuple[str, ...]:
         """The column of each stored metric, in order."""
         return tuple(metric.name for metric in self.metrics.stored)
+
+    @cached_property
+    def metric_sql(self) -> MetricSql:
+        """The usage queries' column lists for these metrics (built once)."""
+        return MetricSql(self)
 
     @cached_property
     def metric_event_columns(self) -> tuple[str, ...]:
