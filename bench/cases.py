@@ -11,6 +11,7 @@ from zoneinfo import ZoneInfo
 from tokenledger.localdays import LocalRange
 from tokenledger.reports import UserUsageReport, user_usage
 from tokenledger.store.database import Database
+from tokenledger.store.usage_store import UsageStore
 
 RANGES = (("today", 1), ("7 days", 7), ("31 days", 31), ("365 days", 365))
 SEARCH_TERM = "ngu"  # folds to match Nguyễn and other names; a few percent of users
@@ -58,10 +59,11 @@ class ReportCase:
     def run(self, db: Database, end: datetime, tz: ZoneInfo) -> Callable[[], UserUsageReport]:
         """The in-process report (what the server computes) as a callable."""
         local_range = self.local_range(end, tz)
+        store = UsageStore(db)
 
         def report() -> UserUsageReport:
             return user_usage(
-                db,
+                store,
                 local_range=local_range,
                 q=self.q,
                 sort=self.sort,

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
-from sqlalchemy import text
+from sqlalchemy import String, text
 from sqlalchemy.exc import SQLAlchemyError
 
 from bench.backends import Backend
@@ -34,6 +34,8 @@ from tokenledger.ingest import ingest
 from tokenledger.settings import Settings
 from tokenledger.store import migrate
 from tokenledger.store.database import Database, DatabaseUnavailable, open_database
+from tokenledger.store.schema import events
+from tokenledger.store.usage_store import UsageStore
 
 BATCH = 1000
 
@@ -128,6 +130,7 @@ def build(backend: Backend, spec: DatasetSpec) -> Dataset:
 def write_events(db: Database, generator: Generator, *, label: str, total: int) -> dict[str, Any]:
     """Ingest every generated event in batches; returns rates (overall and per tenth)."""
     meter = Meter(label, total)
+    store = UsageStore(db)
     started = time.perf_counter()
     in_ingest = 0.0
     tenths: list[float] = []  # events per second of ingest time, per tenth of the load
@@ -138,7 +141,7 @@ def write_events(db: Database, generator: Generator, *, label: str, total: int) 
     def flush() -> None:
         nonlocal in_ingest, done, tenth_started
         begin = time.perf_counter()
-        result = ingest(db, batch, now_us=now_us(system_clock))
+        result = ingest(store, batch, now_us=now_us(system_clock))
         in_ingest += time.perf_counter() - begin
         if result.count("accepted") != len(batch):
             bad = next(o for o in result.outcomes if o.status != "accepted")
@@ -170,7 +173,7 @@ def write_events(db: Database, generator: Generator, *, label: str, total: int) 
 
 def _finish(db: Database) -> None:
     """What a running installation has done by itself some time after a load."""
-    if db.is_sqlite:
+    if db.dialect.name == "sqlite":
         with db.engine.connect() as conn:
             conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
     else:  # autovacuum would analyze (and vacuum) the new tables on its own
@@ -180,17 +183,13 @@ def _finish(db: Database) -> None:
 
 # -- the same events in DuckDB ------------------------------------------------------
 
-_EVENT_COLUMNS = {
-    "user_pk": "BIGINT",
-    "started_us": "BIGINT",
-    "status": "VARCHAR",
-    "input_tokens": "BIGINT",
-    "output_tokens": "BIGINT",
-    "cache_read_tokens": "BIGINT",
-    "cache_write_tokens": "BIGINT",
-    "reasoning_tokens": "BIGINT",
-    "duration_ms": "BIGINT",
-}
+
+def _event_columns(db: Database) -> dict[str, str]:
+    """The events columns the reports are computed from, with their DuckDB types."""
+    names = ("user_pk", "started_us", *UsageStore(db).metric_event_columns)
+    return {
+        name: "VARCHAR" if isinstance(events.c[name].type, String) else "BIGINT" for name in names
+    }
 
 
 def duckdb_copy(dataset: Dataset, data_dir: Path, backend_name: str) -> Path:
@@ -214,12 +213,13 @@ def duckdb_copy(dataset: Dataset, data_dir: Path, backend_name: str) -> Path:
     events_csv, users_csv = path.with_suffix(".events.csv"), path.with_suffix(".users.csv")
     db = dataset.open()
     try:
-        _dump(db, f"SELECT {', '.join(_EVENT_COLUMNS)} FROM events", events_csv)
+        event_columns = _event_columns(db)
+        _dump(db, f"SELECT {', '.join(event_columns)} FROM events", events_csv)
         _dump(db, "SELECT id, external_id FROM users", users_csv)
     finally:
         db.dispose()
     with duckdb.connect(str(path)) as conn:
-        columns = ", ".join(f"'{name}': '{kind}'" for name, kind in _EVENT_COLUMNS.items())
+        columns = ", ".join(f"'{name}': '{kind}'" for name, kind in event_columns.items())
         conn.execute(
             "CREATE TABLE events AS SELECT * FROM "
             f"read_csv(?, header = true, columns = {{{columns}}})",

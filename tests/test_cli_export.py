@@ -10,9 +10,9 @@ import pytest
 from typer.testing import CliRunner
 
 from tests.conftest import make_event
-from tokenledger import export
 from tokenledger.cli import app
 from tokenledger.store.database import Database, DatabaseUnavailable
+from tokenledger.store.usage_store import UsageStore
 
 runner = CliRunner()
 RANGE = ["--start", "2026-11-24", "--end", "2026-11-25", "--tz", "Asia/Kolkata"]
@@ -104,10 +104,10 @@ def test_a_failed_export_leaves_no_file(
 ) -> None:
     assert post_events(_events()).status_code == 200
 
-    def broken(_db: Database, **_kwargs: Any) -> Any:
+    def broken(_store: UsageStore, **_kwargs: Any) -> Any:
         raise DatabaseUnavailable("disk I/O error")
 
-    monkeypatch.setattr(export, "read_event_page", broken)
+    monkeypatch.setattr(UsageStore, "event_page", broken)
     (tmp_path / "out").mkdir()
     output = tmp_path / "out" / "usage.csv"
     result = _cli(database_url, *RANGE, "--granularity", "events", "-o", str(output))

@@ -16,9 +16,10 @@ from tests.web.signed_in import signed_in_client
 from tokenledger.demo import demo_events
 from tokenledger.ingest import ingest
 from tokenledger.localdays import to_us
-from tokenledger.store import migrate, rollups
+from tokenledger.store import migrate
 from tokenledger.store.database import Database
 from tokenledger.store.demo_data import has_demo_data, mark_demo_users, remove_demo_data
+from tokenledger.store.usage_store import UsageStore
 
 NOW_US = to_us(datetime(2026, 12, 1, tzinfo=UTC))
 REAL = [
@@ -49,7 +50,7 @@ def _snapshot(db: Database) -> dict[str, list[tuple[Any, ...]]]:
 
 
 def test_demo_remove_leaves_exactly_the_real_data(database_url: str, db: Database) -> None:
-    assert ingest(db, REAL, now_us=NOW_US).count("accepted") == 3
+    assert ingest(UsageStore(db), REAL, now_us=NOW_US).count("accepted") == 3
     real_only = _snapshot(db)
     code, _, err = run(database_url, "demo", "--users", "12", "--days", "8")
     assert code == 0, err
@@ -67,26 +68,26 @@ def test_demo_remove_leaves_exactly_the_real_data(database_url: str, db: Databas
     assert f"Demo data removed: {demo_count} events and 12 people" in err
     assert not has_demo_data(db)
     assert _snapshot(db) == real_only  # rollups and user spans as if never loaded
-    assert rollups.verify(db) == dict.fromkeys(rollups.verify(db), 0)
+    assert UsageStore(db).verify() == dict.fromkeys(UsageStore(db).verify(), 0)
     assert run(database_url, "verify")[0] == 0
     assert run(database_url, "demo", "--remove")[2].startswith("Demo data removed: 0 events")
 
 
 def test_a_demo_person_with_real_events_keeps_them(db: Database) -> None:
     demo = list(demo_events(now=_now(), days=3, users=2, seed=1))
-    assert ingest(db, demo, now_us=NOW_US).count("accepted") == len(demo)
+    assert ingest(UsageStore(db), demo, now_us=NOW_US).count("accepted") == len(demo)
     first = demo[0]["user"]["id"]
     mark_demo_users(db, external_ids=[first, demo[-1]["user"]["id"]])
     mine = make_event(event_id="mine", user={"id": first})
-    assert ingest(db, [mine], now_us=NOW_US).count("accepted") == 1
-    removed = remove_demo_data(db)
+    assert ingest(UsageStore(db), [mine], now_us=NOW_US).count("accepted") == 1
+    removed = remove_demo_data(UsageStore(db))
     assert (removed.events, removed.users, removed.users_kept) == (len(demo), 1, 1)
     with db.read() as conn:
         left = conn.execute(
             text("SELECT e.event_id, u.external_id FROM events e JOIN users u ON u.id = e.user_pk")
         ).all()
     assert [tuple(row) for row in left] == [("mine", first)]
-    assert not any(rollups.verify(db).values())
+    assert not any(UsageStore(db).verify().values())
 
 
 def _now() -> datetime:
@@ -95,7 +96,7 @@ def _now() -> datetime:
 
 def test_demo_data_of_earlier_versions_is_found_by_the_migration(db: Database) -> None:
     legacy = make_event(event_id="demo-u0007-20261120T093012-0", user={"id": "u0007"})
-    assert ingest(db, [legacy, *REAL], now_us=NOW_US).count("accepted") == 4
+    assert ingest(UsageStore(db), [legacy, *REAL], now_us=NOW_US).count("accepted") == 4
     assert not has_demo_data(db)  # loaded "before" the migration that marks it
     config = migrate.alembic_config()
     with db.engine.begin() as conn:
@@ -103,7 +104,7 @@ def test_demo_data_of_earlier_versions_is_found_by_the_migration(db: Database) -
         command.downgrade(config, "0002")
     migrate.upgrade(db)
     assert has_demo_data(db)
-    removed = remove_demo_data(db)
+    removed = remove_demo_data(UsageStore(db))
     assert (removed.events, removed.users, removed.users_kept) == (1, 1, 0)
     with db.read() as conn:
         ids = sorted(r[0] for r in conn.execute(text("SELECT event_id FROM events")))
@@ -115,13 +116,13 @@ def test_every_page_says_demo_data_while_it_is_there(app: FastAPI, db: Database)
     with signed_in_client(app, role="admin") as page:
         assert banner not in page.get("/reporting/user-usage").text
         demo = list(demo_events(now=_now(), days=3, users=2, seed=1))
-        ingest(db, demo, now_us=NOW_US)
+        ingest(UsageStore(db), demo, now_us=NOW_US)
         mark_demo_users(db, external_ids=[event["user"]["id"] for event in demo])
         for path in ("/reporting/user-usage", "/admin/keys", "/admin/accounts", "/account"):
             assert banner in page.get(path).text, path
         fragment = page.get("/reporting/user-usage", headers={"HX-Request": "true"}).text
         assert banner not in fragment  # fragments swap into a page that has it
-        remove_demo_data(db)
+        remove_demo_data(UsageStore(db))
         assert banner not in page.get("/reporting/user-usage").text
     with TestClient(app) as visitor:
         assert "tokenledger accounts reset-password" in visitor.get("/sign-in").text

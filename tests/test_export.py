@@ -7,7 +7,6 @@ import io
 import tracemalloc
 from collections.abc import Callable, Iterator
 from datetime import date
-from decimal import Decimal
 from typing import Any
 
 import pytest
@@ -15,10 +14,12 @@ from sqlalchemy import event
 
 from tests.conftest import make_event
 from tokenledger.export import (
+    COLUMNS,
     DAILY_COLUMNS,
     EVENT_COLUMNS,
     SUMMARY_COLUMNS,
     CsvExport,
+    ExportCancelled,
     ExportOutcome,
     ExportRequest,
     csv_chunks,
@@ -28,8 +29,10 @@ from tokenledger.export import (
 )
 from tokenledger.ingest import ingest
 from tokenledger.localdays import LocalRange, zone
+from tokenledger.metrics import Unit
 from tokenledger.reports import UserFilter
 from tokenledger.store.database import Database
+from tokenledger.store.usage_store import UsageStore
 
 NOW_US = 2**62  # far future: nothing is refused as "in the future"
 
@@ -40,7 +43,7 @@ def _range(start: str, end: str, tz: str = "UTC") -> LocalRange:
 
 def _store(db: Database, events: list[dict[str, Any]]) -> None:
     for first in range(0, len(events), 1000):
-        result = ingest(db, events[first : first + 1000], now_us=NOW_US)
+        result = ingest(UsageStore(db), events[first : first + 1000], now_us=NOW_US)
         assert result.count("accepted") == len(events[first : first + 1000])
 
 
@@ -96,9 +99,11 @@ def test_escape_cell(value: str, written: str) -> None:
 
 
 def test_csv_chunks_quote_minimally_end_lines_with_crlf_and_keep_numbers_plain() -> None:
+    # Cells as the rows' builders make them: text escaped, durations as exact seconds.
+    usage_time = Unit.MILLISECONDS.csv_value
     rows = [
-        ["a,=1", 'a";=1', "a\n=1", "=1+1", None, 12, Decimal("1.500")],
-        ["\t-1", "\r+1", "Zoë", "", 0, -1, seconds(0)],
+        ["a,=1", 'a";=1', "a\n=1", escape_cell("=1+1"), None, 12, usage_time(1500)],
+        [escape_cell("\t-1"), escape_cell("\r+1"), "Zoë", "", 0, -1, usage_time(0)],
     ]
     body = b"".join(csv_chunks(["x", "y", "z", "f", "n", "i", "d"], rows))
     assert body == (
@@ -183,7 +188,7 @@ def _events_at(instants: list[str], users: int = 3) -> list[dict[str, Any]]:
 
 
 def _export(db: Database, request: ExportRequest, **options: Any) -> bytes:
-    return b"".join(CsvExport(db, request, **options))
+    return b"".join(CsvExport(UsageStore(db), request, **options))
 
 
 def test_events_page_through_equal_instants_without_repeats_or_gaps(db: Database) -> None:
@@ -227,14 +232,14 @@ def test_on_finish_reports_rows_written(db: Database) -> None:
     _store(db, _events_at([f"2026-11-24T0{n}:00:00Z" for n in range(5)]))
     outcomes: list[ExportOutcome] = []
     request = ExportRequest(local_range=_range("2026-11-24", "2026-11-24"), granularity="events")
-    export = CsvExport(db, request, page_size=2, on_finish=outcomes.append)
+    export = CsvExport(UsageStore(db), request, page_size=2, on_finish=outcomes.append)
     assert export.filename == "user-usage-events_2026-11-24_2026-11-24.csv"
     chunks = iter(export)
     next(chunks)
     assert (export.rows_written, outcomes) == (0, [])
     list(chunks)
     assert outcomes == [ExportOutcome(rows=5, complete=True)]
-    abandoned = iter(CsvExport(db, request, page_size=2, on_finish=outcomes.append))
+    abandoned = iter(CsvExport(UsageStore(db), request, page_size=2, on_finish=outcomes.append))
     next(abandoned)
     abandoned.close()  # what happens when a client goes away
     assert outcomes[-1] == ExportOutcome(rows=0, complete=False)
@@ -288,7 +293,7 @@ def test_events_stream_a_page_at_a_time_in_constant_memory(
     large = ExportRequest(local_range=_range("2026-11-01", "2026-11-10"), granularity="events")
 
     # The header leaves before the first page is read; pages are read as rows go out.
-    chunks = iter(CsvExport(db, large, page_size=page_size))
+    chunks = iter(CsvExport(UsageStore(db), large, page_size=page_size))
     assert next(chunks).startswith(b"event_id,")
     assert page_queries == []
     first_rows = next(chunks)
@@ -302,7 +307,9 @@ def test_events_stream_a_page_at_a_time_in_constant_memory(
 
     def consume(request: ExportRequest, name: str) -> Callable[[], None]:
         def run() -> None:
-            sizes[name] = sum(len(chunk) for chunk in CsvExport(db, request, page_size=page_size))
+            sizes[name] = sum(
+                len(chunk) for chunk in CsvExport(UsageStore(db), request, page_size=page_size)
+            )
 
         return run
 
@@ -313,5 +320,38 @@ def test_events_stream_a_page_at_a_time_in_constant_memory(
     # Holding the whole result would need several times the small export's peak.
     assert large_peak < small_peak * 1.3 + 64 * 1024, (small_peak, large_peak, sizes)
     # ... as the same test shows when the rows are kept:
-    held = _peak_bytes(lambda: sizes.update(held=len(list(CsvExport(db, large).rows()))))
+    held = _peak_bytes(
+        lambda: sizes.update(held=len(list(CsvExport(UsageStore(db), large).rows())))
+    )
     assert held > 3 * large_peak, (held, large_peak)
+
+
+# -- stopping --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("granularity", ["summary", "daily", "events"])
+def test_a_cancelled_export_stops_before_its_next_piece_of_work(
+    db: Database, granularity: Any
+) -> None:
+    _store(db, _events_at([f"2026-11-2{day}T10:00:00Z" for day in (3, 4, 5) for _ in range(3)]))
+    request = ExportRequest(local_range=_range("2026-11-23", "2026-11-25"), granularity=granularity)
+    outcomes: list[ExportOutcome] = []
+    export = CsvExport(UsageStore(db), request, page_size=2, on_finish=outcomes.append)
+    chunks = export.chunks()
+    assert next(chunks).startswith(COLUMNS[granularity][0].encode())
+    statements: list[str] = []
+
+    def record(*args: Any) -> None:
+        statements.append(args[2])
+
+    event.listen(db.engine, "before_cursor_execute", record)
+    try:
+        export.cancel()  # e.g. from the thread that saw the client go away
+        with pytest.raises(ExportCancelled):
+            next(chunks)
+    finally:
+        event.remove(db.engine, "before_cursor_execute", record)
+    assert statements == []  # not one more query once cancelled
+    assert outcomes == [ExportOutcome(rows=0, complete=False)]
+    # Not cancelled, the same export has every row.
+    assert len(_parse(_export(db, request, page_size=2))) > 3

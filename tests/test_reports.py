@@ -142,6 +142,11 @@ def test_server_time_zone_changes_nothing(
 
     _post_at(post_events, "2024-06-01T18:29:59Z", "2024-06-01T18:30:00Z")
     expected = get_report(start="2024-06-02", end="2024-06-02", tz="Asia/Kolkata").json()
+    # The report itself is right: June 2 in Kolkata begins at 18:30Z on June 1.
+    assert expected["totals"]["requests"] == 1
+    (row,) = expected["users"]
+    assert row["first_request_at"] == row["last_request_at"] == "2024-06-02T00:00:00+05:30"
+    assert expected["range"]["start_at"] == "2024-06-02T00:00:00+05:30"
     monkeypatch.setenv("TZ", "Pacific/Kiritimati")
     time.tzset()
     try:

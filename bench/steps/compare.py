@@ -9,8 +9,9 @@ instants exactly as the report does) three ways:
   start time) joined with ``users``, in the same database;
 * DuckDB: the same query over a DuckDB copy of the same events.
 
-Every user's requests, error requests, input, output, cache, reasoning and total
-tokens and usage time must be identical in all three.
+Every user's value of every metric (:data:`tokenledger.metrics.METRICS`: requests,
+error requests, input, output, cache, reasoning and total tokens, usage time, and any
+metric declared later) must be identical in all three.
 """
 
 from __future__ import annotations
@@ -27,34 +28,31 @@ from bench.datasets import duckdb_copy
 from bench.progress import say
 from bench.stats import interleaved, ratio, summarize
 from tokenledger.localdays import LocalRange
-from tokenledger.reports import UsageReader, UserFilter, all_rows
-from tokenledger.store import schema
+from tokenledger.metrics import METRICS, Derived
+from tokenledger.reports import UserFilter, all_rows
 from tokenledger.store.database import Database
+from tokenledger.store.schema import events
+from tokenledger.store.usage_store import UsageStore
 
 COMPARED = (ReportCase("365 days", 365), ReportCase("31 days", 31))
-METRICS = (*schema.METRICS, "total_tokens")
+NAMES = METRICS.public_names  # every metric, derived ones too, in declaration order
 Sums = dict[str, tuple[int, ...]]
 
-_PLAIN_SUMS = (
-    "count(*)",
-    "sum(CASE WHEN e.status = 'error' THEN 1 ELSE 0 END)",
-    "sum(e.input_tokens)",
-    "sum(e.output_tokens)",
-    "sum(coalesce(e.cache_read_tokens, 0))",
-    "sum(coalesce(e.cache_write_tokens, 0))",
-    "sum(coalesce(e.reasoning_tokens, 0))",
-    "sum(e.duration_ms)",
-    "sum(e.input_tokens + e.output_tokens)",
-)
 
-
-def plain_group_by(param: str) -> str:
-    """Per-user sums over raw events in ``[lo, hi)``, biggest users first."""
-    sums = ", ".join(f"CAST({expression} AS BIGINT)" for expression in _PLAIN_SUMS)
+def plain_group_by(store: UsageStore, param: str) -> str:
+    """Per-user sums of every metric over raw events in ``[lo, hi)``, biggest users
+    first, from each metric's per-event SQL (a derived one sums its parts')."""
+    alias = events.alias("e")
+    per_event = {m.public: store.db.dialect.render(m.per_event.sql(alias)) for m in METRICS.stored}
+    sums = []
+    for item in METRICS.declared:
+        parts = item.parts if isinstance(item, Derived) else (item.public,)
+        sums.append(f"CAST(sum({' + '.join(per_event[part] for part in parts)}) AS BIGINT)")
+    biggest = 2 + NAMES.index("total_tokens")
     return (
-        f"SELECT u.external_id, {sums} FROM events e JOIN users u ON u.id = e.user_pk "
+        f"SELECT u.external_id, {', '.join(sums)} FROM events e JOIN users u ON u.id = e.user_pk "
         f"WHERE e.started_us >= {param} AND e.started_us < {param} "
-        "GROUP BY u.id, u.external_id ORDER BY 10 DESC, u.external_id"
+        f"GROUP BY u.id, u.external_id ORDER BY {biggest} DESC, u.external_id"
     )
 
 
@@ -72,13 +70,13 @@ def run(ctx: Context) -> dict[str, Any]:
             bounds = (local_range.start_us, local_range.end_us)
             rollup_sums = _rollup_sums(db, local_range)
             plain_sums = _rows(_plain(db, bounds)())
-            duck_sums = _rows(_duck(duck, bounds)())
+            duck_sums = _rows(_duck(duck, plain_group_by(UsageStore(db), "?"), bounds)())
             say(f"Compare {case.name}: rollups vs GROUP BY vs DuckDB, {options.repetitions}x")
             samples = interleaved(
                 {
                     "rollups": case.run(db, ctx.end, options.zone),
                     "group_by": _plain(db, bounds),
-                    "duckdb": _duck(duck, bounds),
+                    "duckdb": _duck(duck, plain_group_by(UsageStore(db), "?"), bounds),
                 },
                 repetitions=options.repetitions,
                 warmup=1,
@@ -99,7 +97,7 @@ def run(ctx: Context) -> dict[str, Any]:
 
 
 def _plain(db: Database, bounds: tuple[int, int]) -> Callable[[], list[tuple[Any, ...]]]:
-    query = plain_group_by(db.param)
+    query = plain_group_by(UsageStore(db), db.dialect.param)
 
     def execute() -> list[tuple[Any, ...]]:
         with db.read() as conn:
@@ -109,10 +107,8 @@ def _plain(db: Database, bounds: tuple[int, int]) -> Callable[[], list[tuple[Any
 
 
 def _duck(
-    conn: duckdb.DuckDBPyConnection, bounds: tuple[int, int]
+    conn: duckdb.DuckDBPyConnection, query: str, bounds: tuple[int, int]
 ) -> Callable[[], list[tuple[Any, ...]]]:
-    query = plain_group_by("?")
-
     def execute() -> list[tuple[Any, ...]]:
         return conn.execute(query, list(bounds)).fetchall()
 
@@ -124,15 +120,9 @@ def _rows(rows: list[tuple[Any, ...]]) -> Sums:
 
 
 def _rollup_sums(db: Database, local_range: LocalRange) -> Sums:
-    with db.read() as conn:
-        rows = all_rows(UsageReader(db, conn), local_range, UserFilter(), sort="-total_tokens")
-    return {
-        row.user_id: tuple(
-            row.usage.total_tokens if name == "total_tokens" else getattr(row.usage, name)
-            for name in METRICS
-        )
-        for row in rows
-    }
+    with UsageStore(db).read() as reader:
+        rows = all_rows(reader, local_range, UserFilter(), sort="-total_tokens")
+    return {row.user_id: tuple(row.usage[name] for name in NAMES) for row in rows}
 
 
 def _differences(expected: Sums, found: Sums) -> int:
@@ -150,7 +140,7 @@ def _result(
     duck: Sums,
 ) -> dict[str, Any]:
     stats = {name: summarize(values) for name, values in samples.items()}
-    totals = [sum(column) for column in zip(*rollups.values(), strict=True)] or [0] * 9
+    totals = [sum(column) for column in zip(*rollups.values(), strict=True)] or [0] * len(NAMES)
     differences = {"group_by": _differences(rollups, plain), "duckdb": _differences(rollups, duck)}
     return {
         "name": case.name,
@@ -159,7 +149,7 @@ def _result(
         "start_us": local_range.start_us,
         "end_us": local_range.end_us,
         "users": len(rollups),
-        "totals": dict(zip(METRICS, totals, strict=True)),
+        "totals": dict(zip(NAMES, totals, strict=True)),
         "rollups_ms": stats["rollups"],
         "group_by_ms": stats["group_by"],
         "duckdb_ms": stats["duckdb"],

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import math
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Any, Literal
@@ -207,13 +208,12 @@ class Event:
     metadata: str | None
     content_hash: bytes
 
-    @property
-    def total_tokens(self) -> int:
-        return self.input_tokens + self.output_tokens
-
-    @property
-    def is_error(self) -> bool:
-        return self.status == "error"
+    def hash_in(self, version: int) -> bytes | None:
+        """This event's content hash in ``version`` (to compare with a stored event)."""
+        if version == HASH_VERSION:
+            return self.content_hash
+        fields = {name: getattr(self, attribute) for name, attribute in HASHED_FIELDS}
+        return content_hash(fields, version=version)
 
 
 @dataclass(frozen=True, slots=True)
@@ -358,27 +358,103 @@ def validate_event(raw: Any, *, now_us: int, future_tolerance_s: int = 300) -> E
             )
         metadata = encoded.decode()
     name = parsed.user.name if parsed.user.name and parsed.user.name.strip() else None
-    canonical = (
-        parsed.event_id,
-        parsed.user.id,
-        name,
-        parsed.user.email,
-        started_us,
-        parsed.duration_ms,
-        parsed.model,
-        parsed.provider,
-        parsed.input_tokens,
-        parsed.output_tokens,
-        parsed.cache_read_tokens,
-        parsed.cache_write_tokens,
-        parsed.reasoning_tokens,
-        parsed.status,
-        metadata,
-    )
-    return Event(
-        *canonical,
-        content_hash=hashlib.sha256(orjson.dumps(canonical)).digest(),
-    )
+    values: dict[str, Any] = {
+        "event_id": parsed.event_id,
+        "user_id": parsed.user.id,
+        "user_name": name,
+        "user_email": parsed.user.email,
+        "started_us": started_us,
+        "duration_ms": parsed.duration_ms,
+        "model": parsed.model,
+        "provider": parsed.provider,
+        "input_tokens": parsed.input_tokens,
+        "output_tokens": parsed.output_tokens,
+        "cache_read_tokens": parsed.cache_read_tokens,
+        "cache_write_tokens": parsed.cache_write_tokens,
+        "reasoning_tokens": parsed.reasoning_tokens,
+        "status": parsed.status,
+        "metadata": metadata,
+    }
+    return Event(**values, content_hash=_hash_v2(_hashed_fields(values)))
+
+
+# -- the content hash ------------------------------------------------------------------
+#
+# An event's content hash tells a retry (same content: "duplicate") from a reuse of its
+# id with other content ("conflict"). Each stored event keeps the version of the hash it
+# was stored with (``events.hash_version``), and a resend is compared in that version.
+#
+# Version 2 (current) hashes the fields *by name*, leaving out every absent optional
+# field, so a field added to the contract later changes nothing for events that do not
+# carry it. Version 1 (before 2026-12) hashed a fixed tuple of every field, absent ones
+# as null; it is kept to compare resends of events stored then.
+
+HASH_VERSION = 2
+
+# (name in the contract, attribute of Event). A new optional event field is added here.
+HASHED_FIELDS = (
+    ("event_id", "event_id"),
+    ("user.id", "user_id"),
+    ("user.name", "user_name"),
+    ("user.email", "user_email"),
+    ("started_at", "started_us"),  # the instant (microseconds, UTC), not its spelling
+    ("duration_ms", "duration_ms"),
+    ("model", "model"),
+    ("provider", "provider"),
+    ("input_tokens", "input_tokens"),
+    ("output_tokens", "output_tokens"),
+    ("cache_read_tokens", "cache_read_tokens"),
+    ("cache_write_tokens", "cache_write_tokens"),
+    ("reasoning_tokens", "reasoning_tokens"),
+    ("status", "status"),
+    ("metadata", "metadata"),
+)
+# Version 1's tuple, frozen: the fields of the contract when it was made.
+_V1_FIELDS = (
+    "event_id",
+    "user.id",
+    "user.name",
+    "user.email",
+    "started_at",
+    "duration_ms",
+    "model",
+    "provider",
+    "input_tokens",
+    "output_tokens",
+    "cache_read_tokens",
+    "cache_write_tokens",
+    "reasoning_tokens",
+    "status",
+    "metadata",
+)
+_V2_PREFIX = b"tokenledger event v2\n"
+
+
+def _hashed_fields(values: Mapping[str, Any]) -> dict[str, Any]:
+    """The present fields of an event by contract name (absent ones left out)."""
+    return {
+        name: values[attribute]
+        for name, attribute in HASHED_FIELDS
+        if values[attribute] is not None
+    }
+
+
+def content_hash(fields: Mapping[str, Any], *, version: int = HASH_VERSION) -> bytes | None:
+    """The hash of an event's ``fields`` (by contract name) in ``version``; None when
+    that version cannot express them (a field that version 1 did not know)."""
+    present = {name: value for name, value in fields.items() if value is not None}
+    if version == 2:
+        return _hash_v2(present)
+    if version == 1:
+        if not present.keys() <= set(_V1_FIELDS):
+            return None
+        return hashlib.sha256(orjson.dumps([present.get(name) for name in _V1_FIELDS])).digest()
+    raise ValueError(f"unknown content hash version {version}")
+
+
+def _hash_v2(present: Mapping[str, Any]) -> bytes:
+    encoded = orjson.dumps(present, option=orjson.OPT_SORT_KEYS)
+    return hashlib.sha256(_V2_PREFIX + encoded).digest()
 
 
 def event_json_schema() -> dict[str, Any]:

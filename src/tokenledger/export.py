@@ -18,38 +18,34 @@ from __future__ import annotations
 import csv
 import io
 import re
+import threading
 import unicodedata
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from decimal import Decimal
 from typing import Any, Literal
-
-from sqlalchemy import text
+from zoneinfo import ZoneInfo
 
 from tokenledger.localdays import IsoFormatter, LocalRange, iso
-from tokenledger.reports import (
-    UsageReader,
-    UserFilter,
-    UserUsage,
-    all_rows,
-    parse_sort,
-    sort_rows,
-)
+from tokenledger.metrics import METRICS, MetricSet
+from tokenledger.metrics import seconds as seconds  # part of this module's interface
+from tokenledger.ordering import parse_sort
+from tokenledger.reports import UserUsage, all_rows, day_rows
 from tokenledger.search import fold
-from tokenledger.store.database import Database
+from tokenledger.store.port import UsagePort
+from tokenledger.usage import UserFilter
 
 Granularity = Literal["summary", "daily", "events"]
-Cell = str | int | Decimal | None
+Cell = str | int | None
 
 MEDIA_TYPE = "text/csv; charset=utf-8"
 BOM = "\ufeff".encode()
 EVENT_PAGE_SIZE = 2000
 CHUNK_CHARS = 64 * 1024
 
-_USAGE_COLUMNS = (
-    "user_id",
-    "name",
-    "email",
+# The metric columns of the first file format, in its order: files keep this layout
+# for the programs that read them. Metrics declared later are appended at the end of
+# each row (after the columns that follow these).
+FIRST_FORMAT_METRICS = (
     "requests",
     "error_requests",
     "input_tokens",
@@ -59,11 +55,7 @@ _USAGE_COLUMNS = (
     "cache_write_tokens",
     "reasoning_tokens",
     "usage_seconds",
-    "first_request_at",
-    "last_request_at",
 )
-SUMMARY_COLUMNS = (*_USAGE_COLUMNS, "range_start", "range_end", "timezone")
-DAILY_COLUMNS = ("date", *_USAGE_COLUMNS, "timezone")
 EVENT_COLUMNS = (
     "event_id",
     "user_id",
@@ -81,6 +73,62 @@ EVENT_COLUMNS = (
     "cache_write_tokens",
     "reasoning_tokens",
 )
+
+
+@dataclass(frozen=True)
+class Layout:
+    """The columns of the summary and daily files for a set of metrics."""
+
+    metrics: MetricSet
+
+    @property
+    def first_metrics(self) -> tuple[str, ...]:
+        """Public names of the metrics in the first format's columns, in its order."""
+        by_csv = {item.csv: item.public for item in self.metrics.declared}
+        return tuple(by_csv[name] for name in FIRST_FORMAT_METRICS)
+
+    @property
+    def later_metrics(self) -> tuple[str, ...]:
+        first = set(FIRST_FORMAT_METRICS)
+        return tuple(item.public for item in self.metrics.declared if item.csv not in first)
+
+    def _usage_columns(self) -> tuple[str, ...]:
+        return (
+            "user_id",
+            "name",
+            "email",
+            *FIRST_FORMAT_METRICS,
+            "first_request_at",
+            "last_request_at",
+        )
+
+    def _later_columns(self) -> tuple[str, ...]:
+        return tuple(self.metrics.find(name).csv for name in self.later_metrics)
+
+    @property
+    def summary(self) -> tuple[str, ...]:
+        return (
+            *self._usage_columns(),
+            "range_start",
+            "range_end",
+            "timezone",
+            *self._later_columns(),
+        )
+
+    @property
+    def daily(self) -> tuple[str, ...]:
+        return ("date", *self._usage_columns(), "timezone", *self._later_columns())
+
+    def columns(self, granularity: Granularity) -> tuple[str, ...]:
+        if granularity == "summary":
+            return self.summary
+        if granularity == "daily":
+            return self.daily
+        return EVENT_COLUMNS
+
+
+SUMMARY_COLUMNS = Layout(METRICS).summary
+DAILY_COLUMNS = Layout(METRICS).daily
 COLUMNS: dict[Granularity, tuple[str, ...]] = {
     "summary": SUMMARY_COLUMNS,
     "daily": DAILY_COLUMNS,
@@ -144,20 +192,6 @@ class _Escaped:
         return kept
 
 
-def _cell(value: Cell) -> str | int | None:
-    """A cell as written: text escaped, exact decimals in plain notation (None is empty)."""
-    if isinstance(value, str):
-        return escape_cell(value)
-    if isinstance(value, Decimal):
-        return format(value, "f")
-    return value
-
-
-def seconds(duration_ms: int) -> Decimal:
-    """Milliseconds as exact seconds, e.g. 12345 -> 12.345."""
-    return Decimal(duration_ms).scaleb(-3)
-
-
 @dataclass(frozen=True)
 class ExportRequest:
     """What to export: the report's filters plus the granularity."""
@@ -191,112 +225,87 @@ def export_filename(request: ExportRequest) -> str:
 # -- rows ---------------------------------------------------------------------------
 
 
-def _usage_cells(row: UserUsage, local_range: LocalRange) -> list[Cell]:
-    usage, tz = row.usage, local_range.tz
-    return [
-        escape_cell(row.user_id),
-        _text(row.name),
-        _text(row.email),
-        usage.requests,
-        usage.error_requests,
-        usage.input_tokens,
-        usage.output_tokens,
-        usage.total_tokens,
-        usage.cache_read_tokens,
-        usage.cache_write_tokens,
-        usage.reasoning_tokens,
-        format(seconds(usage.duration_ms), "f"),
-        iso(usage.first_us, tz),
-        iso(usage.last_us, tz),
-    ]
+class _UsageCells:
+    """The cells of a user's usage in the layout of a set of metrics."""
+
+    def __init__(self, metrics: MetricSet, tz: ZoneInfo) -> None:
+        layout = Layout(metrics)
+        self._first = metrics.csv_cells(layout.first_metrics)
+        self._later = metrics.csv_cells(layout.later_metrics) if layout.later_metrics else None
+        self._tz = tz
+
+    def head(self, row: UserUsage) -> list[Cell]:
+        """Identity, the first format's metrics and the first and last request."""
+        usage = row.usage
+        return [
+            escape_cell(row.user_id),
+            _text(row.name),
+            _text(row.email),
+            *self._first(usage.raw),
+            iso(usage.first_us, self._tz),
+            iso(usage.last_us, self._tz),
+        ]
+
+    def tail(self, row: UserUsage) -> list[Cell]:
+        """The metrics declared after the first format, for the end of the row."""
+        if self._later is None:
+            return []
+        return list(self._later(row.usage.raw))
 
 
-def summary_rows(db: Database, *, request: ExportRequest) -> Iterator[list[Cell]]:
+class ExportCancelled(Exception):
+    """The export was stopped before its end (its client went away)."""
+
+
+def _go_on() -> None:
+    """A check that never stops an export."""
+
+
+def summary_rows(
+    store: UsagePort, *, request: ExportRequest, check: Callable[[], None] = _go_on
+) -> Iterator[list[Cell]]:
     """The report's rows for the whole range, in the report's order.
 
     This is the report itself: one list with a small row per active user (10,000 users
     are a few megabytes), read in one transaction, then written out.
     """
     local_range = request.local_range
-    with db.read() as conn:
-        rows = all_rows(UsageReader(db, conn), local_range, request.users, sort=request.sort)
+    check()
+    with store.read() as reader:
+        rows = all_rows(reader, local_range, request.users, sort=request.sort)
+    cells = _UsageCells(store.metrics, local_range.tz)
     start, end = local_range.start.isoformat(), local_range.end.isoformat()
     zone_cell = escape_cell(local_range.tz.key)
     for row in rows:
-        yield [*_usage_cells(row, local_range), start, end, zone_cell]
+        yield [*cells.head(row), start, end, zone_cell, *cells.tail(row)]
 
 
-def _day_rows(
-    db: Database, *, start_us: int, end_us: int, request: ExportRequest
-) -> list[UserUsage]:
-    with db.read() as conn:
-        reader = UsageReader(db, conn)
-        usage = reader.per_user(start_us, end_us, request.users)
-        profiles = reader.profiles(usage)
-    rows = [UserUsage(pk, *profiles[pk], values) for pk, values in usage.items() if values.requests]
-    sort_rows(rows, request.sort)
-    return rows
+def daily_rows(
+    store: UsagePort, *, request: ExportRequest, check: Callable[[], None] = _go_on
+) -> Iterator[list[Cell]]:
+    """One row per user and local day with usage, day by day, each day in report order.
 
-
-def daily_rows(db: Database, *, request: ExportRequest) -> Iterator[list[Cell]]:
-    """One row per user and local day with usage, day by day, each day in report order."""
+    ``check`` runs before each day: most days of a long range may have no row at all,
+    so this is where a stopped export notices it, not only when a row leaves."""
     local_range = request.local_range
+    cells = _UsageCells(store.metrics, local_range.tz)
     zone_cell = escape_cell(local_range.tz.key)
     for day, start_us, end_us in local_range.day_bounds():
+        check()
         date_cell = day.isoformat()
-        for row in _day_rows(db, start_us=start_us, end_us=end_us, request=request):
-            yield [date_cell, *_usage_cells(row, local_range), zone_cell]
-
-
-_EVENT_PAGE_SQL = (
-    "SELECT e.id, e.started_us, e.event_id, e.user_pk, u.external_id, u.name, u.email, "
-    "e.duration_ms, "
-    "e.model, e.provider, e.status, e.input_tokens, e.output_tokens, "
-    "e.cache_read_tokens, e.cache_write_tokens, e.reasoning_tokens "
-    "FROM events e JOIN users u ON u.id = e.user_pk "
-    # Keyset (started_us, id) > (:after_us, :after_id), written so that both SQLite and
-    # PostgreSQL seek ix_events_started on its first column.
-    "WHERE e.started_us >= :after_us AND e.started_us < :end_us "
-    "AND (e.started_us > :after_us OR e.id > :after_id) "
-    "AND e.id <= :last_id{member} "
-    "ORDER BY e.started_us, e.id LIMIT :page_size"
-)
-
-
-def read_event_page(
-    db: Database,
-    *,
-    after: tuple[int, int],
-    end_us: int,
-    last_id: int,
-    users: UserFilter,
-    page_size: int,
-) -> Sequence[Sequence[Any]]:
-    """The next ``page_size`` events after the keyset ``after`` = (started_us, id), as
-    rows of ``id, started_us, event_id, user_pk, user_id, name, email`` then the event's
-    fields."""
-    match_sql, match_params = users.sql(sqlite=db.is_sqlite)
-    member = f" AND e.user_pk IN (SELECT id FROM users WHERE {match_sql})" if users.active else ""
-    params = {
-        "after_us": after[0],
-        "after_id": after[1],
-        "end_us": end_us,
-        "last_id": last_id,
-        "page_size": page_size,
-        **match_params,
-    }
-    with db.read() as conn:
-        return conn.execute(text(_EVENT_PAGE_SQL.format(member=member)), params).all()
-
-
-def _last_event_id(db: Database) -> int | None:
-    with db.read() as conn:
-        value = conn.execute(text("SELECT max(id) FROM events")).scalar()
-    return None if value is None else int(value)
+        with store.read() as reader:
+            rows = day_rows(reader, start_us, end_us, request.users, sort=request.sort)
+        for row in rows:
+            yield [date_cell, *cells.head(row), zone_cell, *cells.tail(row)]
 
 
 def event_records(
-    db: Database, *, local_range: LocalRange, users: UserFilter, page_size: int = EVENT_PAGE_SIZE
+    store: UsagePort,
+    *,
+    local_range: LocalRange,
+    users: UserFilter,
+    page_size: int = EVENT_PAGE_SIZE,
+    check: Callable[[], None] = _go_on,
 ) -> Iterator[Sequence[Any]]:
     """Every matching event in ``local_range``, chronological (then by id), a page at a time.
 
@@ -305,13 +314,14 @@ def event_records(
     began (id above the highest one then) are left out, so the file is the ledger as
     it stood at the start (exactly on SQLite, whose writers are serial).
     """
-    last_id = _last_event_id(db)
+    check()
+    last_id = store.last_event_id()
     if last_id is None:
         return
     after = (local_range.start_us, 0)  # ids start at 1
     while True:
-        page = read_event_page(
-            db,
+        check()
+        page = store.event_page(
             after=after,
             end_us=local_range.end_us,
             last_id=last_id,
@@ -327,7 +337,11 @@ def event_records(
 
 
 def event_rows(
-    db: Database, *, request: ExportRequest, page_size: int = EVENT_PAGE_SIZE
+    store: UsagePort,
+    *,
+    request: ExportRequest,
+    page_size: int = EVENT_PAGE_SIZE,
+    check: Callable[[], None] = _go_on,
 ) -> Iterator[list[Cell]]:
     """One row per request: the audit trail. Missing cache/reasoning counts are 0.
 
@@ -337,7 +351,11 @@ def event_rows(
     timestamp = IsoFormatter(request.local_range.tz)
     people, texts = _Escaped(), _Escaped(limit=10_000)
     records = event_records(
-        db, local_range=request.local_range, users=request.users, page_size=page_size
+        store,
+        local_range=request.local_range,
+        users=request.users,
+        page_size=page_size,
+        check=check,
     )
     for (
         _pk,
@@ -386,24 +404,13 @@ def csv_chunks(
     *,
     bom: bool = False,
     chunk_chars: int | None = None,
-) -> Iterator[bytes]:
-    """RFC 4180 CSV (minimal quoting, CRLF) in UTF-8 chunks of about ``chunk_chars``
-    characters; the header row is a chunk of its own, the first. Text cells are escaped
-    (:func:`escape_cell`), numbers written as they are."""
-    cells = ([_cell(value) for value in row] for row in rows)
-    return _written_chunks(header, cells, bom=bom, chunk_chars=chunk_chars)
-
-
-def _written_chunks(
-    header: Sequence[str],
-    rows: Iterable[Sequence[Cell]],
-    *,
-    bom: bool = False,
-    chunk_chars: int | None = None,
     on_rows: Callable[[int], None] | None = None,
 ) -> Iterator[bytes]:
-    """:func:`csv_chunks` for rows whose cells are ready as they are (escaped already);
-    ``on_rows(n)`` tells of the ``n`` rows in each chunk before it leaves."""
+    """RFC 4180 CSV (minimal quoting, CRLF) in UTF-8 chunks of about ``chunk_chars``
+    characters; the header row is a chunk of its own, the first. Cells are written as
+    they are: the rows' builders escape text (:func:`escape_cell`) and write decimals
+    in plain notation. ``on_rows(n)`` tells of the ``n`` rows in each chunk before it
+    leaves."""
     chunk_chars = chunk_chars or CHUNK_CHARS
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\r\n", quoting=csv.QUOTE_MINIMAL)
@@ -433,16 +440,17 @@ def _written_chunks(
 
 @dataclass(frozen=True)
 class ExportOutcome:
-    """How an export ended: rows written, and whether the file was finished."""
+    """How an export ended: rows written, and whether the file was finished (False:
+    aborted, by a failure, its client going away or being stopped)."""
 
     rows: int
     complete: bool
 
 
-def audit_details(request: ExportRequest, outcome: ExportOutcome) -> dict[str, Any]:
-    """What the audit log keeps about an export: its filters and the rows that left."""
+def audit_filters(request: ExportRequest) -> dict[str, Any]:
+    """The filters of an export, as the audit log keeps them."""
     local_range = request.local_range
-    filters = {
+    return {
         "start": local_range.start.isoformat(),
         "end": local_range.end.isoformat(),
         "timezone": local_range.tz.key,
@@ -450,7 +458,12 @@ def audit_details(request: ExportRequest, outcome: ExportOutcome) -> dict[str, A
         "sort": request.sort,
         "granularity": request.granularity,
     }
-    return {"filters": filters, "rows": outcome.rows, "complete": outcome.complete}
+
+
+def audit_details(request: ExportRequest, outcome: ExportOutcome) -> dict[str, Any]:
+    """What the audit log keeps about an export's end: its filters and the rows that
+    left."""
+    return {"filters": audit_filters(request), "rows": outcome.rows, "complete": outcome.complete}
 
 
 class CsvExport:
@@ -458,22 +471,32 @@ class CsvExport:
 
     ``rows_written`` counts the data rows put into chunks so far; ``on_finish`` gets an
     :class:`ExportOutcome` once the stream ends, finished, failed or abandoned (e.g.
-    for an audit entry).
+    for an audit entry). :meth:`cancel` (from any thread) stops the work between two
+    pieces (the summary, a local day, a page of events): the iteration then raises
+    :class:`ExportCancelled`.
     """
 
     def __init__(
         self,
-        db: Database,
+        store: UsagePort,
         request: ExportRequest,
         *,
         page_size: int | None = None,
         on_finish: Callable[[ExportOutcome], None] | None = None,
     ) -> None:
-        self.db = db
+        self.store = store
         self.request = request
         self.page_size = page_size or EVENT_PAGE_SIZE
         self.on_finish = on_finish
         self.rows_written = 0
+        self._cancelled = threading.Event()
+
+    def cancel(self) -> None:
+        self._cancelled.set()
+
+    def _check(self) -> None:
+        if self._cancelled.is_set():
+            raise ExportCancelled()
 
     @property
     def filename(self) -> str:
@@ -481,23 +504,28 @@ class CsvExport:
 
     @property
     def columns(self) -> tuple[str, ...]:
-        return COLUMNS[self.request.granularity]
+        return Layout(self.store.metrics).columns(self.request.granularity)
 
     def rows(self) -> Iterator[list[Cell]]:
         request = self.request
+        check = self._check
         if request.granularity == "summary":
-            return summary_rows(self.db, request=request)
+            return summary_rows(self.store, request=request, check=check)
         if request.granularity == "daily":
-            return daily_rows(self.db, request=request)
-        return event_rows(self.db, request=request, page_size=self.page_size)
+            return daily_rows(self.store, request=request, check=check)
+        return event_rows(self.store, request=request, page_size=self.page_size, check=check)
 
     def _count(self, rows: int) -> None:
         self.rows_written += rows
 
     def __iter__(self) -> Iterator[bytes]:
+        return self.chunks()
+
+    def chunks(self) -> Generator[bytes, None, None]:
+        """The CSV bytes; closing the generator early ends the export (aborted)."""
         complete = False
         try:
-            yield from _written_chunks(
+            yield from csv_chunks(
                 self.columns, self.rows(), bom=self.request.bom, on_rows=self._count
             )
             complete = True

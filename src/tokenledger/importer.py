@@ -16,8 +16,8 @@ from typing import IO, Any
 
 from tokenledger.events import Rejection, validate_event
 from tokenledger.ingest import EnvelopeError, loads_strict
-from tokenledger.store.database import Database
-from tokenledger.store.writes import Outcome, store_batch
+from tokenledger.store.port import UsagePort
+from tokenledger.store.writes import Outcome
 
 CSV_INT_FIELDS = (
     "duration_ms",
@@ -118,7 +118,7 @@ def _batches(records: Iterable[tuple[int, Any]], size: int) -> Iterator[list[tup
 
 
 def import_records(
-    db: Database,
+    store: UsagePort,
     records: Iterable[tuple[int, Any]],
     *,
     now_us: Callable[[], int],
@@ -135,7 +135,7 @@ def import_records(
             else validate_event(raw, now_us=now, future_tolerance_s=future_tolerance_s)
             for _, raw in batch
         ]
-        result = store_batch(db, items, now_us=now)
+        result = store.store_batch(items, now_us=now)
         for (line, _), outcome in zip(batch, result.outcomes, strict=True):
             _count(summary, line, outcome)
         if progress is not None:

@@ -14,19 +14,26 @@ from typing import Any
 import orjson
 
 from tokenledger.events import Event, Rejection, escape_surrogates, validate_event
-from tokenledger.store.database import Database
 from tokenledger.store.group_commit import GroupCommit
-from tokenledger.store.writes import BatchResult, store_batch
+from tokenledger.store.port import UsagePort
+from tokenledger.store.writes import BatchResult
 
 
 class EnvelopeError(ValueError):
-    """The request body is not ``{"events": [...]}`` (HTTP 400, or 413 for too many)."""
+    """The request body is not ``{"events": [...]}``."""
 
-    def __init__(self, code: str, message: str, *, status: int = 400) -> None:
+    status = 400  # the HTTP status that answers it
+
+    def __init__(self, code: str, message: str) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
-        self.status = status
+
+
+class TooManyEvents(EnvelopeError):
+    """A well-formed body with more events than one request may carry."""
+
+    status = 413
 
 
 # Python refuses to read an integer of more digits (sys.get_int_max_str_digits()).
@@ -87,10 +94,8 @@ def parse_envelope(body: bytes, *, max_events: int) -> list[Any]:
     if not raw_events:
         raise EnvelopeError("invalid_envelope", "'events' is empty")
     if len(raw_events) > max_events:
-        raise EnvelopeError(
-            "too_many_events",
-            f"{len(raw_events)} events in one request; at most {max_events}",
-            status=413,
+        raise TooManyEvents(
+            "too_many_events", f"{len(raw_events)} events in one request; at most {max_events}"
         )
     return raw_events
 
@@ -109,18 +114,16 @@ def validate_all(
 
 
 def ingest(
-    db: Database | GroupCommit,
+    store: UsagePort | GroupCommit,
     raw_events: Sequence[Any],
     *,
     now_us: int,
     future_tolerance_s: int = 300,
 ) -> BatchResult:
     """Validate and store ``raw_events``; returns after the commit (alone, or with the
-    other batches waiting when ``db`` is a :class:`GroupCommit`)."""
+    other batches waiting when ``store`` is a :class:`GroupCommit`)."""
     items = validate_all(raw_events, now_us=now_us, future_tolerance_s=future_tolerance_s)
-    if isinstance(db, GroupCommit):
-        return db.store(items, now_us=now_us)
-    return store_batch(db, items, now_us=now_us)
+    return store.store_batch(items, now_us=now_us)
 
 
 @dataclass(frozen=True)
@@ -209,4 +212,4 @@ def ingest_answered(
     """Validate, draft the answer, store, and complete the answer (the API's path)."""
     items = validate_all(raw_events, now_us=now_us, future_tolerance_s=future_tolerance_s)
     answer = Answer.draft(items, raw_events)
-    return answer.complete(writes.store(items, now_us=now_us))
+    return answer.complete(writes.store_batch(items, now_us=now_us))

@@ -299,10 +299,6 @@ class Settings(BaseSettings):
         return bool(self.oidc_issuer)
 
     @property
-    def is_sqlite(self) -> bool:
-        return self.database_url.startswith("sqlite")
-
-    @property
     def otel_user_attribute_names(self) -> tuple[str, ...]:
         return tuple(name.strip() for name in self.otel_user_attributes.split(",") if name.strip())
 

@@ -27,6 +27,7 @@ from tokenledger.localdays import to_us
 from tokenledger.settings import Settings
 from tokenledger.store import migrate
 from tokenledger.store.database import open_database
+from tokenledger.store.usage_store import UsageStore
 
 CHROMIUM = os.environ.get("TOKENLEDGER_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_FLAGS = [
@@ -120,7 +121,7 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveSite]:
     now = datetime.now(UTC) - timedelta(minutes=1)
     events = seed_events(now)
     for start in range(0, len(events), 1000):
-        ingest(db, events[start : start + 1000], now_us=to_us(datetime.now(UTC)))
+        ingest(UsageStore(db), events[start : start + 1000], now_us=to_us(datetime.now(UTC)))
     read_key = create_key(db, name="browser tests", scope="report:read", now_us=to_us(now))[1]
     db.dispose()
     subprocess.run(

@@ -38,6 +38,7 @@ from tokenledger.localdays import to_us
 from tokenledger.settings import Settings
 from tokenledger.store.database import open_database
 from tokenledger.store.demo_data import mark_demo_users, remove_demo_data
+from tokenledger.store.usage_store import UsageStore
 
 pytestmark = pytest.mark.browser
 BOM = b"\xef\xbb\xbf"
@@ -260,7 +261,7 @@ def test_demo_data_is_bannered_on_every_page_until_removed(page: Page, live: Liv
             banner = page.get_by_role("complementary", name="Demo data")
             expect(banner).to_contain_text("tokenledger demo --remove")
     finally:
-        removed = remove_demo_data(db)
+        removed = remove_demo_data(UsageStore(db))
         db.dispose()
     assert (removed.events, removed.users_kept) == (0, 2)  # real events are never demo events
     page.goto(f"{live.url}/reporting/user-usage")
@@ -287,7 +288,7 @@ def long_email(live: LiveSite) -> str:
         "input_tokens": 12345,
         "output_tokens": 678,
     }
-    ingest(db, [event], now_us=to_us(datetime.now(UTC)))
+    ingest(UsageStore(db), [event], now_us=to_us(datetime.now(UTC)))
     db.dispose()
     return email
 

@@ -83,7 +83,7 @@ def test_metrics_after_known_traffic(
     assert value(samples, "tokenledger_build_info", version="0.1.0") == 1
     assert value(samples, "process_resident_memory_bytes") > 0
     assert value(samples, "tokenledger_database_errors_total", error="OperationalError") == 0
-    if settings.is_sqlite:
+    if settings.database_url.startswith("sqlite"):
         database_file = Path(settings.database_url.removeprefix("sqlite:///"))
         assert value(samples, "tokenledger_sqlite_file_bytes", file="database") == (
             database_file.stat().st_size

@@ -32,6 +32,7 @@ from tokenledger.cli import app
 from tokenledger.ingest import ingest
 from tokenledger.settings import Settings
 from tokenledger.store.database import open_database
+from tokenledger.store.usage_store import UsageStore
 
 pytestmark = pytest.mark.xdist_group("reliability-load")
 WRITERS, BATCH_SIZE = 4, 30
@@ -68,7 +69,7 @@ def _preload(database_url: str) -> set[str]:
     events = [event_for(f"pre-{n}", USERS) for n in range(PRELOADED)]
     try:
         for start in range(0, PRELOADED, 1000):
-            ingest(db, events[start : start + 1000], now_us=time.time_ns() // 1000)
+            ingest(UsageStore(db), events[start : start + 1000], now_us=time.time_ns() // 1000)
     finally:
         db.dispose()
     return {event["event_id"] for event in events}

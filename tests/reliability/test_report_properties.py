@@ -24,6 +24,7 @@ from tokenledger.ingest import ingest
 from tokenledger.localdays import LocalRange
 from tokenledger.reports import usage_series, user_usage
 from tokenledger.store.database import Database
+from tokenledger.store.usage_store import UsageStore
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 US_PER_HOUR = 3_600_000_000
@@ -194,7 +195,7 @@ def _reset(db: Database) -> None:
 
 def _check(db: Database, scenario: Scenario) -> None:
     _reset(db)
-    result = ingest(db, [event for _, event in scenario.events], now_us=NOW_US)
+    result = ingest(UsageStore(db), [event for _, event in scenario.events], now_us=NOW_US)
     assert result.count("accepted") == len(scenario.events)
 
     tz = scenario.tz
@@ -209,7 +210,7 @@ def _check(db: Database, scenario: Scenario) -> None:
             whole.add(event, us)
 
     local_range = LocalRange.of(scenario.start, scenario.end, tz)
-    report = user_usage(db, local_range=local_range, limit=500)
+    report = user_usage(UsageStore(db), local_range=local_range, limit=500)
     assert report.total_users == len(per_user)
     assert report.totals.metrics() == whole.metrics()
     rows = {row.user_id: row.usage for row in report.rows}
@@ -219,7 +220,7 @@ def _check(db: Database, scenario: Scenario) -> None:
         assert usage.metrics() == sums.metrics(), user_id
         assert (usage.first_us, usage.last_us) == (min(sums.instants), max(sums.instants))
 
-    series = usage_series(db, local_range=local_range, interval="day")
+    series = usage_series(UsageStore(db), local_range=local_range, interval="day")
     expected_days = [scenario.start + timedelta(days=n) for n in range(len(series))]
     assert [point.start.date() for point in series] == expected_days
     assert expected_days[-1] == scenario.end
@@ -232,7 +233,7 @@ def _check(db: Database, scenario: Scenario) -> None:
                 setattr(added, name, getattr(added, name) + value)
     assert added.metrics() == whole.metrics(), "the days add up to the range"
     if (scenario.end - scenario.start).days <= 3:
-        hours = usage_series(db, local_range=local_range, interval="hour")
+        hours = usage_series(UsageStore(db), local_range=local_range, interval="hour")
         assert sum(point.usage.requests for point in hours) == whole.requests
 
 

@@ -14,8 +14,9 @@ from tokenledger.cli import app
 from tokenledger.ingest import ingest
 from tokenledger.settings import Settings
 from tokenledger.store import backup as backups
-from tokenledger.store import migrate, rollups
+from tokenledger.store import migrate
 from tokenledger.store.database import Database, open_database
+from tokenledger.store.usage_store import UsageStore
 
 NOW_US = 1_795_608_000_000_000  # 2026-11-25T12:00:00Z
 
@@ -27,7 +28,7 @@ def _event_ids(db: Database) -> list[str]:
 
 def _store(db: Database, count: int, prefix: str) -> list[str]:
     events = [make_event(event_id=f"{prefix}-{n}", input_tokens=n) for n in range(count)]
-    assert ingest(db, events, now_us=NOW_US).count("accepted") == count
+    assert ingest(UsageStore(db), events, now_us=NOW_US).count("accepted") == count
     return [event["event_id"] for event in events]
 
 
@@ -51,7 +52,7 @@ def test_a_backup_is_one_file_that_restores_exactly(db: Database, tmp_path: Path
     restored = backups.restore(db, target)
     assert restored.events == 25
     assert _event_ids(db) == sorted(stored)
-    assert rollups.verify(db) == dict.fromkeys(rollups.verify(db), 0)
+    assert UsageStore(db).verify() == dict.fromkeys(UsageStore(db).verify(), 0)
 
 
 def test_restore_into_a_new_file_then_migrate(db: Database, tmp_path: Path) -> None:

@@ -11,6 +11,7 @@ from tests.conftest import make_event
 from tokenledger.ingest import ingest
 from tokenledger.localdays import to_us
 from tokenledger.store.database import Database, DatabaseUnavailable
+from tokenledger.store.usage_store import UsageStore
 
 NOW_US = to_us(datetime(2026, 11, 25, 12, tzinfo=UTC))
 
@@ -18,11 +19,11 @@ NOW_US = to_us(datetime(2026, 11, 25, 12, tzinfo=UTC))
 def test_a_read_sees_one_snapshot_while_writers_commit(db: Database) -> None:
     # A report runs several statements (whole days, edge hours, quarters); a batch
     # committed between two of them must be seen by all of them or by none.
-    ingest(db, [make_event()], now_us=NOW_US)
+    ingest(UsageStore(db), [make_event()], now_us=NOW_US)
     count = text("SELECT count(*) FROM events")
     with db.read() as conn:
         before = conn.execute(count).scalar_one()
-        ingest(db, [make_event(), make_event()], now_us=NOW_US)
+        ingest(UsageStore(db), [make_event(), make_event()], now_us=NOW_US)
         assert conn.execute(count).scalar_one() == before == 1
         assert conn.execute(text("SELECT sum(requests) FROM rollup_total_hour")).scalar() == 1
     with db.read() as conn:
@@ -36,8 +37,8 @@ def test_a_sqlite_connection_that_cannot_write_is_replaced(db: Database) -> None
     with db.engine.connect() as conn:
         conn.exec_driver_sql("PRAGMA query_only = ON")
     with pytest.raises(DatabaseUnavailable, match="readonly"):
-        ingest(db, [make_event()], now_us=NOW_US)
-    assert ingest(db, [make_event()], now_us=NOW_US).count("accepted") == 1
+        ingest(UsageStore(db), [make_event()], now_us=NOW_US)
+    assert ingest(UsageStore(db), [make_event()], now_us=NOW_US).count("accepted") == 1
 
 
 def test_no_free_connection_in_time_is_unavailable(database_url: str) -> None:

@@ -11,9 +11,9 @@ from sqlalchemy import text
 from tests.conftest import make_event
 from tests.store.test_writes import NOW_US, _run_parallel
 from tokenledger.events import validate_event
-from tokenledger.store import group_commit, rollups
 from tokenledger.store.database import Database, DatabaseUnavailable
 from tokenledger.store.group_commit import GroupCommit
+from tokenledger.store.usage_store import UsageStore
 
 
 def _items(events: list[dict[str, Any]]) -> list[Any]:
@@ -24,20 +24,21 @@ def test_concurrent_batches_share_commits_and_count_each_event_once(
     db: Database, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     groups: list[int] = []
-    real = group_commit.store_batches
+    store = UsageStore(db)
+    real = store.store_batches
 
-    def counting(db: Database, batches: Any) -> Any:
+    def counting(batches: Any) -> Any:
         groups.append(len(batches))
-        return real(db, batches)
+        return real(batches)
 
-    monkeypatch.setattr(group_commit, "store_batches", counting)
+    monkeypatch.setattr(store, "store_batches", counting)
     shared = [make_event(event_id=f"shared-{n}", user={"id": f"u{n % 7}"}) for n in range(40)]
-    writes = GroupCommit(db)
+    writes = GroupCommit(store)
     try:
         results = _run_parallel(
             16,
             lambda i: [
-                writes.store(
+                writes.store_batch(
                     _items([*shared[i : i + 10], make_event(event_id=f"own-{i}-{n}")]),
                     now_us=NOW_US,
                 )
@@ -61,28 +62,29 @@ def test_concurrent_batches_share_commits_and_count_each_event_once(
     assert len(groups) < 16 * 5  # some batches did share a commit
     with db.read() as conn:
         assert conn.execute(text("SELECT count(*) FROM events")).scalar_one() == 25 + 80
-    assert not any(rollups.verify(db).values())
+    assert not any(UsageStore(db).verify().values())
 
 
 def test_a_batch_that_fails_the_group_fails_alone(
     db: Database, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    real = group_commit.store_batches
+    store = UsageStore(db)
+    real = store.store_batches
     gate = threading.Event()
 
-    def failing(db: Database, batches: Any) -> Any:
+    def failing(batches: Any) -> Any:
         gate.wait(5)  # let the other batches queue up behind the first
         if any(item.event_id == "poison" for items, _ in batches for item in items):
             raise RuntimeError("poison")
-        return real(db, batches)
+        return real(batches)
 
-    monkeypatch.setattr(group_commit, "store_batches", failing)
-    writes = GroupCommit(db)
+    monkeypatch.setattr(store, "store_batches", failing)
+    writes = GroupCommit(store)
 
     def send(index: int) -> Any:
         event_id = "poison" if index == 3 else f"good-{index}"
         try:
-            return writes.store(_items([make_event(event_id=event_id)]), now_us=NOW_US)
+            return writes.store_batch(_items([make_event(event_id=event_id)]), now_us=NOW_US)
         except RuntimeError as exc:
             return exc
 
@@ -98,13 +100,14 @@ def test_a_batch_that_fails_the_group_fails_alone(
 def test_an_unavailable_database_fails_every_batch_of_the_group(
     db: Database, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    def unavailable(db: Database, batches: Any) -> Any:
+    def unavailable(batches: Any) -> Any:
         raise DatabaseUnavailable("disk I/O error")
 
-    monkeypatch.setattr(group_commit, "store_batches", unavailable)
-    writes = GroupCommit(db)
+    store = UsageStore(db)
+    monkeypatch.setattr(store, "store_batches", unavailable)
+    writes = GroupCommit(store)
     try:
         with pytest.raises(DatabaseUnavailable):
-            writes.store(_items([make_event()]), now_us=NOW_US)
+            writes.store_batch(_items([make_event()]), now_us=NOW_US)
     finally:
         writes.close()

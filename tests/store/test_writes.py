@@ -14,8 +14,8 @@ from tests.conftest import make_event
 from tokenledger.demo import demo_events
 from tokenledger.ingest import ingest
 from tokenledger.localdays import to_us
-from tokenledger.store import rollups
 from tokenledger.store.database import Database
+from tokenledger.store.usage_store import UsageStore
 
 NOW = datetime(2026, 11, 25, 12, tzinfo=UTC)
 NOW_US = to_us(NOW)
@@ -51,11 +51,11 @@ def _totals(db: Database) -> tuple[int, int]:
 
 def test_twenty_parallel_posts_of_one_event_count_once(db: Database) -> None:
     event = make_event()
-    results = _run_parallel(20, lambda _: ingest(db, [event], now_us=NOW_US))
+    results = _run_parallel(20, lambda _: ingest(UsageStore(db), [event], now_us=NOW_US))
     statuses = sorted(result.outcomes[0].status for result in results)
     assert statuses == ["accepted"] + ["duplicate"] * 19
     assert _totals(db) == (1, 100)
-    assert not any(rollups.verify(db).values())
+    assert not any(UsageStore(db).verify().values())
 
 
 def test_overlapping_concurrent_batches_are_exact(db: Database) -> None:
@@ -70,19 +70,38 @@ def test_overlapping_concurrent_batches_are_exact(db: Database) -> None:
         for n in range(600)
     ]
 
-    def writer(index: int) -> None:
+    def writer(index: int) -> list[Any]:
         local = random.Random(index)
+        outcomes = []
         for _ in range(6):
             batch = local.sample(pool, 80)
-            ingest(db, batch, now_us=NOW_US)
-            ingest(db, batch, now_us=NOW_US)  # every batch sent twice
+            outcomes += ingest(UsageStore(db), batch, now_us=NOW_US).outcomes
+            outcomes += ingest(UsageStore(db), batch, now_us=NOW_US).outcomes  # sent twice
+        return outcomes
 
-    _run_parallel(8, writer)
+    outcomes = [outcome for found in _run_parallel(8, writer) for outcome in found]
+    # What was sent is known without the database: every event of every batch.
+    sent = {
+        event["event_id"]
+        for index in range(8)
+        for batch in _batches(pool, index)
+        for event in batch
+    }
+    accepted = [outcome.event_id for outcome in outcomes if outcome.status == "accepted"]
+    assert sorted(accepted) == sorted(sent)  # each sent event accepted exactly once
+    assert all(outcome.status in {"accepted", "duplicate"} for outcome in outcomes)
     with db.read() as conn:
         stored_ids = {row[0] for row in conn.execute(text("SELECT event_id FROM events"))}
-    expected = [event for event in pool if event["event_id"] in stored_ids]
+    assert stored_ids == sent
+    expected = [event for event in pool if event["event_id"] in sent]
     assert _totals(db) == (len(expected), sum(event["input_tokens"] for event in expected))
-    assert not any(rollups.verify(db).values())
+    assert not any(UsageStore(db).verify().values())
+
+
+def _batches(pool: list[dict[str, Any]], index: int) -> list[list[dict[str, Any]]]:
+    """The batches writer ``index`` sends (the same draws as the writer makes)."""
+    local = random.Random(index)
+    return [local.sample(pool, 80) for _ in range(6)]
 
 
 def test_random_ingest_in_any_order_keeps_rollups_exact(db: Database) -> None:
@@ -99,17 +118,17 @@ def test_random_ingest_in_any_order_keeps_rollups_exact(db: Database) -> None:
         for _ in range(1500)
     ]
     for start in range(0, len(events), 97):  # backfills interleaved with recent events
-        ingest(db, events[start : start + 97], now_us=NOW_US)
-    assert rollups.verify(db) == dict.fromkeys(rollups.verify(db), 0)
+        ingest(UsageStore(db), events[start : start + 97], now_us=NOW_US)
+    assert UsageStore(db).verify() == dict.fromkeys(UsageStore(db).verify(), 0)
     assert _totals(db) == (1500, sum(e["input_tokens"] for e in events))
 
 
 def test_verify_is_clean_after_demo_and_detects_tampering(db: Database) -> None:
     demo = list(demo_events(now=NOW, days=20, users=25, seed=3))
     for start in range(0, len(demo), 1000):
-        ingest(db, demo[start : start + 1000], now_us=NOW_US)
+        ingest(UsageStore(db), demo[start : start + 1000], now_us=NOW_US)
     assert len(demo) > 500
-    assert not any(rollups.verify(db).values())
+    assert not any(UsageStore(db).verify().values())
     with db.write() as conn:
         conn.execute(
             text(
@@ -123,16 +142,16 @@ def test_verify_is_clean_after_demo_and_detects_tampering(db: Database) -> None:
                 "(SELECT max(bucket) FROM rollup_total_quarter)"
             )
         )
-    differences = rollups.verify(db)
+    differences = UsageStore(db).verify()
     assert differences["rollup_user_hour"] > 0
     assert differences["rollup_total_quarter"] > 0
-    rollups.rebuild(db)
-    assert not any(rollups.verify(db).values())
+    UsageStore(db).rebuild()
+    assert not any(UsageStore(db).verify().values())
 
 
 def test_demo_twice_adds_nothing(db: Database) -> None:
     demo = list(demo_events(now=NOW, days=5, users=10))
-    first = ingest(db, demo[:1000], now_us=NOW_US)
-    again = ingest(db, demo[:1000], now_us=NOW_US)
+    first = ingest(UsageStore(db), demo[:1000], now_us=NOW_US)
+    again = ingest(UsageStore(db), demo[:1000], now_us=NOW_US)
     assert first.count("accepted") == min(1000, len(demo))
     assert again.count("duplicate") == min(1000, len(demo))

@@ -24,7 +24,9 @@ from sqlalchemy import text
 from tests.conftest import make_event
 from tests.support.postgres import free_port
 from tokenledger import export
+from tokenledger.auth import audit
 from tokenledger.store.database import Database, DatabaseUnavailable
+from tokenledger.store.usage_store import UsageStore
 
 PATH = "/api/v1/reports/user-usage/export"
 METRICS = (
@@ -445,7 +447,7 @@ def test_many_pages_stream_through_the_endpoint(
         for n in range(5000)
     ]
     for first in range(0, len(events), 1000):
-        ingest(db, events[first : first + 1000], now_us=2**62)
+        ingest(UsageStore(db), events[first : first + 1000], now_us=2**62)
     monkeypatch.setattr(export, "EVENT_PAGE_SIZE", 300)
     params = {"granularity": "events", "start": "2026-11-20", "end": "2026-11-24"}
     headers = {"Authorization": f"Bearer {read_key}"}
@@ -461,8 +463,15 @@ def test_many_pages_stream_through_the_endpoint(
 def _asgi_get(app: FastAPI, path: str, query: str, key: str) -> tuple[list[dict[str, Any]], Any]:
     """Run one GET through the ASGI app; the messages sent and the exception raised."""
     sent: list[dict[str, Any]] = []
+    requested = False
 
     async def receive() -> dict[str, Any]:
+        # As a server does: the request once, then nothing until the client goes away
+        # (never, here: the app's task ends first).
+        nonlocal requested
+        if requested:
+            await asyncio.Event().wait()
+        requested = True
         return {"type": "http.request", "body": b"", "more_body": False}
 
     async def send(message: dict[str, Any]) -> None:
@@ -496,17 +505,18 @@ def test_a_failure_after_the_first_byte_breaks_the_download(
     app: FastAPI, read_key: str, post_events: Callable[..., Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     _post(post_events, [make_event(started_at=f"2026-11-25T0{n}:00:00Z") for n in range(6)])
-    real_page = export.read_event_page
+    store = app.state.ctx.store
+    real_page = store.event_page
     calls = 0
 
-    def failing_page(db: Database, **kwargs: Any) -> Any:
+    def failing_page(**kwargs: Any) -> Any:
         nonlocal calls
         calls += 1
         if calls == 2:
             raise DatabaseUnavailable("disk I/O error")
-        return real_page(db, **kwargs)
+        return real_page(**kwargs)
 
-    monkeypatch.setattr(export, "read_event_page", failing_page)
+    monkeypatch.setattr(store, "event_page", failing_page)
     monkeypatch.setattr(export, "CHUNK_CHARS", 1)  # every row is its own chunk
     monkeypatch.setattr(export, "EVENT_PAGE_SIZE", 2)
     sent, raised = _asgi_get(app, PATH, "granularity=events", read_key)
@@ -520,6 +530,57 @@ def test_a_failure_after_the_first_byte_breaks_the_download(
     assert len(_records(body)) == 2  # the first page, then nothing
     assert b"error" not in body.lower()
     assert b"disk" not in body.lower()
+
+
+def test_every_export_is_audited_when_it_starts_and_when_it_ends(
+    app: FastAPI,
+    db: Database,
+    read_key: str,
+    post_events: Callable[..., Any],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    _post(post_events, [make_event(started_at=f"2026-11-25T0{n}:00:00Z") for n in range(6)])
+    filters = {
+        "start": "2026-11-25",
+        "end": "2026-11-25",
+        "timezone": "UTC",
+        "q": "",
+        "sort": "-total_tokens",
+        "granularity": "events",
+    }
+    sent, raised = _asgi_get(app, PATH, "granularity=events", read_key)
+    assert raised is None
+    assert len(_records(b"".join(m.get("body", b"") for m in sent[1:]))) == 6
+    (started,) = audit.entries(db, action=audit.EXPORT_STARTED)
+    (ended,) = audit.entries(db, action=audit.EXPORT)
+    assert started.details == {"filters": filters}
+    assert ended.details == {"filters": filters, "rows": 6, "complete": True}
+    assert started.id < ended.id
+    assert started.actor == ended.actor == "key " + read_key[:11] + "… (tests reader)"
+
+    # Aborted after the first page by a failure: the outcome says so, with the rows sent.
+    store = app.state.ctx.store
+    real_page = store.event_page
+
+    def failing_page(**kwargs: Any) -> Any:
+        if kwargs["after"][1] > 0:
+            raise DatabaseUnavailable("disk I/O error")
+        return real_page(**kwargs)
+
+    monkeypatch.setattr(store, "event_page", failing_page)
+    monkeypatch.setattr(export, "EVENT_PAGE_SIZE", 2)
+    monkeypatch.setattr(export, "CHUNK_CHARS", 1)
+    _, raised = _asgi_get(app, PATH, "granularity=events", read_key)
+    assert raised is not None
+    assert len(audit.entries(db, action=audit.EXPORT_STARTED)) == 2
+    latest = audit.entries(db, action=audit.EXPORT)[0]
+    assert latest.details == {"filters": filters, "rows": 2, "complete": False}
+
+    # Refused parameters start nothing.
+    headers = {"Authorization": f"Bearer {read_key}"}
+    with TestClient(app) as client:
+        assert client.get(PATH, params={"q": "a\x00"}, headers=headers).status_code == 400
+    assert len(audit.entries(db, action=audit.EXPORT_STARTED)) == 2
 
 
 def _download(url: str, key: str) -> tuple[bytes, Exception | None]:
@@ -542,14 +603,15 @@ def test_over_a_real_socket_the_client_sees_a_broken_download(
     _post(post_events, [make_event(started_at=f"2026-11-25T0{n}:00:00Z") for n in range(6)])
     monkeypatch.setattr(export, "CHUNK_CHARS", 1)
     monkeypatch.setattr(export, "EVENT_PAGE_SIZE", 2)
-    real_page = export.read_event_page
+    store = app.state.ctx.store
+    real_page = store.event_page
 
-    def failing_page(db: Database, **kwargs: Any) -> Any:
+    def failing_page(**kwargs: Any) -> Any:
         if kwargs["after"][1] > 0:  # any page but the first
             raise DatabaseUnavailable("disk I/O error")
-        return real_page(db, **kwargs)
+        return real_page(**kwargs)
 
-    monkeypatch.setattr(export, "read_event_page", failing_page)
+    monkeypatch.setattr(store, "event_page", failing_page)
     server = uvicorn.Server(
         uvicorn.Config(app, host="127.0.0.1", port=free_port(), log_level="critical")
     )

@@ -58,15 +58,6 @@ HOSTILE: dict[str, str] = {
 }
 # What the User Usage page reads from its URL itself (not declared to FastAPI).
 PAGE_PARAMS = {user_usage.PATH: ("start", "end", "tz", "q", "sort", "page")}
-# Built on another branch (issue 11, items 2 and 5: one report-parameter check, with a
-# maximum range, on branch i21): NUL in a search reaches PostgreSQL from these routes.
-# Remove once merged.
-OTHER_BRANCH = {
-    ("postgresql", user_usage.PATH, "q", "NUL"),
-    ("postgresql", user_usage.PATH, "q", "NUL inside"),
-    ("postgresql", "/api/v1/reports/user-usage/export", "q", "NUL"),
-    ("postgresql", "/api/v1/reports/user-usage/export", "q", "NUL inside"),
-}
 
 
 def _fields(dependant: Any, kind: str) -> list[str]:
@@ -134,8 +125,6 @@ def test_no_hostile_parameter_value_reaches_a_5xx(
     with signed_in_client(app, role="admin") as admin:
         admin_token = admin.headers["X-CSRF-Token"]
         for parameter, value_name, url, form in _requests(path, route, sample):
-            if (backend, path, parameter, value_name) in OTHER_BRANCH:
-                continue
             headers = {"Content-Type": "application/x-www-form-urlencoded"} if form else {}
             if path == "/api/v1/events":
                 headers = {"Authorization": f"Bearer {ingest_key}"}

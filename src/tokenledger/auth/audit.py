@@ -49,7 +49,8 @@ ACCOUNT_DISABLED = "account_disabled"
 ACCOUNT_ENABLED = "account_enabled"
 KEY_CREATED = "key_created"
 KEY_REVOKED = "key_revoked"
-EXPORT = "export"
+EXPORT_STARTED = "export_started"  # when an export begins (its filters)
+EXPORT = "export"  # when it ends: its filters, the rows that left, complete or not
 # Entries older than a date moved to a file by ``tokenledger audit-archive``.
 AUDIT_ARCHIVED = "audit_archived"
 ACTIONS = (
@@ -63,6 +64,7 @@ ACTIONS = (
     ACCOUNT_ENABLED,
     KEY_CREATED,
     KEY_REVOKED,
+    EXPORT_STARTED,
     EXPORT,
     AUDIT_ARCHIVED,
 )

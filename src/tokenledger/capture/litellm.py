@@ -24,7 +24,7 @@ from typing import Any
 
 from tokenledger.capture.contract import Mapped, rejection, rfc3339_from_us
 from tokenledger.capture.tokens import Tokens, UsageError, from_usage, openai_chat
-from tokenledger.ingest import EnvelopeError
+from tokenledger.ingest import EnvelopeError, TooManyEvents
 
 NANO = Decimal("0.000000001")
 _YEAR_10000_S = 253_402_300_800
@@ -49,7 +49,7 @@ def parse_records(body: bytes, *, max_records: int) -> list[Any]:
         raise EnvelopeError("invalid_envelope", "the array of logs is empty")
     if len(records) > max_records:
         message = f"{len(records)} logs in one request; at most {max_records}"
-        raise EnvelopeError("too_many_events", message, status=413)
+        raise TooManyEvents("too_many_events", message)
     return records
 
 

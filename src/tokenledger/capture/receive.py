@@ -12,22 +12,22 @@ from tokenledger.capture import otlp
 from tokenledger.capture.contract import Mapped, to_contract
 from tokenledger.capture.otlp_wire import Span, decode
 from tokenledger.ingest import ingest, ingest_answered
-from tokenledger.store.database import Database
 from tokenledger.store.group_commit import GroupCommit
+from tokenledger.store.port import UsagePort
 from tokenledger.store.writes import BatchResult
 
 MAX_PROBLEMS = 5
 
 
 def store_mapped(
-    db: Database | GroupCommit,
+    store: UsagePort | GroupCommit,
     mapped: Sequence[Mapped],
     *,
     now_us: int,
     future_tolerance_s: int,
 ) -> BatchResult:
     """Store mapped events (without the fields the contract does not take yet)."""
-    return ingest(db, _contract(mapped), now_us=now_us, future_tolerance_s=future_tolerance_s)
+    return ingest(store, _contract(mapped), now_us=now_us, future_tolerance_s=future_tolerance_s)
 
 
 def answer_mapped(
@@ -71,7 +71,7 @@ class TraceOutcome:
 
 
 def receive_spans(
-    db: Database | GroupCommit,
+    store: UsagePort | GroupCommit,
     spans: Sequence[Span],
     *,
     now_us: int,
@@ -89,7 +89,7 @@ def receive_spans(
     if not usage:
         return TraceOutcome(not_usage=skipped["no_usage"], aggregate=skipped["aggregate"])
     mapped = [otlp.span_event(span, user_attributes=user_attributes) for span in usage]
-    result = store_mapped(db, mapped, now_us=now_us, future_tolerance_s=future_tolerance_s)
+    result = store_mapped(store, mapped, now_us=now_us, future_tolerance_s=future_tolerance_s)
     problems = [
         f"span {span.span_id.hex() or '(no id)'}: {outcome.rejection.message}"
         for span, outcome in zip(usage, result.outcomes, strict=True)
@@ -106,7 +106,7 @@ def receive_spans(
 
 
 def receive_export(
-    db: Database | GroupCommit,
+    store: UsagePort | GroupCommit,
     body: bytes,
     media_type: str,
     *,
@@ -116,7 +116,7 @@ def receive_export(
 ) -> TraceOutcome:
     """Decode an OTLP trace export (OtlpError when it is not one) and store its usage."""
     return receive_spans(
-        db,
+        store,
         decode(body, media_type),
         now_us=now_us,
         future_tolerance_s=future_tolerance_s,

@@ -10,14 +10,14 @@ import typer
 
 from tokenledger.cli.common import app, console, database, progress_bar, settings
 from tokenledger.clock import now_us, system_clock
-from tokenledger.store import rollups
+from tokenledger.store.usage_store import UsageStore
 
 
 @app.command()
 def verify() -> None:
     """Recompute every rollup from the raw events; exit 1 on any difference."""
     with database() as db:
-        differences = rollups.verify(db)
+        differences = UsageStore(db).verify()
     for table, count in differences.items():
         console.print(f"{table}: {'ok' if count == 0 else f'{count} rows differ'}")
     if any(differences.values()):
@@ -30,7 +30,7 @@ def verify() -> None:
 def rebuild_rollups() -> None:
     """Rewrite every rollup from the raw events (one transaction)."""
     with database() as db:
-        counts = rollups.rebuild(db)
+        counts = UsageStore(db).rebuild()
     for table, count in counts.items():
         console.print(f"{table}: {count} rows")
 
@@ -55,7 +55,7 @@ def demo(
 
     if remove:
         with database() as db:
-            removed = demo_data.remove_demo_data(db)
+            removed = demo_data.remove_demo_data(UsageStore(db))
         console.print(
             f"Demo data removed: {removed.events} events and {removed.users} people, "
             "with their rollups."
@@ -70,25 +70,22 @@ def demo(
 
 
 def _load_demo(*, users: int, days: int, seed: int, if_empty: bool) -> None:
-    from sqlalchemy import text
-
     from tokenledger.demo import demo_events, demo_users
     from tokenledger.ingest import Tally, ingest
     from tokenledger.store import demo_data
 
     with database() as db:
-        if if_empty:
-            with db.read() as conn:
-                if conn.execute(text("SELECT 1 FROM events LIMIT 1")).first():
-                    console.print("Events exist already; demo data not loaded.")
-                    return
+        store = UsageStore(db)
+        if if_empty and store.has_events():
+            console.print("Events exist already; demo data not loaded.")
+            return
         events = list(demo_events(now=system_clock(), days=days, users=users, seed=seed))
         tally = Tally()
         with progress_bar() as progress:
             task = progress.add_task("Loading demo events", total=len(events))
             for start in range(0, len(events), 1000):
                 batch = events[start : start + 1000]
-                tally = tally.plus(ingest(db, batch, now_us=now_us(system_clock)))
+                tally = tally.plus(ingest(store, batch, now_us=now_us(system_clock)))
                 progress.advance(task, len(batch))
         demo_data.mark_demo_users(
             db, external_ids=(user.user_id for user in demo_users(users, seed))
@@ -114,7 +111,7 @@ def import_file(
         with database() as db, progress_bar() as progress, open_records(file) as records:
             task = progress.add_task(f"Importing {file.name}", total=None)
             summary = import_records(
-                db,
+                UsageStore(db),
                 records,
                 now_us=lambda: now_us(system_clock),
                 future_tolerance_s=current.future_tolerance_s,

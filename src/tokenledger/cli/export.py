@@ -3,52 +3,54 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from datetime import date
+from contextlib import closing
 from pathlib import Path
 from typing import Annotated, BinaryIO
 
 import typer
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
+from tokenledger import report_params
 from tokenledger.auth import audit as audit_log
 from tokenledger.cli.common import app, console, database, settings
-from tokenledger.clock import now_us, system_clock
-from tokenledger.export import CsvExport, ExportOutcome, ExportRequest, Granularity, audit_details
-from tokenledger.localdays import LocalRange, parse_date, zone
-from tokenledger.reports import UserFilter
-from tokenledger.store.database import Database, DatabaseUnavailable
+from tokenledger.clock import system_clock
+from tokenledger.export import CsvExport, ExportRequest, Granularity
+from tokenledger.export_audit import audit_export
+from tokenledger.store.database import DatabaseUnavailable
+from tokenledger.store.usage_store import UsageStore
 
 
-def _local_range(start: str | None, end: str | None, tz: str | None) -> LocalRange:
-    """The range named by --start/--end/--tz, defaults as in the API (today in tz)."""
+def _request(
+    *,
+    start: str | None,
+    end: str | None,
+    tz: str | None,
+    q: str | None,
+    sort: str,
+    granularity: Granularity,
+    bom: bool,
+) -> ExportRequest:
+    """The export the options name, checked by the report parameters' parser (a bad
+    option is a usage error naming it, with the API's message)."""
     try:
-        zone_info = zone(tz or settings().timezone)
-    except ValueError as exc:
-        raise typer.BadParameter(str(exc), param_hint="--tz") from exc
-    try:
-        return LocalRange.around(
-            _date_option(start, "--start"), _date_option(end, "--end"), zone_info, system_clock()
+        asked = report_params.report_params(
+            start=start,
+            end=end,
+            tz=tz,
+            q=q,
+            sort_by=sort,
+            default_tz=settings().timezone,
+            now=system_clock(),
+            span=report_params.EXPORTS[granularity],
         )
-    except ValueError as exc:
-        raise typer.BadParameter(str(exc), param_hint="--end") from exc
-
-
-def _date_option(value: str | None, hint: str) -> date | None:
-    if value is None:
-        return None
-    try:
-        return parse_date(value)
-    except ValueError as exc:
-        raise typer.BadParameter(str(exc), param_hint=hint) from exc
-
-
-def _audit_export(db: Database, request: ExportRequest, outcome: ExportOutcome) -> None:
-    audit_log.record(
-        db,
-        actor=audit_log.cli_actor(),
-        action=audit_log.EXPORT,
-        details=audit_details(request, outcome),
-        now_us=now_us(system_clock),
+    except report_params.InvalidParameter as exc:
+        raise typer.BadParameter(exc.message, param_hint=f"--{exc.field}") from exc
+    return ExportRequest(
+        local_range=asked.local_range,
+        users=asked.users,
+        sort=asked.sort,
+        granularity=granularity,
+        bom=bom,
     )
 
 
@@ -79,31 +81,28 @@ def export(
     ] = "-",
 ) -> None:
     """Export usage as CSV: the same bytes as the console's Export to CSV."""
-    try:
-        request = ExportRequest(
-            local_range=_local_range(start, end, tz),
-            users=UserFilter(q=q),
-            sort=sort,
-            granularity=granularity,
-            bom=bom,
-        )
-    except ValueError as exc:
-        raise typer.BadParameter(str(exc), param_hint="--sort") from exc
+    request = _request(
+        start=start, end=end, tz=tz, q=q, sort=sort, granularity=granularity, bom=bom
+    )
     try:
         with database() as db:
-            csv_export = CsvExport(
-                db, request, on_finish=lambda outcome: _audit_export(db, request, outcome)
+            csv_export = CsvExport(UsageStore(db), request)
+            audit_export(
+                csv_export, db, actor=audit_log.cli_actor(), client=None, clock=system_clock
             )
-            if output == "-":
-                _write_stream(typer.get_binary_stream("stdout"), csv_export)
-                return
-            with _rowsprogress() as progress:
-                task = progress.add_task(f"Exporting {output}", total=None)
-                _write_file(
-                    Path(output),
-                    csv_export,
-                    progress=lambda: progress.update(task, completed=csv_export.rows_written),
-                )
+            # Closed however the writing ends (a full disk, Ctrl-C): the outcome is
+            # recorded at once.
+            with closing(csv_export.chunks()) as chunks:
+                if output == "-":
+                    _write_stream(typer.get_binary_stream("stdout"), chunks)
+                    return
+                with _rowsprogress() as progress:
+                    task = progress.add_task(f"Exporting {output}", total=None)
+                    _write_file(
+                        Path(output),
+                        chunks,
+                        progress=lambda: progress.update(task, completed=csv_export.rows_written),
+                    )
                 rows = csv_export.rows_written
                 progress.update(task, total=rows, completed=rows)
     except (DatabaseUnavailable, OSError) as exc:

@@ -87,7 +87,7 @@ def restore(db: Database, source: Path) -> BackupFile:
 
 def sqlite_file(db: Database, command: str) -> Path:
     """The SQLite file of ``db``; BackupError naming what to use instead."""
-    if not db.is_sqlite:
+    if db.dialect.name != "sqlite":
         raise BackupError(
             f"{command} is for SQLite; for PostgreSQL use pg_dump and pg_restore "
             "(see docs/operations.md)"

@@ -8,7 +8,6 @@ serialization failure, and read-only REPEATABLE READ reads (one snapshot each).
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import time
@@ -17,12 +16,13 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
-from sqlalchemy import Engine, create_engine, event, func, select
+from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import URL, Connection, ExceptionContext, make_url
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from tokenledger.settings import Settings
+from tokenledger.store.dialect import dialect_of
 
 T = TypeVar("T")
 
@@ -41,14 +41,12 @@ class DatabaseUnavailable(Exception):
 
 
 class Database:
-    """One engine plus the few dialect differences the store needs."""
+    """One engine, its dialect (what differs between databases) and transactions."""
 
     def __init__(self, engine: Engine, *, sqlite_file: Path | None = None) -> None:
         self.engine = engine
-        self.is_sqlite = engine.dialect.name == "sqlite"
+        self.dialect = dialect_of(engine)
         self.sqlite_file = sqlite_file
-        # Placeholder of the driver's paramstyle, for hot paths that skip SQLAlchemy.
-        self.param = "?" if self.is_sqlite else "%s"
 
     @contextmanager
     def write(self) -> Iterator[Connection]:
@@ -61,18 +59,9 @@ class Database:
 
     @contextmanager
     def read(self) -> Iterator[Connection]:
-        """A read-only snapshot (one transaction) for consistent reports.
-
-        PostgreSQL's default READ COMMITTED takes a new snapshot per statement, so a
-        report's statements could each see a different set of committed batches;
-        REPEATABLE READ gives the whole transaction one snapshot (and a read-only one
-        never fails to serialize).
-        """
+        """A read-only snapshot (one transaction) for consistent reports."""
         with self._translate_errors(), self.engine.connect() as conn:
-            if not self.is_sqlite:
-                conn = conn.execution_options(
-                    isolation_level="REPEATABLE READ", postgresql_readonly=True
-                )
+            conn = self.dialect.snapshot(conn)
             with conn.begin():
                 yield conn
 
@@ -121,20 +110,8 @@ class Database:
 
     def serialize(self, conn: Connection, name: str) -> None:
         """Make the write transaction of ``conn`` the only one at a time among those
-        that serialize on ``name``, until it ends (check-then-insert made atomic).
-        SQLite has that already (``BEGIN IMMEDIATE``: one writer at a time); on
-        PostgreSQL it is a transaction-scoped advisory lock."""
-        if self.is_sqlite:
-            return
-        digest = hashlib.sha256(b"tokenledger-lock\0" + name.encode()).digest()
-        key = int.from_bytes(digest[:8], "big", signed=True)
-        conn.execute(select(func.pg_advisory_xact_lock(key)))
-
-    def least(self, *args: str) -> str:
-        return f"{'min' if self.is_sqlite else 'LEAST'}({', '.join(args)})"
-
-    def greatest(self, *args: str) -> str:
-        return f"{'max' if self.is_sqlite else 'GREATEST'}({', '.join(args)})"
+        that serialize on ``name``, until it ends (check-then-insert made atomic)."""
+        self.dialect.serialize(conn, name)
 
     def dispose(self) -> None:
         self.engine.dispose()

@@ -15,8 +15,9 @@ from dataclasses import dataclass
 from sqlalchemy import bindparam, text
 from sqlalchemy.engine import Connection
 
-from tokenledger.store import rollups
+from tokenledger.store import recompute
 from tokenledger.store.database import Database
+from tokenledger.store.usage_store import UsageStore
 
 DEMO_USERS = "SELECT user_pk FROM demo_users"
 # The ids the demo gives its events: demo-<user id>-<YYYYmmddTHHMMSS>-<n>.
@@ -56,19 +57,19 @@ def has_demo_data(db: Database) -> bool:
         return conn.execute(text("SELECT 1 FROM demo_users LIMIT 1")).first() is not None
 
 
-def remove_demo_data(db: Database) -> DemoRemoval:
+def remove_demo_data(store: UsageStore) -> DemoRemoval:
     """Delete the demo events, their rollups and the demo users (one transaction)."""
-    return db.run_write(_remove)
+    return store.db.run_write(lambda conn: _remove(store, conn))
 
 
-def _remove(conn: Connection) -> DemoRemoval:
+def _remove(store: UsageStore, conn: Connection) -> DemoRemoval:
     users = [row[0] for row in conn.execute(text(DEMO_USERS))]
     count, first_us, last_us = conn.execute(
         text(f"SELECT count(*), min(e.started_us), max(e.started_us) {_DEMO_EVENTS}")
     ).one()
     if count:
         conn.execute(text(f"DELETE FROM events WHERE id IN (SELECT e.id {_DEMO_EVENTS})"))
-        rollups.rebuild_part(conn, users_sql=DEMO_USERS, start_us=first_us, end_us=last_us)
+        recompute.rebuild_part(store, conn, users_sql=DEMO_USERS, start_us=first_us, end_us=last_us)
     conn.execute(text("DELETE FROM demo_users"))
     deleted = 0
     query = text(

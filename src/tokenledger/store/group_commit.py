@@ -18,8 +18,9 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from tokenledger.events import Event, Rejection
-from tokenledger.store.database import Database, DatabaseUnavailable
-from tokenledger.store.writes import BatchResult, store_batches
+from tokenledger.store.database import DatabaseUnavailable
+from tokenledger.store.port import UsagePort
+from tokenledger.store.writes import BatchResult
 
 log = logging.getLogger(__name__)
 
@@ -44,16 +45,16 @@ class GroupCommit:
     """Stores batches through one writer thread (started on first use)."""
 
     def __init__(
-        self, db: Database, *, max_events: int = 10_000, observer: CommitObserver | None = None
+        self, store: UsagePort, *, max_events: int = 10_000, observer: CommitObserver | None = None
     ) -> None:
-        self._db = db
+        self._store = store
         self._max_events = max_events
         self._observer = observer
         self._queue: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._start_lock = threading.Lock()
 
-    def store(self, items: Sequence[Event | Rejection], *, now_us: int) -> BatchResult:
+    def store_batch(self, items: Sequence[Event | Rejection], *, now_us: int) -> BatchResult:
         """Store ``items`` with the next group; returns after its commit."""
         job = _Job(items, now_us)
         self._ensure_started()
@@ -99,7 +100,7 @@ class GroupCommit:
     def _commit(self, jobs: list[_Job]) -> None:
         started = time.monotonic()
         try:
-            results = store_batches(self._db, [(job.items, job.now_us) for job in jobs])
+            results = self._store.store_batches([(job.items, job.now_us) for job in jobs])
         except DatabaseUnavailable as exc:
             for job in jobs:
                 job.future.set_exception(exc)

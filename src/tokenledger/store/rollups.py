@@ -1,189 +1,215 @@
-"""Recompute the rollups from raw events: ``tokenledger verify`` and ``rebuild-rollups``.
+"""Rollups: pre-aggregated sums of every metric, each rollup declared once.
 
-The expected rollups are plain GROUP BY queries over ``events``; ``verify`` compares
-them with the stored tables both ways (``EXCEPT``), ``rebuild`` replaces the stored
-ones with them. Both run inside one transaction, so they see one snapshot.
+A :class:`Rollup` names its keys (the dimensions it is summed by: a user, or nothing
+for the totals) and its grains: plain sums per UTC 15-minute or hour bucket, and
+running totals per UTC day (one row per key and day with activity, holding every
+metric summed up to the end of that day, so a run of whole days costs two index seeks
+per key however long it is). The tables (``rollup_<name>_<grain>``), the write path,
+``verify`` / ``rebuild-rollups`` and the reports' queries all follow from
+:data:`ROLLUPS` and the metrics of :mod:`tokenledger.metrics`.
+
+Adding a rollup is one declaration plus a migration creating its tables (the
+migration can copy what ``store/schema.py`` builds for it). For a per-model report::
+
+    MODEL = event_column("model")
+    PROVIDER = event_column("provider")
+    USER_MODEL = Rollup("user_model", (USER, MODEL, PROVIDER), (Grain.HOUR, Grain.DAY))
+
+Rollups are derived data (``tokenledger rebuild-rollups`` rewrites them from the
+events), written in the transaction that stores their events.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Hashable, Iterable, Sequence
 from dataclasses import dataclass
+from enum import Enum
+from operator import attrgetter
+from typing import Any
 
-from sqlalchemy import text
-from sqlalchemy.engine import Connection
+from sqlalchemy import BigInteger, ColumnElement, FromClause, String, func
+from sqlalchemy.types import TypeEngine
 
+from tokenledger.events import Event
 from tokenledger.localdays import US_PER_DAY, US_PER_HOUR, US_PER_QUARTER
-from tokenledger.store.database import Database
-from tokenledger.store.schema import METRICS
-
-RAW_SUMS = (
-    # One per schema.METRICS, over raw events.
-    "count(*)",
-    "sum(CASE WHEN status = 'error' THEN 1 ELSE 0 END)",
-    "sum(input_tokens)",
-    "sum(output_tokens)",
-    "sum(coalesce(cache_read_tokens, 0))",
-    "sum(coalesce(cache_write_tokens, 0))",
-    "sum(coalesce(reasoning_tokens, 0))",
-    "sum(duration_ms)",
-)
+from tokenledger.metrics import METRICS, MetricSet, Raw
 
 
-def _bucket(step: int) -> str:
-    """Floor division of started_us by ``step`` (SQL ``/`` truncates toward zero)."""
-    return (
-        f"(CASE WHEN started_us >= 0 THEN started_us / {step} "
-        f"ELSE -((-started_us - 1) / {step}) - 1 END)"
-    )
+class Grain(Enum):
+    """How finely a rollup is bucketed (in UTC)."""
+
+    QUARTER = US_PER_QUARTER  # plain sums per 15 minutes
+    HOUR = US_PER_HOUR  # plain sums per hour
+    DAY = US_PER_DAY  # running totals up to the end of each day with activity
+
+    @property
+    def label(self) -> str:
+        return self.name.lower()
+
+    @property
+    def us(self) -> int:
+        return self.value
+
+    @property
+    def running(self) -> bool:
+        return self is Grain.DAY
 
 
-def _expected_buckets(step: int, *, per_user: bool, where: str = "") -> str:
-    keys = f"{_bucket(step)} AS bucket" + (", user_pk" if per_user else "")
-    group = "1, 2" if per_user else "1"
-    sums = ", ".join(f"{expr} AS {name}" for expr, name in zip(RAW_SUMS, METRICS, strict=True))
-    return (
-        f"SELECT {keys}, {sums}, min(started_us) AS first_us, max(started_us) AS last_us "
-        f"FROM events {where} GROUP BY {group}"
-    )
+@dataclass(frozen=True)
+class Key:
+    """A dimension a rollup is summed by: one column of its tables."""
+
+    name: str  # short name, used in index names ("user")
+    column: str  # the column in the rollup tables ("user_pk")
+    of_event: Callable[[Event, int], Hashable]  # (event, its user's pk) -> key value
+    sql: Callable[[FromClause], ColumnElement[Any]]  # the same over the events table
+    sql_type: TypeEngine[Any]
 
 
-def _expected_days(where: str = "") -> str:
-    sums = ", ".join(f"{expr} AS {name}" for expr, name in zip(RAW_SUMS, METRICS, strict=True))
-    running = ", ".join(
-        f"sum({name}) OVER (PARTITION BY user_pk ORDER BY day) AS cum_{name}" for name in METRICS
-    )
-    return (
-        f"SELECT user_pk, day, {running}, day_first_us, day_last_us FROM ("
-        f"SELECT user_pk, {_bucket(US_PER_DAY)} AS day, {sums}, "
-        "min(started_us) AS day_first_us, max(started_us) AS day_last_us "
-        f"FROM events {where} GROUP BY 1, 2) AS daily"
+USER = Key("user", "user_pk", lambda _event, user_pk: user_pk, lambda e: e.c.user_pk, BigInteger())
+
+
+def event_column(column: str, *, length: int = 255) -> Key:
+    """A key by an event's text field (``model``, ``provider``); absent is ``''``."""
+    get = attrgetter(column)
+    return Key(
+        column,
+        column,
+        lambda event, _user_pk: get(event) or "",
+        lambda events: func.coalesce(events.c[column], ""),
+        String(length),
     )
 
 
 @dataclass(frozen=True)
-class RollupTable:
+class Rollup:
+    """Sums of every metric per key and bucket, at each of its grains."""
+
     name: str
-    columns: str
-    expected: str
-    step: int | None = None  # bucket width of a total table (None: per user)
+    keys: tuple[Key, ...]
+    grains: tuple[Grain, ...]
+    # Bucket grains also indexed by (keys, bucket): reads of a few keys over many
+    # buckets (a searched report's edge hours) seek instead of scanning every key.
+    seek_by_key: tuple[Grain, ...] = ()
+
+    def table(self, grain: Grain) -> str:
+        return f"rollup_{self.name}_{grain.label}"
+
+    @property
+    def key_columns(self) -> tuple[str, ...]:
+        return tuple(key.column for key in self.keys)
 
 
-def _tables(users_where: str = "", totals_where: str = "") -> list[RollupTable]:
-    """The rollup tables with their recomputation from the events (restricted by the
-    ``WHERE`` clauses given: per-user tables by ``users_where``, totals by ``totals_where``)."""
-    bucket_columns = ", ".join(("bucket", "user_pk", *METRICS, "first_us", "last_us"))
-    total_columns = ", ".join(("bucket", *METRICS, "first_us", "last_us"))
-    day_columns = ", ".join(
-        ("user_pk", "day", *(f"cum_{name}" for name in METRICS), "day_first_us", "day_last_us")
-    )
-    return [
-        RollupTable(
-            "rollup_user_quarter",
-            bucket_columns,
-            _expected_buckets(US_PER_QUARTER, per_user=True, where=users_where),
-        ),
-        RollupTable(
-            "rollup_user_hour",
-            bucket_columns,
-            _expected_buckets(US_PER_HOUR, per_user=True, where=users_where),
-        ),
-        RollupTable("rollup_user_day", day_columns, _expected_days(users_where)),
-        RollupTable(
-            "rollup_total_quarter",
-            total_columns,
-            _expected_buckets(US_PER_QUARTER, per_user=False, where=totals_where),
-            US_PER_QUARTER,
-        ),
-        RollupTable(
-            "rollup_total_hour",
-            total_columns,
-            _expected_buckets(US_PER_HOUR, per_user=False, where=totals_where),
-            US_PER_HOUR,
-        ),
-    ]
+USER_ROLLUP = Rollup("user", (USER,), (Grain.QUARTER, Grain.HOUR, Grain.DAY), (Grain.HOUR,))
+TOTAL_ROLLUP = Rollup("total", (), (Grain.QUARTER, Grain.HOUR))
+ROLLUPS: tuple[Rollup, ...] = (USER_ROLLUP, TOTAL_ROLLUP)
+
+# Sums per (key values..., bucket) of one rollup at one grain.
+Sums = dict[tuple[Any, ...], Raw]
 
 
-_USERS_SPAN_WRONG = (
-    "SELECT count(*) FROM users u JOIN ("
-    "SELECT user_pk, min(started_us) AS lo, max(started_us) AS hi FROM events GROUP BY user_pk"
-    ") e ON e.user_pk = u.id WHERE u.first_us > e.lo OR u.last_us < e.hi"
-)
+@dataclass(frozen=True)
+class Level:
+    """One rollup at one grain: what a table of it holds."""
+
+    rollup: Rollup
+    grain: Grain
+
+    @property
+    def table(self) -> str:
+        return self.rollup.table(self.grain)
 
 
-def verify(db: Database) -> dict[str, int]:
-    """Rows that differ between each rollup table and its recomputation (0 = clean)."""
-    differences: dict[str, int] = {}
-    with db.read() as conn:
-        for table in _tables():
-            stored = f"SELECT {table.columns} FROM {table.name}"
-            expected = f"SELECT {table.columns} FROM ({table.expected}) AS x"
-            count = conn.execute(
-                text(
-                    f"SELECT (SELECT count(*) FROM ({expected} EXCEPT {stored}) AS a) + "
-                    f"(SELECT count(*) FROM ({stored} EXCEPT {expected}) AS b)"
-                )
-            ).scalar_one()
-            differences[table.name] = int(count)
-        differences["users (activity span)"] = int(
-            conn.execute(text(_USERS_SPAN_WRONG)).scalar_one()
-        )
-    return differences
+def levels(rollups: Iterable[Rollup]) -> list[Level]:
+    return [Level(rollup, grain) for rollup in rollups for grain in rollup.grains]
 
 
-def rebuild(db: Database) -> dict[str, int]:
-    """Replace every rollup with its recomputation; returns the new row counts."""
+def aggregate(
+    events: Sequence[Event],
+    user_pks: dict[str, int],
+    *,
+    metrics: MetricSet = METRICS,
+    rollups: Sequence[Rollup] = ROLLUPS,
+) -> dict[Level, Sums]:
+    """Sums of ``events`` for every rollup level, ready to be added to its table.
 
-    def work(conn: Connection) -> dict[str, int]:
-        counts: dict[str, int] = {}
-        for table in _tables():
-            conn.execute(text(f"DELETE FROM {table.name}"))
-            _insert_expected(conn, table)
-            counts[table.name] = int(
-                conn.execute(text(f"SELECT count(*) FROM {table.name}")).scalar_one()
-            )
-        _update_user_spans(conn)
-        return counts
-
-    return db.run_write(work)
-
-
-def _insert_expected(
-    conn: Connection, table: RollupTable, params: dict[str, int] | None = None
-) -> None:
-    conn.execute(
-        text(
-            f"INSERT INTO {table.name} ({table.columns}) "
-            f"SELECT {table.columns} FROM ({table.expected}) AS x"
-        ),
-        params or {},
-    )
-
-
-def _update_user_spans(conn: Connection, where: str = "") -> None:
-    conn.execute(
-        text(
-            "UPDATE users SET first_us = s.lo, last_us = s.hi FROM ("
-            "SELECT user_pk, min(started_us) AS lo, max(started_us) AS hi "
-            f"FROM events {where} GROUP BY user_pk) AS s WHERE s.user_pk = users.id"
-        )
-    )
-
-
-def rebuild_part(conn: Connection, *, users_sql: str, start_us: int, end_us: int) -> None:
-    """Rewrite, in ``conn``'s transaction, the rollup rows that events of the users
-    ``users_sql`` selects (a ``SELECT`` of user pks) between ``start_us`` and ``end_us``
-    fed: all of those users' rows and spans, and the total buckets of that time (after
-    some of their events were deleted, say)."""
-    users_where = f"WHERE user_pk IN ({users_sql})"
-    for table in _tables(users_where, "WHERE started_us >= :lo AND started_us < :hi"):
-        if table.step is None:
-            conn.execute(text(f"DELETE FROM {table.name} {users_where}"))
-            _insert_expected(conn, table)
+    The events are summed once per (every key of every rollup, quarter hour); each
+    rollup projects that onto its keys, and each grain sums the next finer one (which
+    has fewer entries than the events).
+    """
+    columns = _all_keys(rollups)
+    key_of = _key_function(columns)
+    of_event = metrics.of_event
+    n = metrics.size
+    base: Sums = {}
+    # The hot loop of the write path: every event of every batch.
+    for event in events:
+        started = event.started_us
+        key = key_of(event, user_pks[event.user_id], started // US_PER_QUARTER)
+        values = of_event(event)
+        current = base.get(key)
+        if current is None:
+            values.append(started)
+            values.append(started)
+            base[key] = values
             continue
-        first, last = start_us // table.step, end_us // table.step
-        conn.execute(
-            text(f"DELETE FROM {table.name} WHERE bucket >= :first AND bucket <= :last"),
-            {"first": first, "last": last},
-        )
-        _insert_expected(conn, table, {"lo": first * table.step, "hi": (last + 1) * table.step})
-    _update_user_spans(conn, users_where)
+        for i in range(n):
+            current[i] += values[i]
+        if started < current[n]:
+            current[n] = started
+        elif started > current[n + 1]:
+            current[n + 1] = started
+    result: dict[Level, Sums] = {}
+    for rollup in rollups:
+        finer = _project(base, [columns.index(k) for k in rollup.keys], metrics)
+        step = Grain.QUARTER.us
+        for grain in sorted(rollup.grains, key=lambda g: g.us):
+            if grain.us != step:
+                finer = _coarsen(finer, grain.us // step, metrics)
+                step = grain.us
+            result[Level(rollup, grain)] = finer
+    return result
+
+
+def _key_function(columns: list[Key]) -> Callable[[Event, int, int], tuple[Any, ...]]:
+    """``(event, user pk, quarter) -> (key values..., quarter)`` for ``columns``."""
+    if columns == [USER]:
+        return lambda _event, user_pk, quarter: (user_pk, quarter)
+    getters = [key.of_event for key in columns]
+    return lambda event, user_pk, quarter: (*(get(event, user_pk) for get in getters), quarter)
+
+
+def _all_keys(rollups: Iterable[Rollup]) -> list[Key]:
+    found: list[Key] = []
+    for rollup in rollups:
+        found += [key for key in rollup.keys if key not in found]
+    return found
+
+
+def _project(base: Sums, positions: list[int], metrics: MetricSet) -> Sums:
+    if len(positions) == len(next(iter(base), ())) - 1 and positions == sorted(positions):
+        return base  # every key, in order: the base itself
+    return _regroup(base, lambda key: (*(key[p] for p in positions), key[-1]), metrics.size)
+
+
+def _coarsen(finer: Sums, factor: int, metrics: MetricSet) -> Sums:
+    return _regroup(finer, lambda key: (*key[:-1], key[-1] // factor), metrics.size)
+
+
+def _regroup(sums: Sums, new_key: Callable[[tuple[Any, ...]], tuple[Any, ...]], n: int) -> Sums:
+    """``sums`` summed again under ``new_key`` of each key (a rollup's spans are never
+    empty, so they merge by plain comparisons)."""
+    grouped: Sums = {}
+    for key, values in sums.items():
+        target = new_key(key)
+        current = grouped.get(target)
+        if current is None:
+            grouped[target] = list(values)
+            continue
+        for i in range(n):
+            current[i] += values[i]
+        if values[n] < current[n]:
+            current[n] = values[n]
+        if values[n + 1] > current[n + 1]:
+            current[n + 1] = values[n + 1]
+    return grouped

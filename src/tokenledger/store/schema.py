@@ -3,7 +3,8 @@
 Instants are BIGINT microseconds since the epoch (UTC), the same on SQLite and
 PostgreSQL, so bucket arithmetic is identical on both.
 
-Rollups, all written in the transaction that stores their events:
+Rollup tables are built from the declarations of :mod:`tokenledger.store.rollups` and
+:mod:`tokenledger.metrics` (all written in the transaction that stores their events):
 
 * ``rollup_user_quarter`` / ``rollup_user_hour``: per user and UTC 15-minute / hour
   bucket, plain sums, clustered by (bucket, user) so the edges of a range are one scan;
@@ -12,13 +13,17 @@ Rollups, all written in the transaction that stores their events:
   long it is (the day's own first/last request instants are kept beside them);
 * ``rollup_total_quarter`` / ``rollup_total_hour``: the same over all users, for charts.
 
+A new metric is a column ``<name>`` in every bucket table and ``cum_<name>`` in every
+day table (BIGINT NOT NULL DEFAULT 0): its migration adds them, then refills the
+rollups from the events.
+
 Rollups are derived data (``tokenledger rebuild-rollups`` rewrites them), so they carry
 no foreign keys: a key check per rollup row would slow every ingest for nothing.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 
 from sqlalchemy import (
@@ -32,34 +37,20 @@ from sqlalchemy import (
     Integer,
     LargeBinary,
     MetaData,
+    SmallInteger,
     String,
     Table,
     Text,
     event,
 )
 
+from tokenledger.metrics import METRICS, MetricSet
+from tokenledger.store.rollups import ROLLUPS, Level, Rollup, levels
+
 metadata = MetaData()
 
 # SQLite needs INTEGER (not BIGINT) for an auto-incrementing rowid primary key.
 Id = BigInteger().with_variant(Integer(), "sqlite")
-
-METRICS = (
-    "requests",
-    "error_requests",
-    "input_tokens",
-    "output_tokens",
-    "cache_read_tokens",
-    "cache_write_tokens",
-    "reasoning_tokens",
-    "duration_ms",
-)
-
-
-def _metric_columns(prefix: str = "") -> list[Column[int]]:
-    return [
-        Column(f"{prefix}{name}", BigInteger, nullable=False, server_default="0")
-        for name in METRICS
-    ]
 
 
 users = Table(
@@ -94,45 +85,67 @@ events = Table(
     Column("reasoning_tokens", BigInteger),
     Column("status", String(8), nullable=False),
     Column("metadata", Text),
-    # sha256 of the canonical event: tells a retry (duplicate) from a conflict.
+    # sha256 of the canonical event: tells a retry (duplicate) from a conflict, in the
+    # version of events.content_hash it was made with (1 for events stored before it).
     Column("content_hash", LargeBinary(32), nullable=False),
+    Column("hash_version", SmallInteger, nullable=False, server_default="1"),
     Column("ingested_us", BigInteger, nullable=False),
     Index("ix_events_started", "started_us", "id"),
 )
 
 
-def _bucket_table(name: str, *, per_user: bool) -> Table:
-    keys: list[Column[int]] = [Column("bucket", BigInteger, primary_key=True)]
-    if per_user:
-        keys.append(Column("user_pk", BigInteger, primary_key=True))
-    return Table(
+def rollup_tables(
+    target: MetaData, *, metrics: MetricSet = METRICS, rollups: Iterable[Rollup] = ROLLUPS
+) -> dict[Level, Table]:
+    """The tables of every rollup level: key columns, one column per metric, the span."""
+    return {level: _rollup_table(target, level, metrics) for level in levels(rollups)}
+
+
+def _rollup_table(target: MetaData, level: Level, metrics: MetricSet) -> Table:
+    rollup, name = level.rollup, level.table
+    keys = [Column(key.column, key.sql_type, nullable=False) for key in rollup.keys]
+    if level.grain.running:
+        return Table(
+            name,
+            target,
+            Column("id", Id, primary_key=True, autoincrement=True),
+            *keys,
+            Column("day", Integer, nullable=False),
+            *_metric_columns(metrics, prefix="cum_"),
+            Column("day_first_us", BigInteger),
+            Column("day_last_us", BigInteger),
+            Index(f"ux_{name}", *rollup.key_columns, "day", unique=True),
+        )
+    for key in keys:
+        key.primary_key = True
+    table = Table(
         name,
-        metadata,
+        target,
+        Column("bucket", BigInteger, primary_key=True),
         *keys,
-        *_metric_columns(),
+        *_metric_columns(metrics),
         Column("first_us", BigInteger, nullable=False),
         Column("last_us", BigInteger, nullable=False),
         sqlite_with_rowid=False,
     )
+    if level.grain in rollup.seek_by_key:
+        key_names = "_".join(key.name for key in rollup.keys)
+        Index(
+            f"ix_{name}_{key_names}",
+            *(table.c[column] for column in rollup.key_columns),
+            table.c.bucket,
+        )
+    return table
 
 
-rollup_user_quarter = _bucket_table("rollup_user_quarter", per_user=True)
-rollup_user_hour = _bucket_table("rollup_user_hour", per_user=True)
-Index("ix_rollup_user_hour_user", rollup_user_hour.c.user_pk, rollup_user_hour.c.bucket)
-rollup_total_quarter = _bucket_table("rollup_total_quarter", per_user=False)
-rollup_total_hour = _bucket_table("rollup_total_hour", per_user=False)
+def _metric_columns(metrics: MetricSet, prefix: str = "") -> list[Column[int]]:
+    return [
+        Column(f"{prefix}{metric.name}", metric.sql_type(), nullable=False, server_default="0")
+        for metric in metrics.stored
+    ]
 
-rollup_user_day = Table(
-    "rollup_user_day",
-    metadata,
-    Column("id", Id, primary_key=True, autoincrement=True),
-    Column("user_pk", BigInteger, nullable=False),
-    Column("day", Integer, nullable=False),
-    *_metric_columns("cum_"),
-    Column("day_first_us", BigInteger),
-    Column("day_last_us", BigInteger),
-    Index("ux_rollup_user_day", "user_pk", "day", unique=True),
-)
+
+ROLLUP_TABLES = rollup_tables(metadata)
 
 api_keys = Table(
     "api_keys",

@@ -15,20 +15,21 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 
 from sqlalchemy import bindparam, text
 from sqlalchemy.engine import Connection
 
-from tokenledger.events import Event, Rejection
-from tokenledger.localdays import US_PER_DAY, US_PER_HOUR, US_PER_QUARTER
+from tokenledger.events import HASH_VERSION, Event, Rejection
 from tokenledger.search import search_key
 from tokenledger.store.database import Database
-from tokenledger.store.schema import METRICS, users
+from tokenledger.store.rollups import Level, Sums, aggregate
+from tokenledger.store.schema import users
+
+if TYPE_CHECKING:
+    from tokenledger.store.usage_store import UsageStore
 
 Status = Literal["accepted", "duplicate", "rejected"]
-Metrics = list[int]  # in the order of schema.METRICS, then first_us, last_us
-_N = len(METRICS)
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,26 +84,21 @@ def _prepare(items: Sequence[Event | Rejection]) -> _Pending:
     return _Pending(outcomes, first_seen)
 
 
-def _finish(pending: _Pending, stored: dict[str, bytes]) -> BatchResult:
+def _finish(pending: _Pending, stored: dict[str, StoredHash]) -> BatchResult:
     outcomes = pending.outcomes
     for event_id, (index, event) in pending.first_seen.items():
         found = stored.get(event_id)
         if found is None:
             outcomes[index] = Outcome("accepted", event_id)
-        elif found == event.content_hash:
+        elif event.hash_in(found.version) == found.digest:
             outcomes[index] = Outcome("duplicate", event_id)
         else:
             outcomes[index] = Outcome("rejected", event_id, conflict(event_id))
     return BatchResult([outcome for outcome in outcomes if outcome is not None])
 
 
-def store_batch(db: Database, items: Sequence[Event | Rejection], *, now_us: int) -> BatchResult:
-    """Store the valid events of ``items``; return one outcome per item, in order."""
-    return store_batches(db, [(items, now_us)])[0]
-
-
 def store_batches(
-    db: Database, batches: Sequence[tuple[Sequence[Event | Rejection], int]]
+    store: UsageStore, batches: Sequence[tuple[Sequence[Event | Rejection], int]]
 ) -> list[BatchResult]:
     """Store several ``(items, now_us)`` batches in one transaction (one commit), each
     with the outcomes it would have alone, as if stored one after the other."""
@@ -110,11 +106,13 @@ def store_batches(
     if not any(part.first_seen for part in pending):
         return [_finish(part, {}) for part in pending]
 
-    def work(conn: Connection) -> list[dict[str, bytes]]:
-        if not db.is_sqlite:
-            _lock_users(conn, {e.user_id for part in pending for e in part.candidates})
+    db = store.db
+
+    def work(conn: Connection) -> list[dict[str, StoredHash]]:
+        user_ids = {event.user_id for part in pending for event in part.candidates}
+        db.dialect.lock_users(conn, (_lock_key(user_id) for user_id in user_ids))
         return [
-            _write(db, conn, part.candidates, now_us=now) if part.first_seen else {}
+            _write(store, conn, part.candidates, now_us=now) if part.first_seen else {}
             for part, (_, now) in zip(pending, batches, strict=True)
         ]
 
@@ -122,29 +120,28 @@ def store_batches(
     return [_finish(part, found) for part, found in zip(pending, stored, strict=True)]
 
 
-def _write(db: Database, conn: Connection, batch: list[Event], *, now_us: int) -> dict[str, bytes]:
+def _write(
+    store: UsageStore, conn: Connection, batch: list[Event], *, now_us: int
+) -> dict[str, StoredHash]:
     """Insert what is new; return ``{event_id: stored hash}`` for ids already stored.
     On PostgreSQL the caller holds the batch's user locks."""
+    db = store.db
     user_pks = _ensure_users(conn, batch)
     inserted = _insert_events(db, conn, batch, user_pks, now_us=now_us)
     new_events = [event for event in batch if event.event_id in inserted]
     if new_events:
         _update_profiles(db, conn, new_events, user_pks)
-        write_rollups(db, conn, _aggregate(new_events, user_pks))
+        write_rollups(
+            store,
+            conn,
+            aggregate(new_events, user_pks, metrics=store.metrics, rollups=store.rollups),
+        )
     leftover = [event.event_id for event in batch if event.event_id not in inserted]
     return _stored_hashes(conn, leftover)
 
 
 def _lock_key(user_id: str) -> int:
     return int.from_bytes(hashlib.sha256(user_id.encode()).digest()[:8], "big", signed=True)
-
-
-def _lock_users(conn: Connection, user_ids: Iterable[str]) -> None:
-    keys = sorted({_lock_key(user_id) for user_id in user_ids})
-    conn.execute(
-        text("SELECT pg_advisory_xact_lock(k) FROM unnest(CAST(:keys AS bigint[])) AS k"),
-        {"keys": keys},
-    )
 
 
 def _chunks(values: Sequence[str], size: int = 500) -> Iterable[Sequence[str]]:
@@ -200,6 +197,7 @@ _EVENT_COLUMNS = (
     "status",
     "metadata",
     "content_hash",
+    "hash_version",
     "ingested_us",
 )
 _EVENTS_PER_STATEMENT = 500
@@ -216,7 +214,7 @@ def _insert_events(
     """Insert the batch (multi-row VALUES); return the ids that were really inserted."""
     # Sorted, so that concurrent PostgreSQL writers wait on ids in one order.
     ordered = sorted(batch, key=lambda event: event.event_id)
-    one_row = "(" + ", ".join([db.param] * len(_EVENT_COLUMNS)) + ")"
+    one_row = "(" + ", ".join([db.dialect.param] * len(_EVENT_COLUMNS)) + ")"
     inserted: set[str] = set()
     for start in range(0, len(ordered), _EVENTS_PER_STATEMENT):
         chunk = ordered[start : start + _EVENTS_PER_STATEMENT]
@@ -237,6 +235,7 @@ def _insert_events(
                 event.status,
                 event.metadata,
                 event.content_hash,
+                HASH_VERSION,
                 now_us,
             )
         sql = (
@@ -248,13 +247,23 @@ def _insert_events(
     return inserted
 
 
-def _stored_hashes(conn: Connection, event_ids: list[str]) -> dict[str, bytes]:
-    stored: dict[str, bytes] = {}
-    select = text("SELECT event_id, content_hash FROM events WHERE event_id IN :ids").bindparams(
-        bindparam("ids", expanding=True)
-    )
+class StoredHash(NamedTuple):
+    """The content hash of a stored event, and the version it was made in."""
+
+    version: int
+    digest: bytes
+
+
+def _stored_hashes(conn: Connection, event_ids: list[str]) -> dict[str, StoredHash]:
+    stored: dict[str, StoredHash] = {}
+    select = text(
+        "SELECT event_id, hash_version, content_hash FROM events WHERE event_id IN :ids"
+    ).bindparams(bindparam("ids", expanding=True))
     for chunk in _chunks(event_ids):
-        stored.update((row[0], bytes(row[1])) for row in conn.execute(select, {"ids": list(chunk)}))
+        stored.update(
+            (row[0], StoredHash(row[1], bytes(row[2])))
+            for row in conn.execute(select, {"ids": list(chunk)})
+        )
     return stored
 
 
@@ -338,7 +347,7 @@ def _update_profiles(
         )
     if span_updates:
         span_updates.sort(key=lambda update: update[-1])
-        p = db.param
+        p = db.dialect.param
         conn.exec_driver_sql(
             f"UPDATE users SET name_at_us = {p}, email_at_us = {p}, first_us = {p}, "
             f"last_us = {p} WHERE id = {p}",
@@ -346,136 +355,67 @@ def _update_profiles(
         )
 
 
-@dataclass
-class Aggregates:
-    """Sums of a set of events per bucket, ready to be added to the rollup tables."""
-
-    user_quarter: dict[tuple[int, int], Metrics]
-    user_hour: dict[tuple[int, int], Metrics]
-    user_day: dict[tuple[int, int], Metrics]
-    total_quarter: dict[int, Metrics]
-    total_hour: dict[int, Metrics]
-
-
-def _merge_into(target: dict[Any, Metrics], key: Any, source: Metrics) -> None:
-    current = target.get(key)
-    if current is None:
-        target[key] = list(source)
-        return
-    for i in range(_N):
-        current[i] += source[i]
-    if source[_N] < current[_N]:
-        current[_N] = source[_N]
-    if source[_N + 1] > current[_N + 1]:
-        current[_N + 1] = source[_N + 1]
+def write_rollups(store: UsageStore, conn: Connection, sums: dict[Level, Sums]) -> None:
+    """Add ``sums`` to every rollup table (keys in sorted order)."""
+    for level, rows in sums.items():
+        if level.grain.running:
+            _add_to_running_days(store, conn, level, rows)
+        else:
+            conn.exec_driver_sql(
+                _bucket_upsert(store, level), [(*key, *rows[key]) for key in sorted(rows)]
+            )
 
 
-def _aggregate(new_events: list[Event], user_pks: dict[str, int]) -> Aggregates:
-    quarter: dict[tuple[int, int], Metrics] = {}
-    for event in new_events:
-        started = event.started_us
-        _merge_into(
-            quarter,
-            (user_pks[event.user_id], started // US_PER_QUARTER),
-            [
-                1,
-                1 if event.status == "error" else 0,
-                event.input_tokens,
-                event.output_tokens,
-                event.cache_read_tokens or 0,
-                event.cache_write_tokens or 0,
-                event.reasoning_tokens or 0,
-                event.duration_ms,
-                started,
-                started,
-            ],
-        )
-    return aggregate_quarters(quarter)
-
-
-def aggregate_quarters(quarter: dict[tuple[int, int], Metrics]) -> Aggregates:
-    """Derive the coarser buckets from per-user 15-minute sums (each from the next
-    finer one, which has fewer keys)."""
-    per_hour = US_PER_HOUR // US_PER_QUARTER
-    hours_per_day = US_PER_DAY // US_PER_HOUR
-    aggregates = Aggregates(quarter, {}, {}, {}, {})
-    for (user_pk, bucket), metrics in quarter.items():
-        _merge_into(aggregates.user_hour, (user_pk, bucket // per_hour), metrics)
-        _merge_into(aggregates.total_quarter, bucket, metrics)
-    for (user_pk, hour), metrics in aggregates.user_hour.items():
-        _merge_into(aggregates.user_day, (user_pk, hour // hours_per_day), metrics)
-    for bucket, metrics in aggregates.total_quarter.items():
-        _merge_into(aggregates.total_hour, bucket // per_hour, metrics)
-    return aggregates
-
-
-def _bucket_upsert(db: Database, table: str, keys: tuple[str, ...]) -> str:
-    columns = (*keys, *METRICS, "first_us", "last_us")
-    updates = [f"{name} = {table}.{name} + excluded.{name}" for name in METRICS]
-    updates.append(f"first_us = {db.least(f'{table}.first_us', 'excluded.first_us')}")
-    updates.append(f"last_us = {db.greatest(f'{table}.last_us', 'excluded.last_us')}")
+def _bucket_upsert(store: UsageStore, level: Level) -> str:
+    dialect, table, names = store.db.dialect, level.table, store.metric_columns
+    keys = (*level.rollup.key_columns, "bucket")
+    columns = (*keys, *names, "first_us", "last_us")
+    updates = [f"{name} = {table}.{name} + excluded.{name}" for name in names]
+    updates.append(f"first_us = {dialect.least(f'{table}.first_us', 'excluded.first_us')}")
+    updates.append(f"last_us = {dialect.greatest(f'{table}.last_us', 'excluded.last_us')}")
     return (
         f"INSERT INTO {table} ({', '.join(columns)}) "
-        f"VALUES ({', '.join([db.param] * len(columns))}) "
+        f"VALUES ({', '.join([dialect.param] * len(columns))}) "
         f"ON CONFLICT ({', '.join(keys)}) DO UPDATE SET {', '.join(updates)}"
     )
 
 
-def write_rollups(db: Database, conn: Connection, aggregates: Aggregates) -> None:
-    """Add ``aggregates`` to every rollup table (keys in sorted order)."""
-    user_keys = ("user_pk", "bucket")
-    for table, rows in (
-        ("rollup_user_quarter", aggregates.user_quarter),
-        ("rollup_user_hour", aggregates.user_hour),
-    ):
-        conn.exec_driver_sql(
-            _bucket_upsert(db, table, user_keys), [(*key, *rows[key]) for key in sorted(rows)]
-        )
-    _add_to_cumulative_days(db, conn, aggregates.user_day)
-    for table, totals in (
-        ("rollup_total_quarter", aggregates.total_quarter),
-        ("rollup_total_hour", aggregates.total_hour),
-    ):
-        conn.exec_driver_sql(
-            _bucket_upsert(db, table, ("bucket",)),
-            [(key, *totals[key]) for key in sorted(totals)],
-        )
+def _add_to_running_days(store: UsageStore, conn: Connection, level: Level, days: Sums) -> None:
+    """Add each (key, day) delta to that day's row and every later row of the key.
 
-
-def _add_to_cumulative_days(
-    db: Database, conn: Connection, days: dict[tuple[int, int], Metrics]
-) -> None:
-    """Add each (user, day) delta to that day's row and every later row of the user.
-
-    A missing (user, day) row is first created holding the user's running totals up
-    to the day before, so that afterwards every row is "all usage up to the end of
-    this UTC day". Events arriving in time order touch only the newest row.
+    A missing (key, day) row is first created holding the key's running totals up to
+    the day before, so that afterwards every row is "all usage up to the end of this
+    UTC day". Events arriving in time order touch only the newest row.
     """
-    p = db.param
-    cum = [f"cum_{name}" for name in METRICS]
+    dialect, table, n = store.db.dialect, level.table, store.metrics.size
+    p = dialect.param
+    cum = [f"cum_{name}" for name in store.metric_columns]
+    key_columns = level.rollup.key_columns
+    same_key = "".join(f"{column} = {p} AND " for column in key_columns)
     keys = sorted(days)
     conn.exec_driver_sql(
-        f"INSERT INTO rollup_user_day (user_pk, day, {', '.join(cum)}) "
-        f"SELECT {p}, {p}, {', '.join(f'coalesce(prev.{c}, 0)' for c in cum)} "
+        f"INSERT INTO {table} ({''.join(f'{c}, ' for c in key_columns)}day, {', '.join(cum)}) "
+        f"SELECT {', '.join([p] * (len(key_columns) + 1))}, "
+        f"{', '.join(f'coalesce(prev.{c}, 0)' for c in cum)} "
         "FROM (SELECT 1 AS one) AS o LEFT JOIN ("
-        f"  SELECT * FROM rollup_user_day WHERE user_pk = {p} AND day < {p}"
+        f"  SELECT * FROM {table} WHERE {same_key}day < {p}"
         "  ORDER BY day DESC LIMIT 1"
         ") AS prev ON true WHERE true "
-        "ON CONFLICT (user_pk, day) DO NOTHING",
-        [(user_pk, day, user_pk, day) for user_pk, day in keys],
+        f"ON CONFLICT ({''.join(f'{c}, ' for c in key_columns)}day) DO NOTHING",
+        [(*key, *key) for key in keys],
     )
-    first = db.least(f"coalesce(day_first_us, {p})", p)
-    last = db.greatest(f"coalesce(day_last_us, {p})", p)
+    first = dialect.least(f"coalesce(day_first_us, {p})", p)
+    last = dialect.greatest(f"coalesce(day_last_us, {p})", p)
     rows = []
-    for user_pk, day in keys:
-        metrics = days[(user_pk, day)]
-        first_us, last_us = metrics[_N], metrics[_N + 1]
-        rows.append((*metrics[:_N], day, first_us, first_us, day, last_us, last_us, user_pk, day))
+    for key in keys:
+        values, day = days[key], key[-1]
+        first_us, last_us = values[n], values[n + 1]
+        rows.append((*values[:n], day, first_us, first_us, day, last_us, last_us, *key))
     conn.exec_driver_sql(
-        "UPDATE rollup_user_day SET "
-        + ", ".join(f"cum_{name} = cum_{name} + {p}" for name in METRICS)
+        f"UPDATE {table} SET "
+        + ", ".join(f"{c} = {c} + {p}" for c in cum)
         + f", day_first_us = CASE WHEN day = {p} THEN {first} ELSE day_first_us END"
         + f", day_last_us = CASE WHEN day = {p} THEN {last} ELSE day_last_us END"
-        + f" WHERE user_pk = {p} AND day >= {p}",
+        + f" WHERE {same_key}day >= {p}",
         rows,
     )

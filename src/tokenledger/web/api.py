@@ -2,29 +2,31 @@
 
 from __future__ import annotations
 
-from datetime import date
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 from zoneinfo import available_timezones
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
 from tokenledger import ingest as ingest_service
 from tokenledger.clock import now_us
 from tokenledger.events import event_json_schema
-from tokenledger.localdays import LocalRange, iso, parse_date, zone
-from tokenledger.reports import (
-    SORT_COLUMNS,
-    Usage,
-    UserUsage,
-    parse_sort,
-    usage_series,
-    user_usage,
-)
-from tokenledger.web.context import AppContext
+from tokenledger.localdays import LocalRange, iso
+from tokenledger.report_params import DAILY_SERIES, HOURLY_SERIES, REPORT
+from tokenledger.reports import Usage, UserUsage, usage_series, user_usage
+from tokenledger.web import params
 from tokenledger.web.deps import Ctx, IngestKey, ReportReader, ReportsAvailable
-from tokenledger.web.errors import JSON, ApiError, error_body
+from tokenledger.web.errors import JSON, ApiError, error_body, error_responses
+from tokenledger.web.params import (
+    DateParam,
+    LimitParam,
+    OffsetParam,
+    QParam,
+    SortParam,
+    TzParam,
+    UserIdParam,
+)
 from tokenledger.web.schemas import IngestResult, UsageSeries, UserUsageReport
 
 router = APIRouter()
@@ -42,28 +44,6 @@ _ENVELOPE_SCHEMA = {
         }
     },
 }
-_ERROR_SCHEMA = {
-    "type": "object",
-    "required": ["error"],
-    "properties": {
-        "error": {
-            "type": "object",
-            "required": ["code", "message"],
-            "properties": {
-                "code": {"type": "string"},
-                "message": {"type": "string"},
-                "field": {"type": "string"},
-            },
-        }
-    },
-}
-
-
-def _errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
-    return {
-        status: {"description": "Error", "content": {"application/json": {"schema": _ERROR_SCHEMA}}}
-        for status in statuses
-    }
 
 
 @router.get("/healthz", include_in_schema=False)
@@ -90,7 +70,7 @@ _CLOSE = {"Connection": "close"}
         200: {"model": IngestResult, "description": "Every event is stored (or already was)."},
         207: {"model": IngestResult, "description": "Some events were rejected; see `results`."},
         422: {"model": IngestResult, "description": "Every event was rejected: nothing stored."},
-        **_errors(400, 401, 403, 408, 413, 415, 503),
+        **error_responses(400, 401, 403, 408, 413, 415, 503),
     },
 )
 async def post_events(request: Request, ctx: Ctx, key: IngestKey) -> Response:
@@ -132,48 +112,8 @@ def ingest_status(payload: dict[str, Any]) -> int:
     return 207 if payload["accepted"] or payload["duplicates"] else 422
 
 
-def _date(value: str | None, name: str) -> date | None:
-    if not value:
-        return None
-    try:
-        return parse_date(value)
-    except ValueError as exc:
-        raise ApiError(400, "invalid_parameter", f"{name}: {exc}", field=name) from exc
-
-
-def local_range_from(
-    ctx: AppContext, *, start: str | None, end: str | None, tz: str | None
-) -> LocalRange:
-    """The range named by the common report parameters (400 naming the bad one)."""
-    try:
-        zone_info = zone(tz or ctx.settings.timezone)
-    except ValueError as exc:
-        raise ApiError(400, "invalid_parameter", f"tz: {exc}", field="tz") from exc
-    first, last = _date(start, "start"), _date(end, "end")
-    try:
-        return LocalRange.around(first, last, zone_info, ctx.clock())
-    except ValueError as exc:
-        field = "end" if "before start" in str(exc) else "start"
-        raise ApiError(400, "invalid_parameter", f"{field}: {exc}", field=field) from exc
-
-
-def check_text(value: str | None, name: str) -> str | None:
-    """A text parameter; NUL cannot be searched for (PostgreSQL refuses it in text)."""
-    if value is not None and "\x00" in value:
-        raise ApiError(400, "invalid_parameter", f"{name}: must not contain NUL", field=name)
-    return value
-
-
-def check_sort(sort: str) -> str:
-    try:
-        parse_sort(sort)
-    except ValueError as exc:
-        raise ApiError(400, "invalid_parameter", f"sort: {exc}", field="sort") from exc
-    return sort
-
-
 def usage_json(usage: Usage, tz: Any) -> dict[str, Any]:
-    values: dict[str, Any] = usage.metrics()
+    values: dict[str, Any] = usage.json_values()
     values["first_request_at"] = iso(usage.first_us, tz)
     values["last_request_at"] = iso(usage.last_us, tz)
     return values
@@ -198,40 +138,12 @@ def range_json(local_range: LocalRange) -> dict[str, Any]:
     }
 
 
-DateParam = Annotated[
-    str | None,
-    Query(
-        description="Local date YYYY-MM-DD (inclusive); default today in `tz`.",
-        pattern=r"^\d{4}-\d{2}-\d{2}$",
-        json_schema_extra={"format": "date"},
-    ),
-]
-TzParam = Annotated[
-    str | None, Query(description="IANA time zone; default TOKENLEDGER_TIMEZONE.", max_length=64)
-]
-QParam = Annotated[
-    str | None,
-    Query(
-        description="Substring of name, e-mail or user id; case and accents ignored.",
-        max_length=200,
-    ),
-]
-SortParam = Annotated[
-    str,
-    Query(
-        description=f"One of {', '.join(SORT_COLUMNS)}; prefix '-' for descending.",
-        max_length=40,
-        json_schema_extra={"enum": [*SORT_COLUMNS, *(f"-{column}" for column in SORT_COLUMNS)]},
-    ),
-]
-
-
 @router.get(
     "/api/v1/reports/user-usage",
     summary="Usage per user",
     dependencies=[ReportsAvailable],
     response_model=None,
-    responses={200: {"model": UserUsageReport}, **_errors(400, 401, 403, 503)},
+    responses={200: {"model": UserUsageReport}, **error_responses(400, 401, 403, 503)},
 )
 def get_user_usage(
     ctx: Ctx,
@@ -241,23 +153,24 @@ def get_user_usage(
     tz: TzParam = None,
     q: QParam = None,
     sort: SortParam = "-total_tokens",
-    limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
+    limit: LimitParam = 50,
+    offset: OffsetParam = 0,
     include_inactive: bool = False,
 ) -> dict[str, Any]:
     """Requests, tokens and usage time per user between two local dates."""
-    local_range = local_range_from(ctx, start=start, end=end, tz=tz)
+    asked = params.parse(ctx, span=REPORT, start=start, end=end, tz=tz, q=q, sort=sort)
+    local_range = asked.local_range
     report = user_usage(
-        ctx.db,
+        ctx.store,
         local_range=local_range,
-        q=check_text(q, "q"),
-        sort=check_sort(sort),
+        q=asked.users.q,
+        sort=asked.sort,
         limit=limit,
         offset=offset,
         include_inactive=include_inactive,
     )
     tz_info = local_range.tz
-    totals = report.totals.metrics()
+    totals = report.totals.json_values()
     return {
         "range": range_json(local_range),
         "tz": tz_info.key,
@@ -273,8 +186,7 @@ def get_user_usage(
 
 # A series answers one point per hour or day: bounded, like its answer's size (and,
 # on SQLite, the number of bound parameters of its queries).
-MAX_SERIES_DAYS = {"hour": 93, "day": 3660}
-_ADVERB = {"hour": "hourly", "day": "daily"}
+SERIES_SPANS = {"hour": HOURLY_SERIES, "day": DAILY_SERIES}
 
 
 @router.get(
@@ -282,7 +194,7 @@ _ADVERB = {"hour": "hourly", "day": "daily"}
     summary="Usage per local hour or day",
     dependencies=[ReportsAvailable],
     response_model=None,
-    responses={200: {"model": UsageSeries}, **_errors(400, 401, 403, 503)},
+    responses={200: {"model": UsageSeries}, **error_responses(400, 401, 403, 503)},
 )
 def get_usage_series(
     ctx: Ctx,
@@ -292,30 +204,27 @@ def get_usage_series(
     tz: TzParam = None,
     q: QParam = None,
     interval: Literal["hour", "day"] = "day",
-    user_id: Annotated[str | None, Query(max_length=255)] = None,
+    user_id: UserIdParam = None,
 ) -> dict[str, Any]:
     """Requests, tokens and duration per local hour or day, zero-filled."""
-    local_range = local_range_from(ctx, start=start, end=end, tz=tz)
-    days = (local_range.end - local_range.start).days + 1
-    if days > MAX_SERIES_DAYS[interval]:
-        raise ApiError(
-            400,
-            "invalid_parameter",
-            f"interval: {_ADVERB[interval]} series cover at most {MAX_SERIES_DAYS[interval]} days",
-            field="interval",
-        )
+    asked = params.parse(
+        ctx, span=SERIES_SPANS[interval], start=start, end=end, tz=tz, q=q, user_id=user_id
+    )
+    local_range = asked.local_range
     points = usage_series(
-        ctx.db,
+        ctx.store,
         local_range=local_range,
         interval=interval,
-        q=check_text(q, "q"),
-        user_id=check_text(user_id, "user_id"),
+        q=asked.users.q,
+        user_id=asked.users.user_id,
     )
     return {
         "range": range_json(local_range),
         "tz": local_range.tz.key,
         "interval": interval,
-        "points": [{"start": point.start.isoformat(), **point.usage.metrics()} for point in points],
+        "points": [
+            {"start": point.start.isoformat(), **point.usage.json_values()} for point in points
+        ],
     }
 
 

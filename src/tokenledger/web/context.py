@@ -15,6 +15,7 @@ from tokenledger.observability.metrics import Metrics, create_metrics
 from tokenledger.settings import Settings
 from tokenledger.store.database import Database
 from tokenledger.store.group_commit import GroupCommit
+from tokenledger.store.usage_store import UsageStore
 
 
 @dataclass
@@ -27,6 +28,8 @@ class AppContext:
     metrics_keys_seen: set[bytes] = field(default_factory=set)
     # Asked before the gateway forwards a request (budgets provide the real one).
     budget_gate: BudgetGate = field(default_factory=AllowAll)
+    # Usage data: events, users, rollups (``db`` also holds accounts, keys, audit).
+    store: UsageStore = field(init=False)
     # Ingest requests that arrive together share one commit.
     writes: GroupCommit = field(init=False)
     # The identity provider, when single sign-on is configured (its discovery document
@@ -37,7 +40,8 @@ class AppContext:
     gateway: Gateway = field(init=False)
 
     def __post_init__(self) -> None:
-        self.writes = GroupCommit(self.db, observer=self.metrics.group_committed)
+        self.store = UsageStore(self.db)
+        self.writes = GroupCommit(self.store, observer=self.metrics.group_committed)
         config = ProviderConfig.from_settings(self.settings)
         self.oidc = OidcClient(config, clock=self.clock) if config else None
         settings = self.settings

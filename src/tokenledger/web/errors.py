@@ -11,6 +11,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import JSONResponse, Response
 
 from tokenledger.auth.passwords import PasswordsBusy
+from tokenledger.report_params import InvalidParameter
 from tokenledger.store.database import DatabaseUnavailable
 from tokenledger.web.error_pages import error_page
 
@@ -47,6 +48,31 @@ def error_body(code: str, message: str, field: str | None = None) -> dict[str, A
     return {"error": error}
 
 
+_ERROR_SCHEMA = {
+    "type": "object",
+    "required": ["error"],
+    "properties": {
+        "error": {
+            "type": "object",
+            "required": ["code", "message"],
+            "properties": {
+                "code": {"type": "string"},
+                "message": {"type": "string"},
+                "field": {"type": "string"},
+            },
+        }
+    },
+}
+
+
+def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI ``responses`` entries for error statuses (all in the error shape)."""
+    return {
+        status: {"description": "Error", "content": {"application/json": {"schema": _ERROR_SCHEMA}}}
+        for status in statuses
+    }
+
+
 def error_response(
     status: int,
     code: str,
@@ -79,6 +105,10 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
     async def _api_error(_request: Request, exc: ApiError) -> Response:
         return error_response(exc.status, exc.code, exc.message, exc.field, exc.headers)
+
+    @app.exception_handler(InvalidParameter)
+    async def _invalid_parameter(_request: Request, exc: InvalidParameter) -> Response:
+        return error_response(400, exc.code, exc.message, exc.field)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid_request(request: Request, exc: RequestValidationError) -> Response:

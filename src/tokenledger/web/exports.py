@@ -2,25 +2,29 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Annotated
 
+import anyio
 from fastapi import APIRouter, Query
+from starlette.concurrency import run_in_threadpool
 from starlette.responses import StreamingResponse
+from starlette.types import Receive, Scope, Send
 
-from tokenledger.auth import audit
-from tokenledger.clock import now_us
 from tokenledger.export import (
     MEDIA_TYPE,
     CsvExport,
+    ExportCancelled,
     ExportOutcome,
     ExportRequest,
     Granularity,
-    audit_details,
 )
-from tokenledger.reports import UserFilter
-from tokenledger.web.api import DateParam, QParam, SortParam, TzParam, check_sort, local_range_from
-from tokenledger.web.api import _errors as error_responses
+from tokenledger.export_audit import audit_export
+from tokenledger.report_params import EXPORTS
+from tokenledger.web import params
 from tokenledger.web.deps import Ctx, ExportReader, ReportsAvailable
+from tokenledger.web.errors import error_responses
+from tokenledger.web.params import DateParam, QParam, SortParam, TzParam
 
 router = APIRouter()
 
@@ -34,16 +38,55 @@ GranularityParam = Annotated[
 BomParam = Annotated[bool, Query(description="Start with a UTF-8 byte order mark (for Excel).")]
 
 
-def csv_response(export: CsvExport) -> StreamingResponse:
-    """Stream ``export`` as a download; its rows are read while the body is sent."""
-    return StreamingResponse(
-        export,
-        media_type=MEDIA_TYPE,
-        headers={
-            "Content-Disposition": f'attachment; filename="{export.filename}"',
-            "Cache-Control": "no-store",
-        },
-    )
+class ExportResponse(StreamingResponse):
+    """An export streamed as a download, its rows read while the body is sent.
+
+    The work stops when the client goes away: a watcher of the connection cancels the
+    export, which notices between two pieces of work (the summary, a local day, a page
+    of events), even when those pieces have no row to send. The export's iterator is
+    always closed when the response ends, so its outcome is known at once.
+    """
+
+    def __init__(self, export: CsvExport) -> None:
+        super().__init__(
+            export,
+            media_type=MEDIA_TYPE,
+            headers={
+                "Content-Disposition": f'attachment; filename="{export.filename}"',
+                "Cache-Control": "no-store",
+            },
+        )
+        self.export = export
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        watcher = asyncio.create_task(self._cancel_when_gone(receive))
+        try:
+            await self.stream_response(send)
+        except (ExportCancelled, OSError):
+            return  # the client went away: there is no one left to answer
+        finally:
+            watcher.cancel()
+
+    async def _cancel_when_gone(self, receive: Receive) -> None:
+        await self.listen_for_disconnect(receive)
+        self.export.cancel()
+
+    async def stream_response(self, send: Send) -> None:
+        chunks = self.export.chunks()
+        try:
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": self.status_code,
+                    "headers": self.raw_headers,
+                }
+            )
+            while (chunk := await run_in_threadpool(next, chunks, None)) is not None:
+                await send({"type": "http.response.body", "body": chunk, "more_body": True})
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
+        finally:
+            with anyio.CancelScope(shield=True):
+                await run_in_threadpool(chunks.close)
 
 
 @router.get(
@@ -72,25 +115,31 @@ def export_user_usage(
 ) -> StreamingResponse:
     """The User Usage report as a CSV file, with the same filters; `sort` orders the
     users (of each day for `daily`); `events` are always chronological. Parameters are
-    checked before the first byte; a failure after it breaks the download. Every export
-    is written to the audit log when it ends: who, the filters, the rows sent."""
+    checked before the first byte; a failure after it breaks the download, and a
+    client that goes away stops the work. Every export is written to the audit log
+    when it starts (who, the filters) and when it ends (the rows sent, complete or
+    not)."""
+    asked = params.parse(
+        ctx, span=EXPORTS[granularity], start=start, end=end, tz=tz, q=q, sort=sort
+    )
     request = ExportRequest(
-        local_range=local_range_from(ctx, start=start, end=end, tz=tz),
-        users=UserFilter(q=q),
-        sort=check_sort(sort),
+        local_range=asked.local_range,
+        users=asked.users,
+        sort=asked.sort,
         granularity=granularity,
         bom=bom,
     )
+    export = CsvExport(ctx.store, request)
 
-    def audit_export(outcome: ExportOutcome) -> None:
+    def observe(outcome: ExportOutcome) -> None:
         ctx.metrics.export_finished(granularity, rows=outcome.rows, complete=outcome.complete)
-        audit.record(
-            ctx.db,
-            actor=reader.actor,
-            action=audit.EXPORT,
-            details=audit_details(request, outcome),
-            now_us=now_us(ctx.clock),
-            client=reader.client,
-        )
 
-    return csv_response(CsvExport(ctx.db, request, on_finish=audit_export))
+    audit_export(
+        export,
+        ctx.db,
+        actor=reader.actor,
+        client=reader.client,
+        clock=ctx.clock,
+        observe=observe,
+    )
+    return ExportResponse(export)

@@ -6,9 +6,11 @@ and the schema fuzzing test checks every answer against them.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, create_model
+
+from tokenledger.metrics import METRICS
 
 
 class _Strict(BaseModel):
@@ -42,16 +44,17 @@ class IngestResult(_Strict):
     results: list[EventOutcome]
 
 
-class Metrics(_Strict):
-    requests: int
-    error_requests: int
-    input_tokens: int
-    output_tokens: int
-    total_tokens: int
-    cache_read_tokens: int
-    cache_write_tokens: int
-    reasoning_tokens: int
-    duration_ms: int
+def _metric_fields() -> dict[str, Any]:
+    """One field per metric of the registry: an integer, or a decimal string for money."""
+    fields: dict[str, Any] = {}
+    for item in METRICS.declared:
+        kind: Any = str if item.unit.money else int
+        description = item.label + (" (US dollars, exact decimal)" if item.unit.money else "")
+        fields[item.public] = (kind, Field(description=description))
+    return fields
+
+
+Metrics: type[BaseModel] = create_model("Metrics", __base__=_Strict, **_metric_fields())
 
 
 class UserRow(Metrics):

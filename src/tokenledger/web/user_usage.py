@@ -15,8 +15,11 @@ from zoneinfo import ZoneInfo
 
 from starlette.requests import Request
 
-from tokenledger.localdays import LocalRange, parse_date, today, zone
-from tokenledger.reports import UserUsageReport, parse_sort, user_usage
+from tokenledger import report_params
+from tokenledger.localdays import LocalRange, today, zone
+from tokenledger.ordering import parse_sort
+from tokenledger.report_params import InvalidParameter
+from tokenledger.reports import UserUsageReport, user_usage
 from tokenledger.web import formatting, zone_picker
 from tokenledger.web.context import AppContext
 
@@ -45,10 +48,8 @@ SORT_WORDS = {
 }
 
 
-class InvalidView(ValueError):
-    def __init__(self, field: str, message: str) -> None:
-        super().__init__(f"{field}: {message}")
-        self.field = field
+# A parameter of the page that cannot be used (the same as the API's, see report_params).
+InvalidView = InvalidParameter
 
 
 @dataclass(frozen=True)
@@ -122,35 +123,21 @@ class UsageView:
         return "descending" if descending else "ascending"
 
 
-def _date_param(value: str | None, name: str) -> date | None:
-    if not value:
-        return None
-    try:
-        return parse_date(value)
-    except ValueError as exc:
-        raise InvalidView(name, str(exc)) from exc
-
-
 def parse_view(ctx: AppContext, request: Request) -> UsageView:
     """The view named by the request's query (InvalidView naming a bad parameter)."""
     query = request.query_params
     tz_name = query.get("tz") or request.cookies.get(TZ_COOKIE) or ""
-    try:
-        tz = zone(tz_name or ctx.settings.timezone)
-    except ValueError as exc:
-        raise InvalidView("tz", str(exc)) from exc
-    first = _date_param(query.get("start"), "start")
-    last = _date_param(query.get("end"), "end")
-    try:
-        local_range = LocalRange.around(first, last, tz, ctx.clock())
-    except ValueError as exc:
-        field = "end" if "before start" in str(exc) else "start"
-        raise InvalidView(field, str(exc)) from exc
-    sort = query.get("sort") or DEFAULT_SORT
-    try:
-        parse_sort(sort)
-    except ValueError as exc:
-        raise InvalidView("sort", str(exc)) from exc
+    # The page's form may send empty fields: an empty one is a default.
+    asked = report_params.report_params(
+        start=query.get("start") or None,
+        end=query.get("end") or None,
+        tz=tz_name or None,
+        q=query.get("q"),
+        sort_by=query.get("sort") or None,
+        default_tz=ctx.settings.timezone,
+        now=ctx.clock(),
+        span=report_params.REPORT,
+    )
     page_text = query.get("page") or "1"
     # ASCII digits only ("²" is a digit to str.isdigit, not to int), and few of them.
     if not (page_text.isascii() and page_text.isdigit() and len(page_text) <= 7):
@@ -158,14 +145,14 @@ def parse_view(ctx: AppContext, request: Request) -> UsageView:
     if not 1 <= int(page_text) <= 1_000_000:
         raise InvalidView("page", "must be a page number")
     per_page = _per_page(query.get("per_page"))
-    q = (query.get("q") or "").strip()[:200]
+    local_range = asked.local_range
     return UsageView(
         local_range.start,
         local_range.end,
-        tz,
-        today(tz, ctx.clock()),
-        q,
-        sort,
+        local_range.tz,
+        today(local_range.tz, ctx.clock()),
+        asked.users.search or "",
+        asked.sort,
         int(page_text),
         tz_from_browser=bool(tz_name),
         per_page=per_page,
@@ -234,7 +221,7 @@ def pages_for(users: int, per_page: int) -> int:
 
 def _report(ctx: AppContext, view: UsageView) -> UserUsageReport:
     return user_usage(
-        ctx.db,
+        ctx.store,
         local_range=view.local_range,
         q=view.q or None,
         sort=view.sort,

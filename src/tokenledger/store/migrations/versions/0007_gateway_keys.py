@@ -1,7 +1,7 @@
 """gateway person keys: the person an API key speaks for
 
-Revision ID: 0006_i17
-Revises: 0005
+Revision ID: 0007
+Revises: 0006
 Create Date: 2026-12-02
 
 A ``gateway`` key names one person (``user_id``, the id their usage is counted under);
@@ -13,8 +13,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0006_i17"
-down_revision = "0005"
+revision = "0007"
+down_revision = "0006"
 branch_labels = None
 depends_on = None
 

@@ -1,0 +1,176 @@
+"""What differs between the databases TokenLedger runs on, in one place.
+
+SQLAlchemy compiles most of the SQL the store writes for either database. What it
+cannot, or what the hand-tuned hot paths (multi-row inserts, running-total seeks) spell
+out as text, is here: the driver's placeholder, ``least`` / ``greatest``, the substring
+test of search, how a transaction reads one snapshot and how writers of the same users
+serialize, and the plan of the whole-day seeks. A third backend is one more class.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import ColumnElement, Engine, func, select, text
+from sqlalchemy.engine import Connection
+
+
+@dataclass(frozen=True)
+class WholeDays:
+    """The whole-day part of a usage query by key: extra CTEs (after the one naming
+    the keys) and a SELECT of ``<keys>, <running-total differences>, first_us,
+    last_us`` per key with usage in the days ``[:ds, :de)``."""
+
+    ctes: list[str]
+    select: str
+
+
+class Dialect:
+    """PostgreSQL's spelling; subclasses say where theirs differs."""
+
+    name = "postgresql"
+    param = "%s"  # the driver's placeholder, for statements that skip SQLAlchemy
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+
+    def render(self, expression: ColumnElement[Any]) -> str:
+        """A SQLAlchemy expression as SQL text of this database (constants inlined)."""
+        compiled = expression.compile(
+            dialect=self._engine.dialect, compile_kwargs={"literal_binds": True}
+        )
+        return str(compiled)
+
+    def least(self, *args: str) -> str:
+        return f"LEAST({', '.join(args)})"
+
+    def greatest(self, *args: str) -> str:
+        return f"GREATEST({', '.join(args)})"
+
+    def contains(self, haystack: str, needle: str) -> str:
+        """A plain substring test (no pattern language to escape, faster than LIKE)."""
+        return f"strpos({haystack}, {needle}) > 0"
+
+    def snapshot(self, conn: Connection) -> Connection:
+        """``conn`` set up so that its next transaction reads one snapshot.
+
+        PostgreSQL's default READ COMMITTED takes a new snapshot per statement, so a
+        report's statements could each see a different set of committed batches;
+        REPEATABLE READ gives the whole transaction one snapshot (and a read-only one
+        never fails to serialize).
+        """
+        return conn.execution_options(isolation_level="REPEATABLE READ", postgresql_readonly=True)
+
+    def lock_users(self, conn: Connection, keys: Iterable[int]) -> None:
+        """Serialize writers that share a user (key order rules out deadlocks)."""
+        conn.execute(
+            text("SELECT pg_advisory_xact_lock(k) FROM unnest(CAST(:keys AS bigint[])) AS k"),
+            {"keys": sorted(set(keys))},
+        )
+
+    def serialize(self, conn: Connection, name: str) -> None:
+        """Make the write transaction of ``conn`` the only one at a time among those
+        that serialize on ``name``: a transaction-scoped advisory lock."""
+        digest = hashlib.sha256(b"tokenledger-lock\0" + name.encode()).digest()
+        key = int.from_bytes(digest[:8], "big", signed=True)
+        conn.execute(select(func.pg_advisory_xact_lock(key)))
+
+    def whole_days(
+        self,
+        days_table: str,
+        keys: Sequence[str],
+        source: str,
+        differences: str,
+        *,
+        first: bool,
+    ) -> WholeDays:
+        """Each key's running totals at the end minus at the start: two LATERAL index
+        seeks per key of ``source`` (a CTE whose columns are the ``keys``)."""
+        same = _same_key("d", "src", keys)
+        return WholeDays(
+            [],
+            f"SELECT {_keys('src', keys)}{differences}, {_first(days_table, keys, 'src', first)}, "
+            f"hi.day_last_us FROM {source} src "
+            f"JOIN LATERAL (SELECT * FROM {days_table} d WHERE {same}"
+            "d.day < :de ORDER BY d.day DESC LIMIT 1) hi ON hi.day >= :ds "
+            f"LEFT JOIN LATERAL (SELECT * FROM {days_table} d WHERE {same}"
+            "d.day < :ds ORDER BY d.day DESC LIMIT 1) lo ON true",
+        )
+
+
+class SqliteDialect(Dialect):
+    name = "sqlite"
+    param = "?"
+
+    def least(self, *args: str) -> str:
+        return f"min({', '.join(args)})"
+
+    def greatest(self, *args: str) -> str:
+        return f"max({', '.join(args)})"
+
+    def contains(self, haystack: str, needle: str) -> str:
+        return f"instr({haystack}, {needle}) > 0"
+
+    def snapshot(self, conn: Connection) -> Connection:
+        return conn  # a SQLite read transaction sees one snapshot (WAL)
+
+    def serialize(self, conn: Connection, name: str) -> None:
+        """Nothing to do: ``BEGIN IMMEDIATE`` already makes one writer at a time."""
+
+    def lock_users(self, conn: Connection, keys: Iterable[int]) -> None:
+        """Nothing to do: a SQLite write transaction (BEGIN IMMEDIATE) is alone."""
+
+    def whole_days(
+        self,
+        days_table: str,
+        keys: Sequence[str],
+        source: str,
+        differences: str,
+        *,
+        first: bool,
+    ) -> WholeDays:
+        """No LATERAL: the two row ids per key by correlated seeks in a CTE, then the
+        rows by rowid (faster than joining the seeks' rows directly)."""
+        same = _same_key("d", "src", keys)
+        return WholeDays(
+            [
+                f"s AS MATERIALIZED (SELECT {_keys('src', keys)}"
+                f"(SELECT d.id FROM {days_table} d WHERE {same}d.day < :de "
+                "ORDER BY d.day DESC LIMIT 1) AS hi_id, "
+                f"(SELECT d.id FROM {days_table} d WHERE {same}d.day < :ds "
+                "ORDER BY d.day DESC LIMIT 1) AS lo_id, "
+                f"{_first(days_table, keys, 'src', first)} AS first_us FROM {source} src)"
+            ],
+            f"SELECT {_keys('s', keys)}{differences}, s.first_us, hi.day_last_us FROM s "
+            f"JOIN {days_table} hi ON hi.id = s.hi_id "
+            f"LEFT JOIN {days_table} lo ON lo.id = s.lo_id "
+            "WHERE hi.day >= :ds",
+        )
+
+
+def _keys(alias: str, keys: Sequence[str]) -> str:
+    return "".join(f"{alias}.{key}, " for key in keys)
+
+
+def _same_key(alias: str, other: str, keys: Sequence[str]) -> str:
+    return "".join(f"{alias}.{key} = {other}.{key} AND " for key in keys)
+
+
+def _first(days_table: str, keys: Sequence[str], alias: str, wanted: bool) -> str:
+    """The first request in the days ``[:ds, :de)`` of a key (one more seek), or NULL
+    when the caller looks it up later for the rows it shows."""
+    if not wanted:
+        return "NULL"
+    return (
+        f"(SELECT d.day_first_us FROM {days_table} d WHERE {_same_key('d', alias, keys)}"
+        "d.day >= :ds AND d.day < :de ORDER BY d.day LIMIT 1)"
+    )
+
+
+def dialect_of(engine: Engine) -> Dialect:
+    """The dialect of ``engine``'s database."""
+    is_sqlite = engine.dialect.name == "sqlite"
+    return SqliteDialect(engine) if is_sqlite else Dialect(engine)

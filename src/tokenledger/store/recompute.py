@@ -1,0 +1,173 @@
+"""Recompute the rollups from raw events: ``tokenledger verify`` and ``rebuild-rollups``.
+
+The expected content of every rollup table is a plain GROUP BY over ``events``, built
+from the rollup's declaration (its keys and grain) and each metric's per-event SQL.
+``verify`` compares it with the stored table both ways (``EXCEPT``), ``rebuild``
+replaces the stored rows with it. Both run inside one transaction, so they see one
+snapshot.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from sqlalchemy import text
+from sqlalchemy.engine import Connection
+
+from tokenledger.store.rollups import Level
+from tokenledger.store.schema import events
+
+if TYPE_CHECKING:
+    from tokenledger.store.usage_store import UsageStore
+
+_USERS_SPAN_WRONG = (
+    "SELECT count(*) FROM users u JOIN ("
+    "SELECT user_pk, min(started_us) AS lo, max(started_us) AS hi FROM events GROUP BY user_pk"
+    ") e ON e.user_pk = u.id WHERE u.first_us > e.lo OR u.last_us < e.hi"
+)
+
+
+def _bucket(step: int) -> str:
+    """Floor division of started_us by ``step`` (SQL ``/`` truncates toward zero)."""
+    return (
+        f"(CASE WHEN started_us >= 0 THEN started_us / {step} "
+        f"ELSE -((-started_us - 1) / {step}) - 1 END)"
+    )
+
+
+def stored_columns(store: UsageStore, level: Level) -> list[str]:
+    """The columns of ``level``'s table that the events determine (not its id)."""
+    keys = list(level.rollup.key_columns)
+    if level.grain.running:
+        cum = [f"cum_{name}" for name in store.metric_columns]
+        return [*keys, "day", *cum, "day_first_us", "day_last_us"]
+    return [*keys, "bucket", *store.metric_columns, "first_us", "last_us"]
+
+
+def expected(store: UsageStore, level: Level, where: str = "") -> str:
+    """A SELECT of what ``level``'s table must hold, from the raw events (those that
+    ``where``, a ``WHERE`` clause over ``events``, keeps)."""
+    keys = [
+        f"{store.db.dialect.render(key.sql(events))} AS {key.column}" for key in level.rollup.keys
+    ]
+    sums = [
+        f"sum({store.db.dialect.render(metric.per_event.sql(events))}) AS {metric.name}"
+        for metric in store.metrics.stored
+    ]
+    group = ", ".join(str(position) for position in range(1, len(keys) + 2))
+    if not level.grain.running:
+        return (
+            f"SELECT {''.join(f'{key}, ' for key in keys)}{_bucket(level.grain.us)} AS bucket, "
+            f"{', '.join(sums)}, min(started_us) AS first_us, max(started_us) AS last_us "
+            f"FROM events {where} GROUP BY {group}"
+        )
+    partition = ", ".join(level.rollup.key_columns)
+    window = f"PARTITION BY {partition} ORDER BY day" if partition else "ORDER BY day"
+    running = ", ".join(
+        f"sum({name}) OVER ({window}) AS cum_{name}" for name in store.metric_columns
+    )
+    key_names = "".join(f"{column}, " for column in level.rollup.key_columns)
+    return (
+        f"SELECT {key_names}day, {running}, day_first_us, day_last_us FROM ("
+        f"SELECT {''.join(f'{key}, ' for key in keys)}{_bucket(level.grain.us)} AS day, "
+        f"{', '.join(sums)}, min(started_us) AS day_first_us, max(started_us) AS day_last_us "
+        f"FROM events {where} GROUP BY {group}) AS daily"
+    )
+
+
+def verify(store: UsageStore) -> dict[str, int]:
+    """Rows that differ between each rollup table and its recomputation (0 = clean)."""
+    differences: dict[str, int] = {}
+    with store.db.read() as conn:
+        for level in store.levels:
+            columns = ", ".join(stored_columns(store, level))
+            stored = f"SELECT {columns} FROM {level.table}"
+            wanted = f"SELECT {columns} FROM ({expected(store, level)}) AS x"
+            count = conn.execute(
+                text(
+                    f"SELECT (SELECT count(*) FROM ({wanted} EXCEPT {stored}) AS a) + "
+                    f"(SELECT count(*) FROM ({stored} EXCEPT {wanted}) AS b)"
+                )
+            ).scalar_one()
+            differences[level.table] = int(count)
+        differences["users (activity span)"] = int(
+            conn.execute(text(_USERS_SPAN_WRONG)).scalar_one()
+        )
+    return differences
+
+
+def rebuild(store: UsageStore) -> dict[str, int]:
+    """Replace every rollup with its recomputation; returns the new row counts."""
+
+    def work(conn: Connection) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for level in store.levels:
+            conn.execute(text(f"DELETE FROM {level.table}"))
+            _insert_expected(conn, store, level)
+            counts[level.table] = int(
+                conn.execute(text(f"SELECT count(*) FROM {level.table}")).scalar_one()
+            )
+        _update_user_spans(conn)
+        return counts
+
+    return store.db.run_write(work)
+
+
+def _insert_expected(
+    conn: Connection,
+    store: UsageStore,
+    level: Level,
+    where: str = "",
+    params: dict[str, int] | None = None,
+) -> None:
+    columns = ", ".join(stored_columns(store, level))
+    conn.execute(
+        text(
+            f"INSERT INTO {level.table} ({columns}) "
+            f"SELECT {columns} FROM ({expected(store, level, where)}) AS x"
+        ),
+        params or {},
+    )
+
+
+def _update_user_spans(conn: Connection, where: str = "") -> None:
+    conn.execute(
+        text(
+            "UPDATE users SET first_us = s.lo, last_us = s.hi FROM ("
+            "SELECT user_pk, min(started_us) AS lo, max(started_us) AS hi "
+            f"FROM events {where} GROUP BY user_pk) AS s WHERE s.user_pk = users.id"
+        )
+    )
+
+
+def rebuild_part(
+    store: UsageStore, conn: Connection, *, users_sql: str, start_us: int, end_us: int
+) -> None:
+    """Rewrite, in ``conn``'s transaction, the rollup rows that events of the users
+    ``users_sql`` selects (a ``SELECT`` of user pks) between ``start_us`` and ``end_us``
+    fed, after some of those events were deleted: every row of those users in a rollup
+    keyed by user, the buckets of that time in the others (a running-total table
+    without a user key is recomputed whole), and the users' activity spans."""
+    users_where = f"WHERE user_pk IN ({users_sql})"
+    for level in store.levels:
+        if "user_pk" in level.rollup.key_columns:
+            conn.execute(text(f"DELETE FROM {level.table} {users_where}"))
+            _insert_expected(conn, store, level, users_where)
+        elif level.grain.running:
+            conn.execute(text(f"DELETE FROM {level.table}"))
+            _insert_expected(conn, store, level)
+        else:
+            step = level.grain.us
+            first, last = start_us // step, end_us // step
+            conn.execute(
+                text(f"DELETE FROM {level.table} WHERE bucket >= :first AND bucket <= :last"),
+                {"first": first, "last": last},
+            )
+            _insert_expected(
+                conn,
+                store,
+                level,
+                "WHERE started_us >= :lo AND started_us < :hi",
+                {"lo": first * step, "hi": (last + 1) * step},
+            )
+    _update_user_spans(conn, users_where)

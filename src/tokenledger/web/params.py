@@ -1,0 +1,86 @@
+"""The query parameters the report routes share: how the API documents them, and
+the one parser (:mod:`tokenledger.report_params`) that checks them.
+
+FastAPI only converts types here (integers, booleans, choices); every rule of a text
+parameter (its format, length, zone, range) is the parser's, so the API, the page and
+the command line answer a bad value with the same message. The OpenAPI document still
+states each rule (pattern, length, choices) for clients.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Query
+
+from tokenledger import report_params
+from tokenledger.ordering import sort_columns
+from tokenledger.report_params import ReportParams, Span
+from tokenledger.web.context import AppContext
+
+DateParam = Annotated[
+    str | None,
+    Query(
+        description="Local date YYYY-MM-DD (inclusive); default today in `tz`.",
+        json_schema_extra={"pattern": report_params.DATE_PATTERN, "format": "date"},
+    ),
+]
+TzParam = Annotated[
+    str | None,
+    Query(
+        description="IANA time zone; default TOKENLEDGER_TIMEZONE.",
+        json_schema_extra={"maxLength": report_params.MAX_ZONE},
+    ),
+]
+QParam = Annotated[
+    str | None,
+    Query(
+        description="Substring of name, e-mail or user id; case and accents ignored.",
+        json_schema_extra={"maxLength": report_params.MAX_TEXT},
+    ),
+]
+UserIdParam = Annotated[
+    str | None,
+    Query(
+        description="Only this user (the `user.id` of the events).",
+        json_schema_extra={"maxLength": report_params.MAX_USER_ID},
+    ),
+]
+SortParam = Annotated[
+    str,
+    Query(
+        description=f"One of {', '.join(sort_columns())}; prefix '-' for descending.",
+        json_schema_extra={
+            "maxLength": report_params.MAX_SORT,
+            "enum": [*sort_columns(), *(f"-{column}" for column in sort_columns())],
+        },
+    ),
+]
+LimitParam = Annotated[int, Query(ge=1, le=report_params.MAX_LIMIT)]
+OffsetParam = Annotated[int, Query(ge=0, le=report_params.MAX_OFFSET)]
+
+
+def parse(
+    ctx: AppContext,
+    *,
+    span: Span,
+    start: str | None,
+    end: str | None,
+    tz: str | None,
+    q: str | None = None,
+    user_id: str | None = None,
+    sort: str | None = None,
+) -> ReportParams:
+    """The report a request names, in the app's default zone and at the app's clock
+    (InvalidParameter, answered 400, naming a bad one)."""
+    return report_params.report_params(
+        start=start,
+        end=end,
+        tz=tz,
+        q=q,
+        user_id=user_id,
+        sort_by=sort,
+        default_tz=ctx.settings.timezone,
+        now=ctx.clock(),
+        span=span,
+    )
