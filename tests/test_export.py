@@ -165,9 +165,12 @@ def test_bad_sort_or_granularity_is_refused_before_any_byte() -> None:
 
 
 def test_columns_are_in_the_documented_order() -> None:
-    assert SUMMARY_COLUMNS[-3:] == ("range_start", "range_end", "timezone")
-    assert DAILY_COLUMNS[1:-1] == SUMMARY_COLUMNS[:14]
-    assert (DAILY_COLUMNS[0], DAILY_COLUMNS[-1]) == ("date", "timezone")
+    # The first format's columns keep their order; metrics declared later follow them.
+    assert SUMMARY_COLUMNS[14:17] == ("range_start", "range_end", "timezone")
+    assert SUMMARY_COLUMNS[17:] == ("usage_missing_requests",)
+    assert DAILY_COLUMNS[1:15] == SUMMARY_COLUMNS[:14]
+    assert DAILY_COLUMNS[0] == "date"
+    assert DAILY_COLUMNS[15:] == ("timezone", "usage_missing_requests")
     assert EVENT_COLUMNS[:5] == ("event_id", "user_id", "name", "email", "started_at")
 
 

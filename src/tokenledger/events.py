@@ -32,6 +32,8 @@ from tokenledger.localdays import US_PER_SECOND, to_us
 
 MAX_COUNT = 2**53
 METADATA_MAX_BYTES = 8 * 1024
+# The metadata key that marks a request whose usage never arrived (Event.usage_missing).
+USAGE_MISSING = "usage_missing"
 METADATA_MAX_DEPTH = 16
 EARLIEST_US = to_us(datetime.fromisoformat("1900-01-01T00:00:00+00:00"))
 
@@ -207,6 +209,10 @@ class Event:
     status: str
     metadata: str | None
     content_hash: bytes
+    # The metadata says ``"usage_missing": true`` (at its top level): the request's
+    # usage never arrived (a stream cut before it; the gateway sets it), so its counts
+    # are a floor, not the truth. Derived from the metadata, so not hashed apart.
+    usage_missing: bool = False
 
     def hash_in(self, version: int) -> bytes | None:
         """This event's content hash in ``version`` (to compare with a stored event)."""
@@ -375,7 +381,11 @@ def validate_event(raw: Any, *, now_us: int, future_tolerance_s: int = 300) -> E
         "status": parsed.status,
         "metadata": metadata,
     }
-    return Event(**values, content_hash=_hash_v2(_hashed_fields(values)))
+    return Event(
+        **values,
+        content_hash=_hash_v2(_hashed_fields(values)),
+        usage_missing=bool(parsed.metadata and parsed.metadata.get(USAGE_MISSING) is True),
+    )
 
 
 # -- the content hash ------------------------------------------------------------------

@@ -72,6 +72,7 @@ EVENT_COLUMNS = (
     "cache_read_tokens",
     "cache_write_tokens",
     "reasoning_tokens",
+    "usage_missing",  # 1: the request's usage never arrived (its tokens are a floor)
 )
 
 
@@ -374,6 +375,7 @@ def event_rows(
         cache_read_tokens,
         cache_write_tokens,
         reasoning_tokens,
+        usage_missing,
     ) in records:
         person = people.find(user_pk)
         if person is None:
@@ -392,6 +394,7 @@ def event_rows(
             cache_read_tokens or 0,
             cache_write_tokens or 0,
             reasoning_tokens or 0,
+            usage_missing,
         ]
 
 

@@ -134,6 +134,16 @@ def flag(column: str, equals: str) -> Contribution:
     )
 
 
+def is_true(column: str) -> Contribution:
+    """1 when the event's ``column`` is true (stored as 0 / 1), else 0."""
+    get = attrgetter(column)
+    return Contribution(
+        lambda event: 1 if get(event) else 0,
+        lambda events: func.coalesce(events.c[column], 0),
+        f"(1 if event.{_column(column)} else 0)",
+    )
+
+
 def is_null(column: str) -> Contribution:
     """1 when the event has no value in ``column`` (e.g. a request without a price)."""
     get = attrgetter(column)
@@ -357,5 +367,8 @@ METRICS = MetricSet(
             "Usage time",
             csv_name="usage_seconds",
         ),
+        # Requests whose usage never arrived (a stream cut before it): their tokens are
+        # a floor. Shown so a missing count is never a silent 0.
+        Metric("usage_missing_requests", is_true("usage_missing"), label="Requests without usage"),
     )
 )

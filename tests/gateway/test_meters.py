@@ -84,10 +84,16 @@ def test_not_json_and_done_pass_through_untouched() -> None:
 
 
 def test_an_events_metadata_flags_missing_usage_only_at_its_top_level() -> None:
-    from tokenledger.gateway.recording import flags_usage_missing
+    from tests.conftest import make_event
+    from tokenledger.events import Event, validate_event
 
-    assert flags_usage_missing('{"gateway":"messages","usage_missing":true}')
-    assert not flags_usage_missing('{"usage_missing":false}')
-    assert not flags_usage_missing('{"app":{"usage_missing":true}}')
-    assert not flags_usage_missing(None)
-    assert not flags_usage_missing("")
+    def missing(metadata: dict[str, object] | None) -> bool:
+        event = validate_event(make_event(metadata=metadata), now_us=2**62, future_tolerance_s=0)
+        assert isinstance(event, Event)
+        return event.usage_missing
+
+    assert missing({"gateway": "messages", "usage_missing": True})
+    assert not missing({"usage_missing": False})
+    assert not missing({"usage_missing": 1})
+    assert not missing({"app": {"usage_missing": True}})
+    assert not missing(None)

@@ -5,6 +5,7 @@ records (exact tokens, person, status)."""
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx2
@@ -13,6 +14,7 @@ import pytest
 
 from tests.gateway.conftest import Served, person, tokens
 from tests.support.fake_upstream import EMBEDDING, MODELS, OPENAI_TOKENS, OPENAI_USAGE, PIECES, TEXT
+from tokenledger.auth.keys import create_key
 
 MESSAGES: list[Any] = [{"role": "user", "content": "Say hello to Thảo."}]
 CHAT_TOKENS = {**OPENAI_TOKENS, "cache_write": None}
@@ -243,6 +245,18 @@ def test_an_upstream_that_dies_mid_stream_is_an_error_for_the_client(served: Ser
     assert event["status"] == "error"
     assert event["metadata"]["error"] == "upstream_stream_cut"
     assert event["metadata"]["usage_missing"] is True
+    # The reports count it as a request without usage, never a silent 0.
+    key = create_key(served.db, name="reports", scope="report:read", now_us=0)[1]
+    today = datetime.now(UTC).date().isoformat()
+    report = httpx2.get(
+        f"{served.url}/api/v1/reports/user-usage",
+        params={"user_id": user_id, "start": today, "end": today, "tz": "UTC"},
+        headers={"Authorization": f"Bearer {key}"},
+        timeout=30,
+    ).json()
+    assert report["totals"]["requests"] == 1
+    assert report["totals"]["usage_missing_requests"] == 1
+    assert report["users"][0]["usage_missing_requests"] == 1
 
 
 def test_a_client_that_leaves_cancels_the_upstream_request(served: Served) -> None:

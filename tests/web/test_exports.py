@@ -38,6 +38,7 @@ METRICS = (
     "cache_read_tokens",
     "cache_write_tokens",
     "reasoning_tokens",
+    "usage_missing_requests",
 )
 
 
@@ -103,32 +104,32 @@ KNOWN_RANGE = {"start": "2026-11-24", "end": "2026-11-25", "tz": "Asia/Kolkata"}
 SUMMARY_BODY = (
     "user_id,name,email,requests,error_requests,input_tokens,output_tokens,total_tokens,"
     "cache_read_tokens,cache_write_tokens,reasoning_tokens,usage_seconds,first_request_at,"
-    "last_request_at,range_start,range_end,timezone\r\n"
+    "last_request_at,range_start,range_end,timezone,usage_missing_requests\r\n"
     "u-zoe,Zoë Dubois,zoe@example.com,2,0,300,100,400,30,50,10,3.750,"
     "2026-11-24T15:30:00+05:30,2026-11-25T13:45:30.250000+05:30,"
-    "2026-11-24,2026-11-25,Asia/Kolkata\r\n"
+    "2026-11-24,2026-11-25,Asia/Kolkata,0\r\n"
     'u-bob,"Bob ""The"" Builder, Jr.",,1,1,5,0,5,0,0,0,0.000,'
-    "2026-11-25T01:30:00+05:30,2026-11-25T01:30:00+05:30,2026-11-24,2026-11-25,Asia/Kolkata\r\n"
+    "2026-11-25T01:30:00+05:30,2026-11-25T01:30:00+05:30,2026-11-24,2026-11-25,Asia/Kolkata,0\r\n"
 )
 DAILY_BODY = (
     "date,user_id,name,email,requests,error_requests,input_tokens,output_tokens,total_tokens,"
     "cache_read_tokens,cache_write_tokens,reasoning_tokens,usage_seconds,first_request_at,"
-    "last_request_at,timezone\r\n"
+    "last_request_at,timezone,usage_missing_requests\r\n"
     "2026-11-24,u-zoe,Zoë Dubois,zoe@example.com,1,0,100,40,140,30,0,10,1.500,"
-    "2026-11-24T15:30:00+05:30,2026-11-24T15:30:00+05:30,Asia/Kolkata\r\n"
+    "2026-11-24T15:30:00+05:30,2026-11-24T15:30:00+05:30,Asia/Kolkata,0\r\n"
     "2026-11-25,u-zoe,Zoë Dubois,zoe@example.com,1,0,200,60,260,0,50,0,2.250,"
-    "2026-11-25T13:45:30.250000+05:30,2026-11-25T13:45:30.250000+05:30,Asia/Kolkata\r\n"
+    "2026-11-25T13:45:30.250000+05:30,2026-11-25T13:45:30.250000+05:30,Asia/Kolkata,0\r\n"
     '2026-11-25,u-bob,"Bob ""The"" Builder, Jr.",,1,1,5,0,5,0,0,0,0.000,'
-    "2026-11-25T01:30:00+05:30,2026-11-25T01:30:00+05:30,Asia/Kolkata\r\n"
+    "2026-11-25T01:30:00+05:30,2026-11-25T01:30:00+05:30,Asia/Kolkata,0\r\n"
 )
 EVENTS_BODY = (
     "event_id,user_id,name,email,started_at,duration_ms,model,provider,status,input_tokens,"
-    "output_tokens,total_tokens,cache_read_tokens,cache_write_tokens,reasoning_tokens\r\n"
+    "output_tokens,total_tokens,cache_read_tokens,cache_write_tokens,reasoning_tokens,usage_missing\r\n"
     "evt-1,u-zoe,Zoë Dubois,zoe@example.com,2026-11-24T15:30:00+05:30,1500,gpt-4o,openai,ok,"
-    "100,40,140,30,0,10\r\n"
-    'evt-3,u-bob,"Bob ""The"" Builder, Jr.",,2026-11-25T01:30:00+05:30,0,,,error,5,0,5,0,0,0\r\n'
+    "100,40,140,30,0,10,0\r\n"
+    'evt-3,u-bob,"Bob ""The"" Builder, Jr.",,2026-11-25T01:30:00+05:30,0,,,error,5,0,5,0,0,0,0\r\n'
     "evt-2,u-zoe,Zoë Dubois,zoe@example.com,2026-11-25T13:45:30.250000+05:30,2250,"
-    "claude-sonnet,anthropic,ok,200,60,260,0,50,0\r\n"
+    "claude-sonnet,anthropic,ok,200,60,260,0,50,0,0\r\n"
 )
 
 
@@ -291,7 +292,8 @@ def test_exports_agree_with_the_report(
     sums = {
         "requests": len(events),
         "error_requests": sum(row["status"] == "error" for row in events),
-        **{column: sum(int(row[column]) for row in events) for column in METRICS[2:]},
+        **{column: sum(int(row[column]) for row in events) for column in METRICS[2:-1]},
+        "usage_missing_requests": sum(int(row["usage_missing"]) for row in events),
         "duration_ms": sum(int(row["duration_ms"]) for row in events),
     }
     assert sums == {metric: report["totals"][metric] for metric in (*METRICS, "duration_ms")}

@@ -327,3 +327,20 @@ def test_the_zone_picker_lists_each_zone_once_by_region_with_its_offset(
     assert re.search(r'value="Asia/Kathmandu"[^>]*>Kathmandu \(UTC\+05:45\)', picker)
     # A zone named in the URL is kept, even an alias.
     assert re.search(r'value="Asia/Calcutta"[^>]* selected>Calcutta \(UTC\+05:30\)', picker)
+
+
+def test_requests_without_usage_are_counted_never_a_silent_zero(
+    page: TestClient, post_events: Callable[..., Any]
+) -> None:
+    cut = {"gateway": "chat.completions", "usage_missing": True}
+    events = [
+        make_event(event_id="cut-1", status="error", input_tokens=0, output_tokens=0, metadata=cut),
+        make_event(event_id="cut-2", metadata={"app": {"usage_missing": True}}),  # not top level
+        make_event(event_id="whole"),
+    ]
+    assert post_events(events).status_code == 200
+    html = page.get("/reporting/user-usage").text
+    assert re.search(r'data-usage-missing[^>]*><span data-num="1">1</span> without usage', html)
+    assert post_events([make_event(event_id="cut-3", metadata=cut)]).status_code == 200
+    html = page.get("/reporting/user-usage").text
+    assert re.search(r'data-usage-missing[^>]*><span data-num="2">2</span> without usage', html)

@@ -20,25 +20,13 @@ from tokenledger.capture import receive
 from tokenledger.capture.contract import rfc3339_from_us
 from tokenledger.capture.tokens import Tokens
 from tokenledger.clock import Clock, now_us
+from tokenledger.events import USAGE_MISSING
 from tokenledger.gateway.calls import Call, Outcome
 from tokenledger.gateway.meters import Meter
 from tokenledger.store.database import DatabaseUnavailable
 from tokenledger.store.group_commit import GroupCommit
 
 log = logging.getLogger("tokenledger.gateway")
-USAGE_MISSING = "usage_missing"
-
-
-def flags_usage_missing(metadata: str | None) -> bool:
-    """Whether an event's stored metadata (its canonical JSON) says its usage is
-    missing: what a count of "requests without usage" counts."""
-    if not metadata or USAGE_MISSING not in metadata:
-        return False
-    try:
-        document = orjson.loads(metadata)
-    except orjson.JSONDecodeError:
-        return False
-    return isinstance(document, dict) and document.get(USAGE_MISSING) is True
 
 
 def usage_missing(call_outcome: Outcome, meter: Meter) -> bool:

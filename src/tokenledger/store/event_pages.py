@@ -21,7 +21,7 @@ _PAGE_SQL = (
     "SELECT e.id, e.started_us, e.event_id, e.user_pk, u.external_id, u.name, u.email, "
     "e.duration_ms, "
     "e.model, e.provider, e.status, e.input_tokens, e.output_tokens, "
-    "e.cache_read_tokens, e.cache_write_tokens, e.reasoning_tokens "
+    "e.cache_read_tokens, e.cache_write_tokens, e.reasoning_tokens, e.usage_missing "
     "FROM events e JOIN users u ON u.id = e.user_pk "
     # Keyset (started_us, id) > (:after_us, :after_id), written so that both SQLite and
     # PostgreSQL seek ix_events_started on its first column.

@@ -90,6 +90,8 @@ events = Table(
     Column("content_hash", LargeBinary(32), nullable=False),
     Column("hash_version", SmallInteger, nullable=False, server_default="1"),
     Column("ingested_us", BigInteger, nullable=False),
+    # 1 when the metadata says "usage_missing": true (Event.usage_missing).
+    Column("usage_missing", SmallInteger, nullable=False, server_default="0"),
     Index("ix_events_started", "started_us", "id"),
 )
 

@@ -199,6 +199,7 @@ _EVENT_COLUMNS = (
     "content_hash",
     "hash_version",
     "ingested_us",
+    "usage_missing",
 )
 _EVENTS_PER_STATEMENT = 500
 
@@ -237,6 +238,7 @@ def _insert_events(
                 event.content_hash,
                 HASH_VERSION,
                 now_us,
+                1 if event.usage_missing else 0,
             )
         sql = (
             f"INSERT INTO events ({', '.join(_EVENT_COLUMNS)}) VALUES "
