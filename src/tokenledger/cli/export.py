@@ -12,12 +12,11 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from tokenledger import report_params
 from tokenledger.auth import audit as audit_log
-from tokenledger.cli.common import app, console, database, settings
+from tokenledger.cli.common import app, console, database, settings, usage_store
 from tokenledger.clock import system_clock
 from tokenledger.export import CsvExport, ExportRequest, Granularity
 from tokenledger.export_audit import audit_export
 from tokenledger.store.database import DatabaseUnavailable
-from tokenledger.store.usage_store import UsageStore
 
 
 def _request(
@@ -86,7 +85,7 @@ def export(
     )
     try:
         with database() as db:
-            csv_export = CsvExport(UsageStore(db), request)
+            csv_export = CsvExport(usage_store(db), request)
             audit_export(
                 csv_export, db, actor=audit_log.cli_actor(), client=None, clock=system_clock
             )

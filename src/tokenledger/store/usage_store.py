@@ -39,8 +39,11 @@ class UsageStore:
         metrics: MetricSet = METRICS,
         rollups: Sequence[Rollup] = ROLLUPS,
         attributes: Sequence[UserAttribute] = USER_ATTRIBUTES,
+        erasure_key: bytes | None = None,
     ) -> None:
         self.db = db
+        # The server secret of erased persons' pseudonyms (``store/erasure.py``).
+        self.erasure_key = erasure_key
         self.metrics = metrics
         self.rollups = tuple(rollups)
         self.attributes = {attribute.name: attribute for attribute in attributes}
