@@ -110,6 +110,14 @@ def _rows(reader: UsageQueries, items: list[Item], profiles: dict[int, Profile])
     ]
 
 
+def events_removed_before(store: UsagePort, local_range: LocalRange) -> int | None:
+    """The retention horizon when ``local_range`` starts before it (the individual
+    events of its start were deleted; its totals are exact from the rollups), else
+    None."""
+    horizon = store.retained_from()
+    return horizon if horizon is not None and local_range.start_us < horizon else None
+
+
 def all_rows(
     reader: UsageQueries,
     local_range: LocalRange,

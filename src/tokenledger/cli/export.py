@@ -16,6 +16,8 @@ from tokenledger.cli.common import app, console, database, settings, usage_store
 from tokenledger.clock import system_clock
 from tokenledger.export import CsvExport, ExportRequest, Granularity
 from tokenledger.export_audit import audit_export
+from tokenledger.localdays import iso
+from tokenledger.reports import events_removed_before
 from tokenledger.store.database import DatabaseUnavailable
 
 
@@ -85,7 +87,10 @@ def export(
     )
     try:
         with database() as db:
-            csv_export = CsvExport(usage_store(db), request)
+            store = usage_store(db)
+            csv_export = CsvExport(store, request)
+            if granularity == "events":
+                _say_retention(events_removed_before(store, request.local_range), request)
             audit_export(
                 csv_export, db, actor=audit_log.cli_actor(), client=None, clock=system_clock
             )
@@ -149,3 +154,15 @@ def _write_file(path: Path, chunks: Iterable[bytes], *, progress: Callable[[], N
         partial.replace(path)
     finally:
         partial.unlink(missing_ok=True)
+
+
+def _say_retention(retained_from: int | None, request: ExportRequest) -> None:
+    """Say so when the events export starts before the events kept by retention."""
+    if retained_from is not None:
+        console.print(
+            "note: raw events before "
+            f"{iso(retained_from, request.local_range.tz)} were deleted by retention "
+            "(TOKENLEDGER_RETENTION_DAYS): the file starts there; the summary and daily "
+            "exports still cover the whole range.",
+            soft_wrap=True,
+        )

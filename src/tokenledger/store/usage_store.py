@@ -20,7 +20,7 @@ from sqlalchemy.sql import visitors
 from tokenledger.events import Event, Rejection
 from tokenledger.metrics import METRICS, MetricSet
 from tokenledger.search import fold
-from tokenledger.store import event_pages, recompute, writes
+from tokenledger.store import event_pages, recompute, retention, writes
 from tokenledger.store.database import Database
 from tokenledger.store.dimensions import USER_ATTRIBUTES, UserAttribute
 from tokenledger.store.rollups import ROLLUPS, Level, Rollup, levels
@@ -128,6 +128,10 @@ class UsageStore:
         """Usage queries on one read-only snapshot."""
         with self.db.read() as conn:
             yield UsageReader(self, conn)
+
+    def retained_from(self) -> int | None:
+        """The instant before which retention deleted the raw events (None: none)."""
+        return retention.retained_from(self.db)
 
     def has_events(self) -> bool:
         return self.last_event_id() is not None
