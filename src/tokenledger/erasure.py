@@ -12,11 +12,17 @@ from tokenledger.store.usage_store import UsageStore
 
 
 def erase_person(
-    store: UsageStore, *, user_id: str, actor: str, now_us: int, client: str | None = None
+    store: UsageStore,
+    *,
+    user_id: str,
+    actor: str,
+    now_us: int,
+    client: str | None = None,
+    batch_size: int = erasure.BATCH_SIZE,
 ) -> erasure.Erasure:
     """Erase ``user_id`` and record it (the pseudonym and counts, none of the erased
     values); on SQLite, checkpoint the WAL so no old page image keeps them."""
-    done = erasure.erase(store, user_id=user_id)
+    done = erasure.erase(store, user_id=user_id, batch_size=batch_size)
     audit.record(
         store.db,
         actor=actor,
