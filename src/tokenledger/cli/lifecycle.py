@@ -39,7 +39,8 @@ def retention_run(
     start = iso(done.horizon_us, zone("UTC"))
     console.print(
         f"Deleted {done.deleted} events that started before {start} "
-        f"({done.batches} transactions); rollups kept."
+        f"({done.batches} transactions); rollups kept.",
+        soft_wrap=True,
     )
 
 
@@ -60,12 +61,16 @@ def people_erase(
                 now_us=now_us(system_clock),
             )
         except (erasure.ErasureKeyMissing, erasure.UnknownPerson) as exc:
-            console.print(f"error: {exc.args[0]}")
+            console.print(f"error: {exc.args[0]}", soft_wrap=True)
             raise typer.Exit(2) from exc
     not_stored = [c for c in erasure.OPTIONAL_COLUMNS if c not in done.cleared]
     console.print(
         f"Erased: now {done.pseudonym}; {done.events} events rewritten; "
-        f"cleared {', '.join(done.cleared)}."
+        f"cleared {', '.join(done.cleared)}.",
+        soft_wrap=True,
     )
     if not_stored:
-        console.print(f"Not stored in this database (nothing to clear): {', '.join(not_stored)}.")
+        console.print(
+            f"Not stored in this database (nothing to clear): {', '.join(not_stored)}.",
+            soft_wrap=True,
+        )
