@@ -57,4 +57,5 @@ class AppContext:
             ),
             db=self.db,
             clock=self.clock,
+            observer=self.metrics,
         )
