@@ -17,7 +17,7 @@ from tokenledger.export import CsvExport, ExportRequest
 from tokenledger.ingest import ingest
 from tokenledger.localdays import US_PER_DAY, LocalRange, to_us, zone
 from tokenledger.reports import all_rows, usage_series, user_usage
-from tokenledger.store import retention
+from tokenledger.store import demo_data, retention
 from tokenledger.store.database import Database
 from tokenledger.store.usage_store import UsageStore
 from tokenledger.usage import UserFilter
@@ -194,3 +194,24 @@ def test_a_raw_sliver_before_the_horizon_is_refused_after_it_answered(
         reader.series([(lo, hi)], UserFilter())
     with store.read() as reader:  # after the horizon, slivers still come from events
         assert reader.per_user(horizon + 7, hi, UserFilter())
+
+
+def test_demo_data_removed_after_retention_leaves_consistent_totals(store: UsageStore) -> None:
+    events = _events(400)
+    for n, event in enumerate(events):  # the demo's event ids: demo-<user>-<time>-<n>
+        if event["user"]["id"] in ("u0", "u1"):
+            event["event_id"] = f"demo-{event['user']['id']}-20261101T000000-{n}"
+    ingest(store, events, now_us=to_us(NOW))
+    demo_data.mark_demo_users(store.db, external_ids=["u0", "u1"])
+    retention_task.apply(store, days=DAYS, now=to_us(NOW))
+    removed = demo_data.remove_demo_data(store)
+    assert removed.users == 2
+    assert not any(store.verify().values())
+    local = LocalRange.of(date(2026, 10, 1), date(2026, 11, 25), zone("Asia/Kolkata"))
+    everyone = usage_series(store, local_range=local, interval="day")  # the totals rollup
+    by_person = usage_series(store, local_range=local, interval="day", q="person")
+    assert [point.usage.raw for point in everyone] == [point.usage.raw for point in by_person]
+    kept = [e for e in events if e["user"]["id"] not in ("u0", "u1")]
+    report = user_usage(store, local_range=local)
+    assert report.totals.requests == len(kept)
+    assert {row.user_id for row in report.rows} == {"u2", "u3", "u4", "u5"}

@@ -222,16 +222,29 @@ def rebuild_part(
     ``users_sql`` selects (a ``SELECT`` of user pks) between ``start_us`` and ``end_us``
     fed, after some of those events were deleted: every row of those users in a rollup
     keyed by user, the buckets of that time in the others (a running-total table
-    without a user key is recomputed whole), and the users' activity spans."""
+    without a user key is recomputed whole), and the users' activity spans.
+
+    After retention, the users' rows before the horizon go too (their events are gone
+    with them), and the buckets of a rollup without keys before the horizon are summed
+    again from the per-user rollup of the same grain over the users' activity spans."""
     users_where = f"WHERE user_pk IN ({users_sql})"
-    for level in store.levels:
+    horizon = retention.horizon(conn)
+    span = conn.execute(
+        text(f"SELECT min(first_us), max(last_us) FROM users WHERE id IN ({users_sql})")
+    ).one()
+    # Per-user levels first: the others may be summed from them.
+    for level in sorted(store.levels, key=lambda lv: "user_pk" not in lv.rollup.key_columns):
         if "user_pk" in level.rollup.key_columns:
             conn.execute(text(f"DELETE FROM {level.table} {users_where}"))
             _insert_expected(conn, store, level, users_where)
         elif level.grain.running:
+            if horizon is not None:
+                raise ValueError(f"{level.table}: cannot be recomputed after retention")
             conn.execute(text(f"DELETE FROM {level.table}"))
             _insert_expected(conn, store, level)
         else:
+            if horizon is not None and span[0] is not None and span[0] < horizon:
+                _sum_from_users(conn, store, level, span[0], horizon)
             step = level.grain.us
             first, last = start_us // step, end_us // step
             conn.execute(
@@ -246,3 +259,35 @@ def rebuild_part(
                 {"lo": first * step, "hi": (last + 1) * step},
             )
     _update_user_spans(conn, users_where)
+
+
+def _sum_from_users(
+    conn: Connection, store: UsageStore, level: Level, start_us: int, horizon_us: int
+) -> None:
+    """Rewrite the buckets of ``level`` (a rollup without keys) from ``start_us`` to
+    the horizon as sums of the per-user rollup of the same grain."""
+    if level.rollup.keys:
+        raise ValueError(f"{level.table}: cannot be recomputed after retention")
+    users = next(
+        (
+            other
+            for other in store.levels
+            if other.grain == level.grain and other.rollup.key_columns == ("user_pk",)
+        ),
+        None,
+    )
+    if users is None:
+        raise ValueError(f"{level.table}: no per-user rollup of its grain after retention")
+    step = level.grain.us
+    bounds = {"lo": start_us // step, "hi": horizon_us // step}
+    conn.execute(text(f"DELETE FROM {level.table} WHERE bucket >= :lo AND bucket < :hi"), bounds)
+    names = store.metric_columns
+    conn.execute(
+        text(
+            f"INSERT INTO {level.table} (bucket, {', '.join(names)}, first_us, last_us) "
+            f"SELECT bucket, {', '.join(f'sum({name})' for name in names)}, "
+            f"min(first_us), max(last_us) FROM {users.table} "
+            "WHERE bucket >= :lo AND bucket < :hi GROUP BY bucket"
+        ),
+        bounds,
+    )
