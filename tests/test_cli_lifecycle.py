@@ -45,6 +45,9 @@ def test_retention_run_deletes_old_events_and_says_so(
     assert retention.retained_from(db) == retention.cutoff(now_us(system_clock), 30)
     code, _, err = run(database_url, "verify")
     assert code == 0, err
+    horizon = datetime.fromtimestamp(retention.cutoff(now_us(system_clock), 30) / 1e6, UTC)
+    assert f"Checked from {horizon.isoformat()} on: retention deleted the events" in err
+    assert "All rollups match the events." in err
 
 
 def test_people_erase(database_url: str, db: Database, monkeypatch: pytest.MonkeyPatch) -> None:

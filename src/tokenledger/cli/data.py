@@ -10,13 +10,17 @@ import typer
 
 from tokenledger.cli.common import app, console, database, progress_bar, settings, usage_store
 from tokenledger.clock import now_us, system_clock
+from tokenledger.localdays import iso, zone
 
 
 @app.command()
 def verify() -> None:
     """Recompute every rollup from the raw events; exit 1 on any difference."""
     with database() as db:
-        differences = usage_store(db).verify()
+        store = usage_store(db)
+        differences = store.verify()
+        checked_from = store.retained_from()
+    _say_window(checked_from)
     for table, count in differences.items():
         console.print(f"{table}: {'ok' if count == 0 else f'{count} rows differ'}")
     if any(differences.values()):
@@ -25,11 +29,23 @@ def verify() -> None:
     console.print("All rollups match the events.")
 
 
+def _say_window(horizon_us: int | None) -> None:
+    if horizon_us is not None:
+        console.print(
+            f"Checked from {iso(horizon_us, zone('UTC'))} on: retention deleted the events "
+            "before it (TOKENLEDGER_RETENTION_DAYS); the rollups before it are kept as they "
+            "are, and running totals are checked from their last value before it.",
+            soft_wrap=True,
+        )
+
+
 @app.command("rebuild-rollups")
 def rebuild_rollups() -> None:
     """Rewrite every rollup from the raw events (one transaction)."""
     with database() as db:
-        counts = usage_store(db).rebuild()
+        store = usage_store(db)
+        counts = store.rebuild()
+        _say_window(store.retained_from())
     for table, count in counts.items():
         console.print(f"{table}: {count} rows")
 
