@@ -5,13 +5,16 @@ pseudonym, their usage in every total, resends of their old events still recogni
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import Connection, text
 
-from tests.conftest import make_event
+from tests.conftest import fresh_database_url, make_event
 from tokenledger.auth import audit
 from tokenledger.erasure import erase_person
 from tokenledger.events import Event, validate_event
@@ -19,8 +22,9 @@ from tokenledger.export import CsvExport, ExportRequest
 from tokenledger.ingest import ingest
 from tokenledger.localdays import LocalRange, to_us, zone
 from tokenledger.reports import user_usage
+from tokenledger.settings import Settings
 from tokenledger.store import erasure
-from tokenledger.store.database import Database
+from tokenledger.store.database import Database, open_database
 from tokenledger.store.schema import metadata
 from tokenledger.store.usage_store import UsageStore
 from tokenledger.usage import UserFilter
@@ -190,3 +194,27 @@ def test_erasure_is_stable_repeatable_and_refused_without_a_key(
     with db.read() as conn:
         ids = [row[0] for row in conn.execute(text("SELECT event_id FROM events"))]
     assert all(erasure.is_erased_id(event_id) for event_id in ids)
+
+
+def test_without_secure_delete_the_old_bytes_would_stay_in_the_file(
+    request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What ``secure_delete`` is for: the same erasure without it (the default of many
+    SQLite builds; Debian's turns it on) leaves the user id in the file's free space,
+    so the byte search above can fail. SQLite only."""
+    url = fresh_database_url(request, "sqlite", tmp_path)
+    db = open_database(Settings(database_url=url))
+    request.addfinalizer(db.dispose)
+    store = UsageStore(db, erasure_key=KEY)
+
+    @contextmanager
+    def plain(conn: Connection) -> Iterator[None]:  # as SQLite builds without it do
+        conn.exec_driver_sql("PRAGMA secure_delete = OFF")
+        yield
+        conn.exec_driver_sql("PRAGMA secure_delete = ON")
+
+    monkeypatch.setattr(erasure, "secure_delete", plain)
+    ingest(store, _person_events(60) + _others(30), now_us=to_us(NOW))
+    erase_person(store, user_id=USER_ID, actor="t", now_us=to_us(NOW))
+    assert USER_ID not in _all_rows_text(store.db)
+    assert USER_ID.encode() in _stored_bytes(store.db)

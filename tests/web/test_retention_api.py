@@ -3,15 +3,24 @@ events kept by retention."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
+from sqlalchemy import text
 
 from tests.conftest import make_event
+from tests.support.clock import FrozenClock
 from tokenledger import retention
+from tokenledger.ingest import ingest
 from tokenledger.localdays import to_us
+from tokenledger.settings import Settings
+from tokenledger.store.database import Database
+from tokenledger.store.usage_store import UsageStore
+from tokenledger.web.app import create_app
 from tokenledger.web.exports import EVENTS_RETAINED_FROM
 
 EXPORT = "/api/v1/reports/user-usage/export"
@@ -79,3 +88,25 @@ def test_a_range_needing_deleted_raw_events_is_refused_clearly(
     assert refused.status_code == 400
     assert refused.json()["error"]["code"] == "events_removed"
     assert refused.json()["error"]["field"] == "start"
+
+
+def test_serve_applies_retention_in_the_background(
+    settings: Settings, db: Database, clock: FrozenClock
+) -> None:
+    store = UsageStore(db)
+    old = make_event(started_at="2026-11-01T09:00:00Z")
+    ingest(store, [old, make_event(started_at="2026-11-20T09:00:00Z")], now_us=to_us(clock()))
+    with_retention = Settings(database_url=settings.database_url, retention_days=10)
+    with TestClient(create_app(with_retention, db=db, clock=clock)):
+        deadline = time.monotonic() + 30
+        while store.retained_from() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert store.retained_from() == to_us(datetime(2026, 11, 15, tzinfo=UTC))
+        while _count(db) > 1 and time.monotonic() < deadline:
+            time.sleep(0.05)
+    assert _count(db) == 1
+
+
+def _count(db: Database) -> int:
+    with db.read() as conn:
+        return int(conn.execute(text("SELECT count(*) FROM events")).scalar_one())
