@@ -186,7 +186,9 @@ def test_erasure_is_stable_repeatable_and_refused_without_a_key(
         erasure.erase(UsageStore(db), user_id=USER_ID)
     with pytest.raises(erasure.UnknownPerson):
         erasure.erase(store, user_id="nobody-here")
+    assert not erasure.has_erased(db)
     first = erasure.erase(store, user_id=USER_ID)
+    assert erasure.has_erased(db)
     again = erasure.erase(store, user_id=USER_ID)
     assert first.pseudonym == again.pseudonym == erasure.pseudonym(KEY, USER_ID)
     assert (first.events, again.events) == (3, 0)

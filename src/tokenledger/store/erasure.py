@@ -242,3 +242,13 @@ def checkpoint(db: Database) -> None:
     if db.engine.dialect.name == "sqlite":
         with db.engine.connect() as conn:
             conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+
+
+def has_erased(db: Database) -> bool:
+    """Whether anyone was erased (a user id that is a pseudonym)."""
+    with db.read() as conn:
+        found = conn.execute(
+            text("SELECT 1 FROM users WHERE substr(external_id, 1, 7) = :prefix LIMIT 1"),
+            {"prefix": PREFIX},
+        ).first()
+    return found is not None
