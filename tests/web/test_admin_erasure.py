@@ -37,6 +37,7 @@ def test_an_admin_erases_a_person_after_typing_the_id_again(app: FastAPI) -> Non
         store, [make_event(), make_event(user={"id": "u-bob"})], now_us=to_us(app.state.ctx.clock())
     )
     with signed_in_client(app, role="admin") as admin:
+        assert 'href="/admin/erasure"' in admin.get("/admin/audit").text
         page = admin.get("/admin/erasure")
         assert page.status_code == 200
         assert "Type the user id again to confirm" in page.text

@@ -1,5 +1,5 @@
-"""Admin > Erasure: erase a person on request, confirmed by typing their user id twice
-(``tokenledger people erase`` does the same; see ``store/erasure.py``)."""
+"""Admin > Audit > Erase a person: erase a person on request, confirmed by typing their
+user id twice (``tokenledger people erase`` does the same; see ``store/erasure.py``)."""
 
 from __future__ import annotations
 
@@ -31,7 +31,7 @@ def _page(
         request,
         ctx,
         "admin/erasure.html",
-        "erasure",
+        "audit",  # reached from the Audit page, where erasures are recorded
         status=status,
         notice=NOTICES.get(done or ""),
         key_set=ctx.store.erasure_key is not None,
