@@ -16,6 +16,7 @@ from sqlalchemy import Connection, text
 
 from tests.conftest import fresh_database_url, make_event
 from tokenledger.auth import audit
+from tokenledger.auth.keys import create_key, list_keys
 from tokenledger.erasure import erase_person
 from tokenledger.events import Event, validate_event
 from tokenledger.export import CsvExport, ExportRequest
@@ -182,6 +183,8 @@ def test_erasure_is_stable_repeatable_and_refused_without_a_key(
     db: Database, store: UsageStore
 ) -> None:
     ingest(store, _person_events(3), now_us=to_us(NOW))
+    create_key(db, name="", scope="gateway", user_id=USER_ID, now_us=0)
+    create_key(db, name="Zeb's laptop", scope="gateway", user_id=USER_ID, now_us=0)
     with pytest.raises(erasure.ErasureKeyMissing):
         erasure.erase(UsageStore(db), user_id=USER_ID)
     with pytest.raises(erasure.UnknownPerson):
@@ -193,6 +196,9 @@ def test_erasure_is_stable_repeatable_and_refused_without_a_key(
     assert first.pseudonym == again.pseudonym == erasure.pseudonym(KEY, USER_ID)
     assert (first.events, again.events) == (3, 0)
     assert erasure.pseudonym(b"another key" * 4, USER_ID) != first.pseudonym
+    # The person's gateway keys name the pseudonym (and a key named after the id too).
+    keys = sorted((key.name, key.user_id) for key in list_keys(db))
+    assert keys == [("Zeb's laptop", first.pseudonym), (first.pseudonym, first.pseudonym)]
     with db.read() as conn:
         ids = [row[0] for row in conn.execute(text("SELECT event_id FROM events"))]
     assert all(erasure.is_erased_id(event_id) for event_id in ids)
