@@ -88,6 +88,13 @@ def test_a_range_needing_deleted_raw_events_is_refused_clearly(
     assert refused.status_code == 400
     assert refused.json()["error"]["code"] == "events_removed"
     assert refused.json()["error"]["field"] == "start"
+    for granularity in ("summary", "daily"):  # refused before the first byte
+        export = get_report(EXPORT, **monrovia, granularity=granularity)
+        assert export.status_code == 400
+        assert export.json()["error"]["code"] == "events_removed"
+    events = get_report(EXPORT, **monrovia, granularity="events")
+    assert events.status_code == 200
+    assert events.headers[EVENTS_RETAINED_FROM] == HORIZON_UTC  # Monrovia is UTC now
 
 
 def test_serve_applies_retention_in_the_background(

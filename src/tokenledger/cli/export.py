@@ -17,8 +17,9 @@ from tokenledger.clock import system_clock
 from tokenledger.export import CsvExport, ExportRequest, Granularity
 from tokenledger.export_audit import audit_export
 from tokenledger.localdays import iso
-from tokenledger.reports import events_removed_before
+from tokenledger.reports import check_retained, events_removed_before
 from tokenledger.store.database import DatabaseUnavailable
+from tokenledger.store.retention import EventsRemoved
 
 
 def _request(
@@ -91,6 +92,8 @@ def export(
             csv_export = CsvExport(store, request)
             if granularity == "events":
                 _say_retention(events_removed_before(store, request.local_range), request)
+            else:
+                check_retained(store, request.local_range)
             audit_export(
                 csv_export, db, actor=audit_log.cli_actor(), client=None, clock=system_clock
             )
@@ -109,6 +112,9 @@ def export(
                     )
                 rows = csv_export.rows_written
                 progress.update(task, total=rows, completed=rows)
+    except EventsRemoved as exc:
+        console.print(f"error: --start: {exc}", soft_wrap=True)
+        raise typer.Exit(2) from exc
     except (DatabaseUnavailable, OSError) as exc:
         console.print(
             f"error: export failed, nothing written to {output}: {exc}",

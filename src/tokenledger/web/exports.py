@@ -22,7 +22,7 @@ from tokenledger.export import (
 from tokenledger.export_audit import audit_export
 from tokenledger.localdays import iso
 from tokenledger.report_params import EXPORTS
-from tokenledger.reports import events_removed_before
+from tokenledger.reports import check_retained, events_removed_before
 from tokenledger.web import params
 from tokenledger.web.deps import Ctx, ExportReader, ReportsAvailable
 from tokenledger.web.errors import error_responses
@@ -139,6 +139,8 @@ def export_user_usage(
     retained_from = None
     if granularity == "events":
         retained_from = events_removed_before(ctx.store, asked.local_range)
+    else:  # a 400 now rather than a download that breaks off
+        check_retained(ctx.store, asked.local_range)
 
     def observe(outcome: ExportOutcome) -> None:
         ctx.metrics.export_finished(granularity, rows=outcome.rows, complete=outcome.complete)
