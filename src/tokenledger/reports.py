@@ -12,10 +12,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
-from tokenledger.localdays import LocalRange
+from tokenledger.localdays import US_PER_QUARTER, LocalRange
 from tokenledger.metrics import Raw
 from tokenledger.ordering import Item, needs_every_profile, order, parse_sort
 from tokenledger.store.port import UsagePort, UsageQueries
+from tokenledger.store.retention import EventsRemoved
 from tokenledger.usage import Profile, Usage, UserFilter
 
 __all__ = [
@@ -108,6 +109,30 @@ def _rows(reader: UsageQueries, items: list[Item], profiles: dict[int, Profile])
     return [
         UserUsage(pk, *profiles[pk], Usage(values, metrics=reader.metrics)) for pk, values in items
     ]
+
+
+def events_removed_before(store: UsagePort, local_range: LocalRange) -> int | None:
+    """The retention horizon when ``local_range`` starts before it (the individual
+    events of its start were deleted; its totals are exact from the rollups), else
+    None."""
+    horizon = store.retained_from()
+    return horizon if horizon is not None and local_range.start_us < horizon else None
+
+
+def check_retained(store: UsagePort, local_range: LocalRange) -> None:
+    """EventsRemoved if a report of ``local_range`` (or one of its local days) would need
+    raw events that retention deleted: a local midnight before the horizon that is not
+    on a quarter hour (a zone's historical offset). Checked before an export's first
+    byte, which could otherwise only break off."""
+    horizon = events_removed_before(store, local_range)
+    if horizon is None:
+        return
+    for _, start_us, end_us in local_range.day_bounds():
+        if start_us >= horizon:
+            return
+        # A raw sliver at either end of the day, before the (quarter-hour) horizon.
+        if start_us % US_PER_QUARTER or (end_us % US_PER_QUARTER and end_us < horizon):
+            raise EventsRemoved(horizon)
 
 
 def all_rows(

@@ -217,6 +217,23 @@ class Settings(BaseSettings):
         ge=1,
         description="Connections to the upstreams a process keeps open at most (all together).",
     )
+    retention_days: int | None = Field(
+        None,
+        ge=1,
+        description=(
+            "Delete raw events that started more than this many whole UTC days ago "
+            "(`serve` hourly, or `tokenledger retention run`); rollups and every report "
+            "are kept. Empty: keep every event forever. See docs/operations.md."
+        ),
+    )
+    erasure_key: SecretStr = Field(
+        SecretStr(""),
+        description=(
+            "Server secret for the pseudonyms of erased people (`tokenledger people "
+            "erase`): at least 32 characters, never changed once used. Empty: erasure "
+            "is refused. See docs/operations.md."
+        ),
+    )
     log_level: Literal["debug", "info", "warning", "error"] = Field(
         "info",
         description=(
@@ -273,6 +290,18 @@ class Settings(BaseSettings):
         if value and "@" not in value:
             raise ValueError("must be the e-mail address of a local admin account")
         return value
+
+    @field_validator("erasure_key")
+    @classmethod
+    def _erasure_key(cls, value: SecretStr) -> SecretStr:
+        if value.get_secret_value() and len(value.get_secret_value()) < 32:
+            raise ValueError("must be at least 32 characters (or empty: no erasure)")
+        return value
+
+    @property
+    def erasure_key_bytes(self) -> bytes | None:
+        """The erasure key as bytes (None when unset)."""
+        return self.erasure_key.get_secret_value().encode() or None
 
     @model_validator(mode="after")
     def _single_sign_on(self) -> Settings:

@@ -18,6 +18,7 @@ from tokenledger.gateway.budget import BudgetInfo, Decision
 from tokenledger.ingest import ingest
 from tokenledger.store.database import Database
 from tokenledger.store.schema import events, users
+from tokenledger.store.usage_store import UsageStore
 
 CHAT = "/gateway/openai/v1/chat/completions"
 MESSAGES_PATH = "/gateway/anthropic/v1/messages"
@@ -272,7 +273,7 @@ def test_budget_end_to_end_over_the_limit_then_refused_then_raised(
         input_tokens=99_000,
         output_tokens=0,
     )
-    assert ingest(db, [earlier], now_us=1_795_608_000_000_000).count("accepted") == 1
+    assert ingest(UsageStore(db), [earlier], now_us=1_795_608_000_000_000).count("accepted") == 1
     headers = _bearer(gateway.person_key(user_id))
     # At 99 %: allowed (the check comes before), and this request takes them over.
     assert gateway.client.post(CHAT, json=REQUEST, headers=headers).status_code == 200

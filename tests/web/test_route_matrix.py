@@ -160,6 +160,11 @@ ROUTES: dict[tuple[str, str], Case] = {
     ("GET", "/admin/keys"): Case(admin_page()),
     ("POST", "/admin/keys"): Case(admin_form(303), form={"name": "new key", "scope": "ingest"}),
     ("POST", "/admin/keys/{key_id}/revoke"): Case(admin_form(303)),
+    ("GET", "/admin/erasure"): Case(admin_page()),
+    # No erasure key in these tests: the admin's request is refused, changing nothing.
+    ("POST", "/admin/erasure"): Case(
+        admin_form(400), form={"user_id": "u-alice", "confirm_user_id": "u-alice"}
+    ),
     ("GET", "/admin/audit"): Case(admin_page()),
 }
 # Routes being built on other branches may be listed here with their outcomes; they

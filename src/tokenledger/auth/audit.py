@@ -53,6 +53,8 @@ EXPORT_STARTED = "export_started"  # when an export begins (its filters)
 EXPORT = "export"  # when it ends: its filters, the rows that left, complete or not
 # Entries older than a date moved to a file by ``tokenledger audit-archive``.
 AUDIT_ARCHIVED = "audit_archived"
+# A person erased (``tokenledger people erase``): their pseudonym, never their data.
+PERSON_ERASED = "person_erased"
 ACTIONS = (
     SIGN_IN,
     SIGN_IN_FAILED,
@@ -67,6 +69,7 @@ ACTIONS = (
     EXPORT_STARTED,
     EXPORT,
     AUDIT_ARCHIVED,
+    PERSON_ERASED,
 )
 _MAX_ACTOR = 400
 

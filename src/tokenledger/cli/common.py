@@ -14,6 +14,7 @@ from rich.text import Text
 from tokenledger.settings import Settings
 from tokenledger.store import migrate as migrations
 from tokenledger.store.database import Database, open_database
+from tokenledger.store.usage_store import UsageStore
 
 app = typer.Typer(
     help="TokenLedger: exact per-user AI usage. Settings come from TOKENLEDGER_* variables.",
@@ -47,6 +48,12 @@ def database(*, migrate: bool = True) -> Iterator[Database]:
         yield db
     finally:
         db.dispose()
+
+
+def usage_store(db: Database) -> UsageStore:
+    """The usage store of ``db`` with the settings' erasure key (so ingest stores an
+    erased person's events erased)."""
+    return UsageStore(db, erasure_key=settings().erasure_key_bytes)
 
 
 def progress_bar() -> Progress:

@@ -8,16 +8,19 @@ from typing import Annotated
 
 import typer
 
-from tokenledger.cli.common import app, console, database, progress_bar, settings
+from tokenledger.cli.common import app, console, database, progress_bar, settings, usage_store
 from tokenledger.clock import now_us, system_clock
-from tokenledger.store.usage_store import UsageStore
+from tokenledger.localdays import iso, zone
 
 
 @app.command()
 def verify() -> None:
     """Recompute every rollup from the raw events; exit 1 on any difference."""
     with database() as db:
-        differences = UsageStore(db).verify()
+        store = usage_store(db)
+        differences = store.verify()
+        checked_from = store.retained_from()
+    _say_window(checked_from)
     for table, count in differences.items():
         console.print(f"{table}: {'ok' if count == 0 else f'{count} rows differ'}")
     if any(differences.values()):
@@ -26,11 +29,23 @@ def verify() -> None:
     console.print("All rollups match the events.")
 
 
+def _say_window(horizon_us: int | None) -> None:
+    if horizon_us is not None:
+        console.print(
+            f"Checked from {iso(horizon_us, zone('UTC'))} on: retention deleted the events "
+            "before it (TOKENLEDGER_RETENTION_DAYS); the rollups before it are kept as they "
+            "are, and running totals are checked from their last value before it.",
+            soft_wrap=True,
+        )
+
+
 @app.command("rebuild-rollups")
 def rebuild_rollups() -> None:
     """Rewrite every rollup from the raw events (one transaction)."""
     with database() as db:
-        counts = UsageStore(db).rebuild()
+        store = usage_store(db)
+        counts = store.rebuild()
+        _say_window(store.retained_from())
     for table, count in counts.items():
         console.print(f"{table}: {count} rows")
 
@@ -55,7 +70,7 @@ def demo(
 
     if remove:
         with database() as db:
-            removed = demo_data.remove_demo_data(UsageStore(db))
+            removed = demo_data.remove_demo_data(usage_store(db))
         console.print(
             f"Demo data removed: {removed.events} events and {removed.users} people, "
             "with their rollups."
@@ -75,7 +90,7 @@ def _load_demo(*, users: int, days: int, seed: int, if_empty: bool) -> None:
     from tokenledger.store import demo_data
 
     with database() as db:
-        store = UsageStore(db)
+        store = usage_store(db)
         if if_empty and store.has_events():
             console.print("Events exist already; demo data not loaded.")
             return
@@ -111,7 +126,7 @@ def import_file(
         with database() as db, progress_bar() as progress, open_records(file) as records:
             task = progress.add_task(f"Importing {file.name}", total=None)
             summary = import_records(
-                UsageStore(db),
+                usage_store(db),
                 records,
                 now_us=lambda: now_us(system_clock),
                 future_tolerance_s=current.future_tolerance_s,

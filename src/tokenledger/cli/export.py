@@ -12,12 +12,14 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from tokenledger import report_params
 from tokenledger.auth import audit as audit_log
-from tokenledger.cli.common import app, console, database, settings
+from tokenledger.cli.common import app, console, database, settings, usage_store
 from tokenledger.clock import system_clock
 from tokenledger.export import CsvExport, ExportRequest, Granularity
 from tokenledger.export_audit import audit_export
+from tokenledger.localdays import iso
+from tokenledger.reports import check_retained, events_removed_before
 from tokenledger.store.database import DatabaseUnavailable
-from tokenledger.store.usage_store import UsageStore
+from tokenledger.store.retention import EventsRemoved
 
 
 def _request(
@@ -86,7 +88,12 @@ def export(
     )
     try:
         with database() as db:
-            csv_export = CsvExport(UsageStore(db), request)
+            store = usage_store(db)
+            csv_export = CsvExport(store, request)
+            if granularity == "events":
+                _say_retention(events_removed_before(store, request.local_range), request)
+            else:
+                check_retained(store, request.local_range)
             audit_export(
                 csv_export, db, actor=audit_log.cli_actor(), client=None, clock=system_clock
             )
@@ -105,6 +112,9 @@ def export(
                     )
                 rows = csv_export.rows_written
                 progress.update(task, total=rows, completed=rows)
+    except EventsRemoved as exc:
+        console.print(f"error: --start: {exc}", soft_wrap=True)
+        raise typer.Exit(2) from exc
     except (DatabaseUnavailable, OSError) as exc:
         console.print(
             f"error: export failed, nothing written to {output}: {exc}",
@@ -150,3 +160,15 @@ def _write_file(path: Path, chunks: Iterable[bytes], *, progress: Callable[[], N
         partial.replace(path)
     finally:
         partial.unlink(missing_ok=True)
+
+
+def _say_retention(retained_from: int | None, request: ExportRequest) -> None:
+    """Say so when the events export starts before the events kept by retention."""
+    if retained_from is not None:
+        console.print(
+            "note: raw events before "
+            f"{iso(retained_from, request.local_range.tz)} were deleted by retention "
+            "(TOKENLEDGER_RETENTION_DAYS): the file starts there; the summary and daily "
+            "exports still cover the whole range.",
+            soft_wrap=True,
+        )

@@ -11,6 +11,7 @@ from tokenledger.cli.common import app, console, database, settings
 from tokenledger.clock import now_us, system_clock
 from tokenledger.gateway import upstreams
 from tokenledger.settings import Settings
+from tokenledger.store import erasure
 from tokenledger.store import migrate as migrations
 from tokenledger.store.database import Database
 
@@ -46,6 +47,12 @@ def serve(
         problem = sso.break_glass_problem(db, current)
         if problem:
             console.print(f"warning: {problem}", markup=False, highlight=False)
+        if current.erasure_key_bytes is None and erasure.has_erased(db):
+            console.print(
+                "warning: people were erased but TOKENLEDGER_ERASURE_KEY is not set: their "
+                "resent events would be stored as new, with their data (docs/operations.md)",
+                soft_wrap=True,
+            )
         console.print(f"TokenLedger serving on http://{bind_host}:{bind_port}")
         console.print(f"  Sign in at http://{bind_host}:{bind_port}/sign-in  (API docs: /api/docs)")
         _say_admins(db)

@@ -23,19 +23,32 @@ from starlette.types import Message, Receive, Scope, Send
 from tokenledger.gateway import forward, recording
 from tokenledger.gateway.calls import Call, Outcome
 from tokenledger.gateway.errors import GatewayError, error_json, stream_error_event
+from tokenledger.gateway.observer import Observer, Unobserved
 from tokenledger.gateway.sse import Event, Splitter
 
 Record = Callable[[dict[str, Any]], Awaitable[None]]
 EVENT_ID_HEADER = "x-tokenledger-event-id"
 # An upstream's error answer is passed on whole; one larger than this is cut short.
 MAX_ERROR_BODY = 1024 * 1024
+# The status counted for a call whose client left before any answer (nginx's "client
+# closed request").
+CLIENT_GONE = 499
 
 
 class Exchange:
-    def __init__(self, call: Call, *, client: httpx2.AsyncClient, record: Record) -> None:
+    def __init__(
+        self,
+        call: Call,
+        *,
+        client: httpx2.AsyncClient,
+        record: Record,
+        observer: Observer | None = None,
+    ) -> None:
         self.call = call
         self.client = client
         self.record = record
+        self.observer = observer or Unobserved()
+        self.status: int | None = None  # the status the client was answered
         self.outcome = Outcome()
         self.meter = call.endpoint.meter()
         self.meter.drop_usage_chunk = call.drop_usage_chunk
@@ -60,11 +73,15 @@ class Exchange:
 
     async def _forward(self, send: Send) -> None:
         request = forward.upstream_request(self.client, self.call)
+        sent_s = time.monotonic()
         try:
             response = await self.client.send(request, stream=True)
         except httpx2.HTTPError as exc:
             await self._refuse(send, _transport_error(exc, self.outcome))
             return
+        self.observer.gateway_upstream_answered(
+            upstream=self.call.upstream.name, seconds=time.monotonic() - sent_s
+        )
         self.outcome.sent = True
         self.outcome.upstream_status = response.status_code
         try:
@@ -138,10 +155,22 @@ class Exchange:
         if stream:
             headers.append((b"x-accel-buffering", b"no"))  # nor buffered by a proxy
         self.outcome.answered = True
+        self.status = status
         await send({"type": "http.response.start", "status": status, "headers": headers})
 
     async def _body(self, send: Send, body: bytes) -> None:
         await send({"type": "http.response.body", "body": body, "more_body": True})
+
+    def _observe(self) -> None:
+        outcome = self.outcome
+        error = outcome.error or ("client_gone" if outcome.client_gone else "")
+        self.observer.gateway_answered(
+            kind=self.call.endpoint.kind,
+            endpoint=self.call.endpoint.name,
+            upstream=self.call.upstream.name,
+            status=self.status if self.status is not None else CLIENT_GONE,
+            error=error,
+        )
 
     async def _finish(self, send: Send) -> None:
         """End the answer, then record the call."""
@@ -150,6 +179,7 @@ class Exchange:
         if self.outcome.answered and not self.outcome.client_gone:
             end: Message = {"type": "http.response.body", "body": b"", "more_body": False}
             await send(end)
+        self._observe()
         if self.call.endpoint.metered:
             event = recording.gateway_event(
                 self.call, self.outcome, self.meter, duration_ms=duration_ms

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import httpx2
@@ -28,6 +28,7 @@ from tokenledger.gateway.calls import Call
 from tokenledger.gateway.endpoints import Endpoint
 from tokenledger.gateway.errors import GatewayError, error_response
 from tokenledger.gateway.exchange import Exchange
+from tokenledger.gateway.observer import Observer, Unobserved
 from tokenledger.gateway.recording import Recorder
 from tokenledger.gateway.upstreams import Upstream, Upstreams
 from tokenledger.store.database import Database, DatabaseUnavailable
@@ -43,6 +44,7 @@ class Gateway:
     recorder: Recorder
     db: Database
     clock: Clock
+    observer: Observer = field(default_factory=Unobserved)
 
     async def handle(self, request: Request, endpoint: Endpoint) -> ASGIApp:
         """The answer to a gateway request: a refusal, or the forwarded call."""
@@ -51,7 +53,7 @@ class Gateway:
                 return await self._models(request)
             return await self._accept(request, endpoint)
         except GatewayError as refused:
-            return error_response(endpoint.kind, refused)
+            return self._refusal(endpoint, refused)
         except DatabaseUnavailable as exc:
             unavailable = GatewayError(
                 503,
@@ -59,7 +61,17 @@ class Gateway:
                 f"the gateway cannot check keys right now ({exc}); retry later",
                 headers={"Retry-After": "5"},
             )
-            return error_response(endpoint.kind, unavailable)
+            return self._refusal(endpoint, unavailable)
+
+    def _refusal(self, endpoint: Endpoint, refused: GatewayError) -> Response:
+        self.observer.gateway_answered(
+            kind=endpoint.kind,
+            endpoint=endpoint.name,
+            upstream="",
+            status=refused.status,
+            error=refused.code,
+        )
+        return error_response(endpoint.kind, refused)
 
     async def _accept(self, request: Request, endpoint: Endpoint) -> Exchange:
         started_s, started_us = time.monotonic(), now_us(self.clock)
@@ -89,7 +101,9 @@ class Gateway:
             started_s=started_s,
             drop_usage_chunk=drop_usage_chunk,
         )
-        return Exchange(call, client=self.client.client(), record=self._record)
+        return Exchange(
+            call, client=self.client.client(), record=self._record, observer=self.observer
+        )
 
     def _admit(self, headers: dict[str, str], at_us: int) -> tuple[ApiKey, Caller | None]:
         """The caller's key and, when it is known without the body, the person (whose

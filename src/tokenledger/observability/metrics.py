@@ -115,6 +115,24 @@ class Metrics:
             "CSV rows sent by exports, by granularity.",
             "granularity",
         )
+        self.gateway_requests = counter(
+            "tokenledger_gateway_requests",
+            "Gateway requests answered, by provider kind, endpoint, upstream (empty when "
+            "refused before one was chosen), status and the gateway's error code (empty "
+            "when none; client_gone when the client left first).",
+            "kind",
+            "endpoint",
+            "upstream",
+            "status",
+            "error",
+        )
+        self.gateway_upstream_latency = histogram(
+            "tokenledger_gateway_upstream_latency_seconds",
+            "Time from sending a call to an upstream to its answer's status and headers "
+            "(for a stream, its start), by upstream.",
+            _SECONDS,
+            "upstream",
+        )
         self.exports = counter(
             "tokenledger_exports",
             "CSV exports ended, by granularity and whether the file was complete.",
@@ -136,6 +154,14 @@ class Metrics:
         self.commit_duration.observe(duration_s)
         for wait in waits_s:
             self.commit_wait.observe(wait)
+
+    def gateway_answered(
+        self, *, kind: str, endpoint: str, upstream: str, status: int, error: str
+    ) -> None:
+        self.gateway_requests.labels(kind, endpoint, upstream, str(status), error).inc()
+
+    def gateway_upstream_answered(self, *, upstream: str, seconds: float) -> None:
+        self.gateway_upstream_latency.labels(upstream).observe(seconds)
 
     def export_finished(self, granularity: str, *, rows: int, complete: bool) -> None:
         self.export_rows.labels(granularity).inc(rows)

@@ -1,8 +1,9 @@
 """Pages of raw events in time order, by keyset (for the events export).
 
 A page is the next ``page_size`` events after a keyset ``(started_us, id)``, read in
-its own short transaction: events are never updated or deleted, so paging neither
-repeats nor skips one.
+its own short transaction: an event's keyset never changes (erasure rewrites only its
+id text, hash and metadata), so paging never repeats one; the only events it can miss
+are those retention deletes meanwhile, which are gone anyway.
 """
 
 from __future__ import annotations

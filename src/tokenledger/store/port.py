@@ -80,6 +80,10 @@ class UsagePort(Protocol):
 
     def has_events(self) -> bool: ...
 
+    def retained_from(self) -> int | None:
+        """The instant before which retention deleted the raw events (None: none)."""
+        ...
+
     def last_event_id(self) -> int | None: ...
 
     def event_page(

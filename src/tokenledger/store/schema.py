@@ -262,6 +262,15 @@ sign_in_refusals = Table(
     Index("ix_sign_in_refusals_subject", "subject_hash", "until_us"),
 )
 
+# Named values the ledger keeps about itself: ``retained_from_us`` is the instant before
+# which retention deleted the raw events (no row: every event is kept).
+ledger_state = Table(
+    "ledger_state",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("value", BigInteger, nullable=False),
+)
+
 # Who did what. Append-only: the application never updates or deletes a row, and a
 # trigger (below, and in migration 0002) refuses UPDATE and DELETE on both backends.
 audit_log = Table(

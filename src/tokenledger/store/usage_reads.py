@@ -4,7 +4,9 @@ Reports never scan raw events. A range ``[start, end)`` in UTC is split by
 :func:`~tokenledger.localdays.plan_buckets` into whole UTC days (answered from the
 running-total day rollup with two index seeks per user, however long the range), and
 whole hours and quarter hours at the edges (small scans of the bucket rollups). Only a
-zone with a historical non-quarter-hour offset leaves a sliver for the raw events.
+zone with a historical non-quarter-hour offset leaves a sliver for the raw events; a
+sliver before the retention horizon (its events deleted) raises
+:class:`~tokenledger.store.retention.EventsRemoved` rather than answer short.
 
 Every column list follows from the store's metrics; results are :data:`Raw` lists
 (the metrics in declaration order, then first_us and last_us).
@@ -21,6 +23,7 @@ from sqlalchemy.sql.elements import TextClause
 
 from tokenledger.localdays import BucketPlan, plan_buckets
 from tokenledger.metrics import Raw
+from tokenledger.store import retention
 from tokenledger.store.rollups import TOTAL_ROLLUP, USER, USER_ROLLUP, Grain, Rollup
 from tokenledger.store.schema import events
 from tokenledger.usage import Profile, UserFilter
@@ -160,6 +163,9 @@ class UsageReader:
             for first, last in ranges:
                 pieces.append(_piece(rollup, grain, first, last))
         pieces += [("events", first, last) for first, last in plan.raw]
+        for table, first, _ in pieces:
+            if table == "events":
+                self._check_retained(first)
         parts: list[str] = []
         for index, (table, first, last) in enumerate(pieces):
             if table == "events":
@@ -318,7 +324,15 @@ class UsageReader:
             del params["wanted"]
         return {row[0]: list(row[1:]) for row in self.conn.execute(query, params)}
 
+    def _check_retained(self, start_us: int) -> None:
+        """EventsRemoved if raw events from ``start_us`` on were deleted by retention
+        (the horizon is read only when a query needs raw events)."""
+        horizon = retention.horizon(self.conn)
+        if horizon is not None and start_us < horizon:
+            raise retention.EventsRemoved(horizon)
+
     def _raw_sum(self, lo: int, hi: int, users: UserFilter) -> Raw:
+        self._check_retained(lo)
         match_sql, params = self.store.match_users(users, "users")
         member = f" AND user_pk IN (SELECT id FROM users WHERE {match_sql})" if users.active else ""
         row = self.conn.execute(

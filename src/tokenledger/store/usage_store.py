@@ -20,7 +20,7 @@ from sqlalchemy.sql import visitors
 from tokenledger.events import Event, Rejection
 from tokenledger.metrics import METRICS, MetricSet
 from tokenledger.search import fold
-from tokenledger.store import event_pages, recompute, writes
+from tokenledger.store import event_pages, recompute, retention, writes
 from tokenledger.store.database import Database
 from tokenledger.store.dimensions import USER_ATTRIBUTES, UserAttribute
 from tokenledger.store.rollups import ROLLUPS, Level, Rollup, levels
@@ -39,8 +39,11 @@ class UsageStore:
         metrics: MetricSet = METRICS,
         rollups: Sequence[Rollup] = ROLLUPS,
         attributes: Sequence[UserAttribute] = USER_ATTRIBUTES,
+        erasure_key: bytes | None = None,
     ) -> None:
         self.db = db
+        # The server secret of erased persons' pseudonyms (``store/erasure.py``).
+        self.erasure_key = erasure_key
         self.metrics = metrics
         self.rollups = tuple(rollups)
         self.attributes = {attribute.name: attribute for attribute in attributes}
@@ -125,6 +128,10 @@ class UsageStore:
         """Usage queries on one read-only snapshot."""
         with self.db.read() as conn:
             yield UsageReader(self, conn)
+
+    def retained_from(self) -> int | None:
+        """The instant before which retention deleted the raw events (None: none)."""
+        return retention.retained_from(self.db)
 
     def has_events(self) -> bool:
         return self.last_event_id() is not None

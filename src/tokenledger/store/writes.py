@@ -22,6 +22,7 @@ from sqlalchemy.engine import Connection
 
 from tokenledger.events import HASH_VERSION, Event, Rejection
 from tokenledger.search import search_key
+from tokenledger.store import erasure, retention
 from tokenledger.store.database import Database
 from tokenledger.store.rollups import Level, Sums, aggregate
 from tokenledger.store.schema import users
@@ -47,6 +48,20 @@ class BatchResult:
 
     def count(self, status: Status) -> int:
         return sum(1 for outcome in self.outcomes if outcome.status == status)
+
+
+def before_retention() -> Rejection:
+    return Rejection.one(
+        "before_retention",
+        "started_at",
+        "starts before the retention horizon: events that old were deleted, so this one "
+        "could be a resend of a deleted event and is not stored",
+    )
+
+
+# What a write returns per event id it did not insert: the stored hash, or None when
+# the event started before the retention horizon (absent: inserted).
+Stored = dict[str, "StoredHash | None"]
 
 
 def conflict(event_id: str) -> Rejection:
@@ -84,12 +99,15 @@ def _prepare(items: Sequence[Event | Rejection]) -> _Pending:
     return _Pending(outcomes, first_seen)
 
 
-def _finish(pending: _Pending, stored: dict[str, StoredHash]) -> BatchResult:
+def _finish(pending: _Pending, stored: Stored) -> BatchResult:
     outcomes = pending.outcomes
     for event_id, (index, event) in pending.first_seen.items():
-        found = stored.get(event_id)
-        if found is None:
+        if event_id not in stored:
             outcomes[index] = Outcome("accepted", event_id)
+            continue
+        found = stored[event_id]
+        if found is None:
+            outcomes[index] = Outcome("rejected", event_id, before_retention())
         elif event.hash_in(found.version) == found.digest:
             outcomes[index] = Outcome("duplicate", event_id)
         else:
@@ -108,11 +126,14 @@ def store_batches(
 
     db = store.db
 
-    def work(conn: Connection) -> list[dict[str, StoredHash]]:
+    def work(conn: Connection) -> list[Stored]:
         user_ids = {event.user_id for part in pending for event in part.candidates}
-        db.dialect.lock_users(conn, (_lock_key(user_id) for user_id in user_ids))
+        db.dialect.lock_users(conn, (lock_key(user_id) for user_id in user_ids))
+        horizon = retention.horizon(conn)
         return [
-            _write(store, conn, part.candidates, now_us=now) if part.first_seen else {}
+            _write(store, conn, part.candidates, now_us=now, horizon_us=horizon)
+            if part.first_seen
+            else {}
             for part, (_, now) in zip(pending, batches, strict=True)
         ]
 
@@ -121,12 +142,34 @@ def store_batches(
 
 
 def _write(
-    store: UsageStore, conn: Connection, batch: list[Event], *, now_us: int
-) -> dict[str, StoredHash]:
-    """Insert what is new; return ``{event_id: stored hash}`` for ids already stored.
-    On PostgreSQL the caller holds the batch's user locks."""
+    store: UsageStore,
+    conn: Connection,
+    batch: list[Event],
+    *,
+    now_us: int,
+    horizon_us: int | None,
+) -> Stored:
+    """Insert what is new; return ``{event_id: stored hash}`` for ids already stored
+    (None for an event before the retention horizon, not stored). On PostgreSQL the
+    caller holds the batch's user locks.
+
+    The events of an erased person are stored erased (``store/erasure.py``): under
+    their erased id, so that a resend of an old one is found, compared by its keyed
+    hash."""
     db = store.db
-    user_pks = _ensure_users(conn, batch)
+    early: Stored = {}
+    if horizon_us is not None:
+        early = {event.event_id: None for event in batch if event.started_us < horizon_us}
+        batch = [event for event in batch if event.event_id not in early]
+    user_pks, erased = _ensure_users(store, conn, batch)
+    originals: dict[str, Event] = {}
+    if erased:
+        key = store.erasure_key
+        assert key is not None
+        for index, event in enumerate(batch):
+            if event.user_id in erased:
+                batch[index] = erasure.erased_event(key, event)
+                originals[batch[index].event_id] = event
     inserted = _insert_events(db, conn, batch, user_pks, now_us=now_us)
     new_events = [event for event in batch if event.event_id in inserted]
     if new_events:
@@ -137,10 +180,24 @@ def _write(
             aggregate(new_events, user_pks, metrics=store.metrics, rollups=store.rollups),
         )
     leftover = [event.event_id for event in batch if event.event_id not in inserted]
-    return _stored_hashes(conn, leftover)
+    stored: Stored = {**early, **_stored_hashes(conn, leftover)}
+    for erased_id, event in originals.items():
+        if erased_id in stored:
+            stored[event.event_id] = _unkeyed(store, event, stored.pop(erased_id))
+    return stored
 
 
-def _lock_key(user_id: str) -> int:
+def _unkeyed(store: UsageStore, event: Event, found: StoredHash | None) -> StoredHash | None:
+    """The stored hash of an erased person's event as the original event's own hash
+    when the keyed hashes match (a retry), else an empty one (a conflict)."""
+    if found is None or store.erasure_key is None:
+        return found
+    mine = event.hash_in(found.version)
+    same = mine is not None and erasure.erased_hash(store.erasure_key, mine) == found.digest
+    return StoredHash(found.version, mine if same and mine is not None else b"")
+
+
+def lock_key(user_id: str) -> int:
     return int.from_bytes(hashlib.sha256(user_id.encode()).digest()[:8], "big", signed=True)
 
 
@@ -149,15 +206,24 @@ def _chunks(values: Sequence[str], size: int = 500) -> Iterable[Sequence[str]]:
         yield values[start : start + size]
 
 
-def _ensure_users(conn: Connection, batch: list[Event]) -> dict[str, int]:
-    """``{external_id: users.id}`` for every user in the batch, creating missing ones."""
-    wanted = sorted({event.user_id for event in batch})
+def _ensure_users(
+    store: UsageStore, conn: Connection, batch: list[Event]
+) -> tuple[dict[str, int], set[str]]:
+    """``{external_id: users.id}`` for every user in the batch, creating missing ones,
+    and the user ids of the batch that were erased (their events are stored under
+    their pseudonym, which is then in the mapping)."""
+    user_ids = {event.user_id for event in batch}
+    aliases = erasure.pseudonyms(store.erasure_key, user_ids)
+    wanted = sorted(user_ids | aliases.keys())
     found: dict[str, int] = {}
     select = text("SELECT external_id, id FROM users WHERE external_id IN :ids").bindparams(
         bindparam("ids", expanding=True)
     )
     for chunk in _chunks(wanted):
         found.update(conn.execute(select, {"ids": list(chunk)}).all())
+    erased = {aliases[alias] for alias in aliases if alias in found} - found.keys()
+    batch = [event for event in batch if event.user_id not in erased]
+    wanted = sorted({event.user_id for event in batch})
     missing = [user_id for user_id in wanted if user_id not in found]
     if missing:
         spans: dict[str, list[int]] = {}
@@ -179,7 +245,7 @@ def _ensure_users(conn: Connection, batch: list[Event]) -> dict[str, int]:
             rows,
         )
         found.update(result.all())
-    return found
+    return found, erased
 
 
 _EVENT_COLUMNS = (

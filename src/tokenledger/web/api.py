@@ -14,7 +14,13 @@ from tokenledger.clock import now_us
 from tokenledger.events import event_json_schema
 from tokenledger.localdays import LocalRange, iso
 from tokenledger.report_params import DAILY_SERIES, HOURLY_SERIES, REPORT
-from tokenledger.reports import Usage, UserUsage, usage_series, user_usage
+from tokenledger.reports import (
+    Usage,
+    UserUsage,
+    events_removed_before,
+    usage_series,
+    user_usage,
+)
 from tokenledger.web import params
 from tokenledger.web.deps import Ctx, IngestKey, ReportReader, ReportsAvailable
 from tokenledger.web.errors import JSON, ApiError, error_body, error_responses
@@ -128,13 +134,16 @@ def row_json(row: UserUsage, tz: Any) -> dict[str, Any]:
     }
 
 
-def range_json(local_range: LocalRange) -> dict[str, Any]:
+def range_json(local_range: LocalRange, *, retained_from: int | None = None) -> dict[str, Any]:
+    """The range of a report, and where its retained events begin if it starts earlier
+    (``reports.events_removed_before``)."""
     return {
         "start": local_range.start.isoformat(),
         "end": local_range.end.isoformat(),
         "start_at": iso(local_range.start_us, local_range.tz),
         "end_at": iso(local_range.end_us, local_range.tz),
         "timezone": local_range.tz.key,
+        "events_retained_from": iso(retained_from, local_range.tz),
     }
 
 
@@ -172,7 +181,9 @@ def get_user_usage(
     tz_info = local_range.tz
     totals = report.totals.json_values()
     return {
-        "range": range_json(local_range),
+        "range": range_json(
+            local_range, retained_from=events_removed_before(ctx.store, local_range)
+        ),
         "tz": tz_info.key,
         "q": q or "",
         "sort": sort,
@@ -219,7 +230,9 @@ def get_usage_series(
         user_id=asked.users.user_id,
     )
     return {
-        "range": range_json(local_range),
+        "range": range_json(
+            local_range, retained_from=events_removed_before(ctx.store, local_range)
+        ),
         "tz": local_range.tz.key,
         "interval": interval,
         "points": [

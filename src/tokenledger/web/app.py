@@ -10,7 +10,7 @@ from urllib.parse import urlencode
 from fastapi import FastAPI, Request
 from starlette.responses import RedirectResponse, Response
 
-from tokenledger import __version__
+from tokenledger import __version__, retention
 from tokenledger.auth import passwords
 from tokenledger.clock import Clock, system_clock
 from tokenledger.gateway.budget import AllowAll, BudgetGate
@@ -61,7 +61,10 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        pruning = retention.start(ctx.store, settings=settings, clock=clock)
         yield
+        if pruning is not None:
+            pruning.cancel()
         await ctx.gateway.client.aclose()
         ctx.writes.close()  # commit what was handed over before the process ends
 

@@ -40,7 +40,7 @@ class AppContext:
     gateway: Gateway = field(init=False)
 
     def __post_init__(self) -> None:
-        self.store = UsageStore(self.db)
+        self.store = UsageStore(self.db, erasure_key=self.settings.erasure_key_bytes)
         self.writes = GroupCommit(self.store, observer=self.metrics.group_committed)
         config = ProviderConfig.from_settings(self.settings)
         self.oidc = OidcClient(config, clock=self.clock) if config else None
@@ -57,4 +57,5 @@ class AppContext:
             ),
             db=self.db,
             clock=self.clock,
+            observer=self.metrics,
         )

@@ -13,6 +13,7 @@ from starlette.responses import JSONResponse, Response
 from tokenledger.auth.passwords import PasswordsBusy
 from tokenledger.report_params import InvalidParameter
 from tokenledger.store.database import DatabaseUnavailable
+from tokenledger.store.retention import EventsRemoved
 from tokenledger.web.error_pages import error_page
 
 
@@ -109,6 +110,15 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(InvalidParameter)
     async def _invalid_parameter(_request: Request, exc: InvalidParameter) -> Response:
         return error_response(400, exc.code, exc.message, exc.field)
+
+    @app.exception_handler(EventsRemoved)
+    async def _events_removed(request: Request, exc: EventsRemoved) -> Response:
+        # A zone with a historical non-quarter-hour offset needs raw events retention
+        # deleted: refused, never answered short.
+        message = f"start: {exc.args[0]}"
+        if not is_api(request):
+            return error_page(request, status=400, title="Bad request", message=message)
+        return error_response(400, "events_removed", message, "start")
 
     @app.exception_handler(RequestValidationError)
     async def _invalid_request(request: Request, exc: RequestValidationError) -> Response:

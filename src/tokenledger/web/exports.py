@@ -20,7 +20,9 @@ from tokenledger.export import (
     Granularity,
 )
 from tokenledger.export_audit import audit_export
+from tokenledger.localdays import iso
 from tokenledger.report_params import EXPORTS
+from tokenledger.reports import check_retained, events_removed_before
 from tokenledger.web import params
 from tokenledger.web.deps import Ctx, ExportReader, ReportsAvailable
 from tokenledger.web.errors import error_responses
@@ -38,6 +40,10 @@ GranularityParam = Annotated[
 BomParam = Annotated[bool, Query(description="Start with a UTF-8 byte order mark (for Excel).")]
 
 
+# On an events export whose range starts before the retained events: where they begin.
+EVENTS_RETAINED_FROM = "X-TokenLedger-Events-Retained-From"
+
+
 class ExportResponse(StreamingResponse):
     """An export streamed as a download, its rows read while the body is sent.
 
@@ -47,15 +53,15 @@ class ExportResponse(StreamingResponse):
     always closed when the response ends, so its outcome is known at once.
     """
 
-    def __init__(self, export: CsvExport) -> None:
-        super().__init__(
-            export,
-            media_type=MEDIA_TYPE,
-            headers={
-                "Content-Disposition": f'attachment; filename="{export.filename}"',
-                "Cache-Control": "no-store",
-            },
-        )
+    def __init__(self, export: CsvExport, *, retained_from: int | None = None) -> None:
+        headers = {
+            "Content-Disposition": f'attachment; filename="{export.filename}"',
+            "Cache-Control": "no-store",
+        }
+        if retained_from is not None:  # the events before it were deleted by retention
+            tz = export.request.local_range.tz
+            headers[EVENTS_RETAINED_FROM] = iso(retained_from, tz) or ""
+        super().__init__(export, media_type=MEDIA_TYPE, headers=headers)
         self.export = export
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -130,6 +136,11 @@ def export_user_usage(
         bom=bom,
     )
     export = CsvExport(ctx.store, request)
+    retained_from = None
+    if granularity == "events":
+        retained_from = events_removed_before(ctx.store, asked.local_range)
+    else:  # a 400 now rather than a download that breaks off
+        check_retained(ctx.store, asked.local_range)
 
     def observe(outcome: ExportOutcome) -> None:
         ctx.metrics.export_finished(granularity, rows=outcome.rows, complete=outcome.complete)
@@ -142,4 +153,4 @@ def export_user_usage(
         clock=ctx.clock,
         observe=observe,
     )
-    return ExportResponse(export)
+    return ExportResponse(export, retained_from=retained_from)

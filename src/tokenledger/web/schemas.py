@@ -71,6 +71,14 @@ class RangeOut(_Strict):
     start_at: str = Field(description="The range's first instant, in its zone.")
     end_at: str = Field(description="The instant just after the range, in its zone.")
     timezone: str
+    events_retained_from: str | None = Field(
+        None,
+        description=(
+            "When the range starts before the raw events kept by retention: the first "
+            "instant whose individual events are kept, in the range's zone (totals stay "
+            "exact; the events export starts there). Else null."
+        ),
+    )
 
 
 class UserUsageReport(_Strict):
