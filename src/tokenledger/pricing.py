@@ -1,8 +1,9 @@
 """The cost of an event, exactly: integer nano-dollars and where the number came from.
 
 An event that carries the cost its gateway computed (``cost_usd``) costs that
-(``reported``). Otherwise its cost comes from the price catalogue (``catalogue``); a
-model that no price covers is ``unpriced``: its cost is unknown (NULL), never 0.
+(``reported``). Otherwise its cost comes from the admins' own prices (``own_price``),
+then from the price catalogue (``catalogue``); a model that no price covers is
+``unpriced``: its cost is unknown (NULL), never 0.
 
 Each event's cost is rounded to the nearest nano-dollar (half to even) once, when it is
 priced; every sum is then a sum of integers, exact on every backend.
@@ -18,6 +19,7 @@ from typing import Literal
 
 from tokenledger.catalogue import Catalogue, Tokens
 from tokenledger.events import Event
+from tokenledger.prices import OwnPrices
 
 CostSource = Literal["reported", "own_price", "catalogue", "unpriced"]
 COST_SOURCES: tuple[CostSource, ...] = ("reported", "own_price", "catalogue", "unpriced")
@@ -35,28 +37,45 @@ def to_nanos(dollars: Decimal) -> int:
         return int((dollars * NANOS_PER_DOLLAR).to_integral_value(rounding=ROUND_HALF_EVEN))
 
 
+def _counts(event: Event) -> dict[str, int]:
+    return {
+        "input_tokens": event.input_tokens,
+        "cache_read": event.cache_read_tokens or 0,
+        "cache_write": event.cache_write_tokens or 0,
+        "output": event.output_tokens,
+    }
+
+
 def tokens_of(event: Event) -> Tokens:
-    return Tokens(
-        input_tokens=event.input_tokens,
-        cache_read=event.cache_read_tokens or 0,
-        cache_write=event.cache_write_tokens or 0,
-        output=event.output_tokens,
-    )
+    return Tokens(**_counts(event))
+
+
+NO_OWN_PRICES = OwnPrices()
 
 
 class Pricer:
-    """Prices events: the reported cost, else the catalogue's, else unpriced."""
+    """Prices events: the reported cost, else an own price, else the catalogue's,
+    else unpriced."""
 
     def __init__(self, catalogue: Catalogue | None = None) -> None:
         self.catalogue = catalogue or Catalogue()
 
-    def price_all(self, events: Sequence[Event]) -> list[Event]:
+    def price_all(self, events: Sequence[Event], own: OwnPrices = NO_OWN_PRICES) -> list[Event]:
         """``events`` with their cost and its source (reported costs kept as sent)."""
-        return [self.price(event) for event in events]
+        return [self.price(event, own) for event in events]
 
-    def price(self, event: Event) -> Event:
+    def price(self, event: Event, own: OwnPrices = NO_OWN_PRICES) -> Event:
         if event.reported_cost_nanos is not None:
             return replace(event, cost_nanos=event.reported_cost_nanos, cost_source="reported")
+        if own and event.model:
+            price = own.find(
+                model=event.model, provider=event.provider, started_us=event.started_us
+            )
+            if price is not None:
+                own_nanos = price.nanos(**_counts(event))
+                if own_nanos <= MAX_COST_NANOS:
+                    return replace(event, cost_nanos=own_nanos, cost_source="own_price")
+                return replace(event, cost_nanos=None, cost_source="unpriced")
         nanos = self.catalogue_nanos(event)
         if nanos is None:
             return replace(event, cost_nanos=None, cost_source="unpriced")

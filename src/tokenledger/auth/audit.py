@@ -53,6 +53,10 @@ EXPORT_STARTED = "export_started"  # when an export begins (its filters)
 EXPORT = "export"  # when it ends: its filters, the rows that left, complete or not
 # Entries older than a date moved to a file by ``tokenledger audit-archive``.
 AUDIT_ARCHIVED = "audit_archived"
+# Own prices set or deleted, and events repriced (tokenledger/prices.py, reprice.py).
+PRICE_SET = "price_set"
+PRICE_DELETED = "price_deleted"
+REPRICED = "repriced"
 ACTIONS = (
     SIGN_IN,
     SIGN_IN_FAILED,
@@ -67,6 +71,9 @@ ACTIONS = (
     EXPORT_STARTED,
     EXPORT,
     AUDIT_ARCHIVED,
+    PRICE_SET,
+    PRICE_DELETED,
+    REPRICED,
 )
 _MAX_ACTOR = 400
 

@@ -32,6 +32,7 @@ from sqlalchemy import (
     Boolean,
     Column,
     Connection,
+    Date,
     ForeignKey,
     Index,
     Integer,
@@ -163,6 +164,24 @@ api_keys = Table(
     Column("created_us", BigInteger, nullable=False),
     Column("last_used_us", BigInteger),
     Column("revoked_us", BigInteger),
+)
+
+# Own prices (negotiated rates, self-hosted models): US dollars per million tokens of
+# each kind, as integer nano-dollars, for a model (and a provider, '' for any) from a
+# UTC date on; an own price wins over the catalogue (tokenledger/prices.py).
+prices = Table(
+    "prices",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("model", String(255), nullable=False),
+    Column("provider", String(255), nullable=False, server_default=""),
+    Column("valid_from", Date, nullable=False),
+    Column("input_nanos", BigInteger, nullable=False),
+    Column("cache_read_nanos", BigInteger),  # NULL: the input price
+    Column("cache_write_nanos", BigInteger),  # NULL: the input price
+    Column("output_nanos", BigInteger, nullable=False),
+    Column("created_us", BigInteger, nullable=False),
+    Index("ux_prices", "model", "provider", "valid_from", unique=True),
 )
 
 # Console accounts: the people who read reports (not the AI users in ``users``).

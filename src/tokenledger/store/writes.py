@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 from sqlalchemy import bindparam, text
 from sqlalchemy.engine import Connection
 
+from tokenledger import prices
 from tokenledger.events import HASH_VERSION, Event, Rejection
 from tokenledger.search import search_key
 from tokenledger.store.database import Database
@@ -126,7 +127,7 @@ def _write(
     """Insert what is new; return ``{event_id: stored hash}`` for ids already stored.
     On PostgreSQL the caller holds the batch's user locks."""
     db = store.db
-    batch = store.pricer.price_all(batch)
+    batch = store.pricer.price_all(batch, prices.load(conn))
     user_pks = _ensure_users(conn, batch)
     inserted = _insert_events(db, conn, batch, user_pks, now_us=now_us)
     new_events = [event for event in batch if event.event_id in inserted]

@@ -1,4 +1,4 @@
-"""Cost: each event's cost (nano-dollars) and its source; cost in every rollup
+"""Cost: each event's cost (nano-dollars) and its source; cost in every rollup; own prices
 
 Events stored before this revision carry no cost: they are unpriced (``cost_nanos``
 NULL, ``cost_source`` 'unpriced'), so each rollup row's ``unpriced_requests`` is its
@@ -41,6 +41,20 @@ def upgrade() -> None:
         "events",
         sa.Column("cost_source", sa.String(length=16), server_default="unpriced", nullable=False),
     )
+    op.create_table(
+        "prices",
+        sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
+        sa.Column("model", sa.String(length=255), nullable=False),
+        sa.Column("provider", sa.String(length=255), server_default="", nullable=False),
+        sa.Column("valid_from", sa.Date(), nullable=False),
+        sa.Column("input_nanos", sa.BigInteger(), nullable=False),
+        sa.Column("cache_read_nanos", sa.BigInteger(), nullable=True),
+        sa.Column("cache_write_nanos", sa.BigInteger(), nullable=True),
+        sa.Column("output_nanos", sa.BigInteger(), nullable=False),
+        sa.Column("created_us", sa.BigInteger(), nullable=False),
+        sa.PrimaryKeyConstraint("id"),
+    )
+    op.create_index("ux_prices", "prices", ["model", "provider", "valid_from"], unique=True)
     for table in BUCKET_TABLES:
         for name in METRICS:
             op.add_column(table, _metric(name))
@@ -52,6 +66,8 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    op.drop_index("ux_prices", table_name="prices")
+    op.drop_table("prices")
     for table in BUCKET_TABLES:
         with op.batch_alter_table(table, schema=None) as batch_op:
             for name in METRICS:

@@ -1,0 +1,59 @@
+"""The ``prices`` table: admins' own prices, read at every write, changed with an audit
+entry in the same transaction."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import date
+from typing import Any
+
+from sqlalchemy import Connection, delete, insert, select, update
+
+from tokenledger.store.schema import prices
+
+_COLUMNS = (
+    prices.c.id,
+    prices.c.model,
+    prices.c.provider,
+    prices.c.valid_from,
+    prices.c.input_nanos,
+    prices.c.cache_read_nanos,
+    prices.c.cache_write_nanos,
+    prices.c.output_nanos,
+    prices.c.created_us,
+)
+
+
+def rows(conn: Connection) -> Sequence[Any]:
+    """Every own price, by model, provider and date."""
+    query = select(*_COLUMNS).order_by(prices.c.model, prices.c.provider, prices.c.valid_from)
+    return conn.execute(query).all()
+
+
+def find(conn: Connection, *, model: str, provider: str, valid_from: date) -> Any | None:
+    query = select(*_COLUMNS).where(
+        prices.c.model == model, prices.c.provider == provider, prices.c.valid_from == valid_from
+    )
+    return conn.execute(query).first()
+
+
+def upsert(conn: Connection, *, values: Mapping[str, Any], now_us: int) -> int:
+    """Insert the price, or replace the one of the same model, provider and date; its id."""
+    found = find(
+        conn, model=values["model"], provider=values["provider"], valid_from=values["valid_from"]
+    )
+    if found is None:
+        inserted: int = conn.execute(
+            insert(prices).values(**values, created_us=now_us).returning(prices.c.id)
+        ).scalar_one()
+        return inserted
+    conn.execute(update(prices).where(prices.c.id == found.id).values(**values))
+    return int(found.id)
+
+
+def remove(conn: Connection, price_id: int) -> Any | None:
+    """Delete price ``price_id``; the deleted row, or None when there was none."""
+    found = conn.execute(select(*_COLUMNS).where(prices.c.id == price_id)).first()
+    if found is not None:
+        conn.execute(delete(prices).where(prices.c.id == price_id))
+    return found
