@@ -37,17 +37,13 @@ def to_nanos(dollars: Decimal) -> int:
         return int((dollars * NANOS_PER_DOLLAR).to_integral_value(rounding=ROUND_HALF_EVEN))
 
 
-def _counts(event: Event) -> dict[str, int]:
-    return {
-        "input_tokens": event.input_tokens,
-        "cache_read": event.cache_read_tokens or 0,
-        "cache_write": event.cache_write_tokens or 0,
-        "output": event.output_tokens,
-    }
-
-
 def tokens_of(event: Event) -> Tokens:
-    return Tokens(**_counts(event))
+    return Tokens(
+        input_tokens=event.input_tokens,
+        cache_read=event.cache_read_tokens or 0,
+        cache_write=event.cache_write_tokens or 0,
+        output=event.output_tokens,
+    )
 
 
 NO_OWN_PRICES = OwnPrices()
@@ -67,35 +63,46 @@ class Pricer:
     def price(self, event: Event, own: OwnPrices = NO_OWN_PRICES) -> Event:
         if event.reported_cost_nanos is not None:
             return replace(event, cost_nanos=event.reported_cost_nanos, cost_source="reported")
-        if own and event.model:
-            price = own.find(
-                model=event.model, provider=event.provider, started_us=event.started_us
-            )
-            if price is not None:
-                own_nanos = price.nanos(**_counts(event))
-                if own_nanos <= MAX_COST_NANOS:
-                    return replace(event, cost_nanos=own_nanos, cost_source="own_price")
-                return replace(event, cost_nanos=None, cost_source="unpriced")
-        nanos = self.catalogue_nanos(event)
-        if nanos is None:
-            return replace(event, cost_nanos=None, cost_source="unpriced")
-        return replace(event, cost_nanos=nanos, cost_source="catalogue")
+        nanos, source = self.cost(
+            model=event.model,
+            provider=event.provider,
+            started_us=event.started_us,
+            tokens=tokens_of(event),
+            own=own,
+        )
+        return replace(event, cost_nanos=nanos, cost_source=source)
 
-    def catalogue_nanos(self, event: Event) -> int | None:
-        if not event.model:
-            return None
+    def cost(
+        self,
+        *,
+        model: str | None,
+        provider: str | None,
+        started_us: int,
+        tokens: Tokens,
+        own: OwnPrices = NO_OWN_PRICES,
+    ) -> tuple[int | None, CostSource]:
+        """The cost in nano-dollars of ``tokens`` of ``model`` at ``started_us`` from
+        the prices (own, then catalogue), and its source."""
+        if not model:
+            return None, "unpriced"
+        price = own.find(model=model, provider=provider, started_us=started_us) if own else None
+        if price is not None:
+            nanos = price.nanos(
+                input_tokens=tokens.input_tokens,
+                cache_read=tokens.cache_read,
+                cache_write=tokens.cache_write,
+                output=tokens.output,
+            )
+            return (nanos, "own_price") if nanos <= MAX_COST_NANOS else (None, "unpriced")
         with localcontext() as context:
             context.prec = 60
             dollars = self.catalogue.dollars(
-                model=event.model,
-                provider=event.provider,
-                tokens=tokens_of(event),
-                started_us=event.started_us,
+                model=model, provider=provider, tokens=tokens, started_us=started_us
             )
         if dollars is None:
-            return None
+            return None, "unpriced"
         nanos = to_nanos(dollars)
-        return nanos if 0 <= nanos <= MAX_COST_NANOS else None
+        return (nanos, "catalogue") if 0 <= nanos <= MAX_COST_NANOS else (None, "unpriced")
 
 
 @cache

@@ -111,7 +111,7 @@ def store_batches(
 
     def work(conn: Connection) -> list[dict[str, StoredHash]]:
         user_ids = {event.user_id for part in pending for event in part.candidates}
-        db.dialect.lock_users(conn, (_lock_key(user_id) for user_id in user_ids))
+        db.dialect.lock_users(conn, (lock_key(user_id) for user_id in user_ids))
         return [
             _write(store, conn, part.candidates, now_us=now) if part.first_seen else {}
             for part, (_, now) in zip(pending, batches, strict=True)
@@ -142,7 +142,7 @@ def _write(
     return _stored_hashes(conn, leftover)
 
 
-def _lock_key(user_id: str) -> int:
+def lock_key(user_id: str) -> int:
     return int.from_bytes(hashlib.sha256(user_id.encode()).digest()[:8], "big", signed=True)
 
 
