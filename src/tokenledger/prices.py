@@ -277,3 +277,16 @@ def delete_price(
 def day_start_us(day: date) -> int:
     """UTC midnight of ``day`` (own prices and reprices start at a UTC date)."""
     return (day - date(1970, 1, 1)).days * US_PER_DAY
+
+
+@dataclass(frozen=True, slots=True)
+class UnpricedModel:
+    model: str  # '' when the events name none
+    provider: str
+    requests: int
+
+
+def unpriced_models(db: Database, *, limit: int = 20) -> list[UnpricedModel]:
+    """The models with the most requests no price covers."""
+    with db.read() as conn:
+        return [UnpricedModel(*row) for row in own_prices.unpriced_models(conn, limit=limit)]

@@ -7,7 +7,7 @@ from collections.abc import Mapping, Sequence
 from datetime import date
 from typing import Any
 
-from sqlalchemy import Connection, delete, insert, select, update
+from sqlalchemy import Connection, delete, insert, select, text, update
 
 from tokenledger.store.schema import prices
 
@@ -57,3 +57,17 @@ def remove(conn: Connection, price_id: int) -> Any | None:
     if found is not None:
         conn.execute(delete(prices).where(prices.c.id == price_id))
     return found
+
+
+def unpriced_models(conn: Connection, *, limit: int) -> Sequence[Any]:
+    """The models (and providers) with the most unpriced requests: what to price next.
+    A scan of the events; the Prices page is an admin's, seldom opened."""
+    return conn.execute(
+        text(
+            "SELECT coalesce(model, '') AS model, coalesce(provider, '') AS provider, "
+            "count(*) AS requests FROM events WHERE cost_nanos IS NULL "
+            "GROUP BY coalesce(model, ''), coalesce(provider, '') "
+            "ORDER BY requests DESC, model, provider LIMIT :limit"
+        ),
+        {"limit": limit},
+    ).all()

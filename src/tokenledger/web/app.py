@@ -26,6 +26,7 @@ from tokenledger.web import (
     exports,
     operations,
     pages,
+    prices_api,
     sso_pages,
 )
 from tokenledger.web.body_limits import BodyLimits, body_size_limit
@@ -80,6 +81,7 @@ def create_app(
     app.include_router(api.router)
     app.include_router(capture.router)
     app.include_router(exports.router)
+    app.include_router(prices_api.router)
     app.include_router(pages.router)
     app.include_router(auth_pages.router)
     app.include_router(sso_pages.router)
