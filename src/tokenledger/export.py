@@ -26,7 +26,7 @@ from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
 from tokenledger.localdays import IsoFormatter, LocalRange, iso
-from tokenledger.metrics import METRICS, MetricSet
+from tokenledger.metrics import METRICS, MetricSet, dollars_text
 from tokenledger.metrics import seconds as seconds  # part of this module's interface
 from tokenledger.ordering import parse_sort
 from tokenledger.reports import UserUsage, all_rows, day_rows
@@ -72,6 +72,9 @@ EVENT_COLUMNS = (
     "cache_read_tokens",
     "cache_write_tokens",
     "reasoning_tokens",
+    # Added with cost: exact dollars (empty when unpriced) and where the cost came from.
+    "cost_usd",
+    "cost_source",
 )
 
 
@@ -374,6 +377,8 @@ def event_rows(
         cache_read_tokens,
         cache_write_tokens,
         reasoning_tokens,
+        cost_nanos,
+        cost_source,
     ) in records:
         person = people.find(user_pk)
         if person is None:
@@ -392,6 +397,8 @@ def event_rows(
             cache_read_tokens or 0,
             cache_write_tokens or 0,
             reasoning_tokens or 0,
+            "" if cost_nanos is None else dollars_text(cost_nanos),
+            cost_source,
         ]
 
 

@@ -17,7 +17,7 @@ from sqlalchemy import Connection
 from tokenledger import prices
 from tokenledger.auth import audit
 from tokenledger.catalogue import Tokens
-from tokenledger.metrics import dollars
+from tokenledger.metrics import dollars_text
 from tokenledger.store import recompute, repricing
 from tokenledger.store.usage_store import UsageStore
 from tokenledger.store.writes import lock_key
@@ -43,7 +43,7 @@ class Repriced:
 
 def _totals_json(totals: repricing.Totals) -> dict[str, Any]:
     return {
-        "cost_usd": format(dollars(totals.cost_nanos), "f"),
+        "cost_usd": dollars_text(totals.cost_nanos),
         "unpriced_requests": totals.unpriced,
     }
 

@@ -123,3 +123,7 @@ def test_litellm_generic_api_callback_lands_in_the_report_once(
         ("gpt-4o", "openai", "ok")
     }
     assert {e["event_id"] for e in events} == {f"litellm:{log['litellm_call_id']}" for log in batch}
+    assert sorted(Decimal(e["cost_usd"]) for e in events) == sorted(
+        cost.quantize(Decimal("1e-9")) for cost in costs
+    )
+    assert {e["cost_source"] for e in events} == {"reported"}

@@ -128,12 +128,14 @@ DAILY_BODY = (
 )
 EVENTS_BODY = (
     "event_id,user_id,name,email,started_at,duration_ms,model,provider,status,input_tokens,"
-    "output_tokens,total_tokens,cache_read_tokens,cache_write_tokens,reasoning_tokens\r\n"
+    "output_tokens,total_tokens,cache_read_tokens,cache_write_tokens,reasoning_tokens,"
+    "cost_usd,cost_source\r\n"
     "evt-1,u-zoe,Zoë Dubois,zoe@example.com,2026-11-24T15:30:00+05:30,1500,gpt-4o,openai,ok,"
-    "100,40,140,30,0,10\r\n"
-    'evt-3,u-bob,"Bob ""The"" Builder, Jr.",,2026-11-25T01:30:00+05:30,0,,,error,5,0,5,0,0,0\r\n'
+    "100,40,140,30,0,10,0.000612500,catalogue\r\n"
+    'evt-3,u-bob,"Bob ""The"" Builder, Jr.",,2026-11-25T01:30:00+05:30,0,,,error,5,0,5,0,0,0,'
+    ",unpriced\r\n"
     "evt-2,u-zoe,Zoë Dubois,zoe@example.com,2026-11-25T13:45:30.250000+05:30,2250,"
-    "claude-sonnet,anthropic,ok,200,60,260,0,50,0\r\n"
+    "claude-sonnet,anthropic,ok,200,60,260,0,50,0,,unpriced\r\n"
 )
 
 

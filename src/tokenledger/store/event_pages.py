@@ -1,8 +1,8 @@
 """Pages of raw events in time order, by keyset (for the events export).
 
 A page is the next ``page_size`` events after a keyset ``(started_us, id)``, read in
-its own short transaction: events are never updated or deleted, so paging neither
-repeats nor skips one.
+its own short transaction: an event's keyset never changes (only ``tokenledger
+reprice`` updates an event, its cost), so paging neither repeats nor skips one.
 """
 
 from __future__ import annotations
@@ -21,7 +21,8 @@ _PAGE_SQL = (
     "SELECT e.id, e.started_us, e.event_id, e.user_pk, u.external_id, u.name, u.email, "
     "e.duration_ms, "
     "e.model, e.provider, e.status, e.input_tokens, e.output_tokens, "
-    "e.cache_read_tokens, e.cache_write_tokens, e.reasoning_tokens "
+    "e.cache_read_tokens, e.cache_write_tokens, e.reasoning_tokens, "
+    "e.cost_nanos, e.cost_source "
     "FROM events e JOIN users u ON u.id = e.user_pk "
     # Keyset (started_us, id) > (:after_us, :after_id), written so that both SQLite and
     # PostgreSQL seek ix_events_started on its first column.
