@@ -25,6 +25,7 @@ from tokenledger.web.context import AppContext
 
 PATH = "/reporting/user-usage"
 EXPORT_PATH = "/api/v1/reports/user-usage/export"
+PRICES_PATH = "/admin/prices"  # where an admin prices the unpriced requests
 PAGE_SIZES = (50, 100, 500)
 PAGE_SIZE = PAGE_SIZES[0]
 TZ_COOKIE = "tl_tz"
@@ -34,6 +35,7 @@ COLUMNS = (
     ("user", "User", "name", False),
     ("requests", "Requests", "requests", True),
     ("tokens", "Total tokens", "total_tokens", True),
+    ("cost", "Cost", "cost_usd", True),
     ("time", "Usage time", "duration_ms", True),
     ("last", "Last active", "last_request_at", True),
 )
@@ -43,6 +45,7 @@ SORT_WORDS = {
     "name": "name",
     "email": "e-mail",
     "duration_ms": "usage time",
+    "cost_usd": "cost",
     "first_request_at": "first request",
     "last_request_at": "last active",
 }
@@ -260,4 +263,5 @@ def template_context(
         ),
         "range_label": formatting.range_label(view.start, view.end, view.today),
         "fmt": formatting,
+        "prices_path": PRICES_PATH,
     }
