@@ -28,13 +28,14 @@ from zoneinfo import ZoneInfo
 from tokenledger.localdays import IsoFormatter, LocalRange, iso
 from tokenledger.metrics import METRICS, MetricSet, dollars_text
 from tokenledger.metrics import seconds as seconds  # part of this module's interface
+from tokenledger.model_usage import model_usage
 from tokenledger.ordering import parse_sort
 from tokenledger.reports import UserUsage, all_rows, day_rows
 from tokenledger.search import fold
 from tokenledger.store.port import UsagePort
 from tokenledger.usage import UserFilter
 
-Granularity = Literal["summary", "daily", "events"]
+Granularity = Literal["summary", "daily", "events", "models"]
 Cell = str | int | None
 
 MEDIA_TYPE = "text/csv; charset=utf-8"
@@ -122,11 +123,28 @@ class Layout:
     def daily(self) -> tuple[str, ...]:
         return ("date", *self._usage_columns(), "timezone", *self._later_columns())
 
+    @property
+    def models(self) -> tuple[str, ...]:
+        """Usage by model (a format of its own): every metric in declaration order."""
+        return (
+            "model",
+            "provider",
+            *(item.csv for item in self.metrics.declared),
+            "cost_share",
+            "first_request_at",
+            "last_request_at",
+            "range_start",
+            "range_end",
+            "timezone",
+        )
+
     def columns(self, granularity: Granularity) -> tuple[str, ...]:
         if granularity == "summary":
             return self.summary
         if granularity == "daily":
             return self.daily
+        if granularity == "models":
+            return self.models
         return EVENT_COLUMNS
 
 
@@ -136,6 +154,7 @@ COLUMNS: dict[Granularity, tuple[str, ...]] = {
     "summary": SUMMARY_COLUMNS,
     "daily": DAILY_COLUMNS,
     "events": EVENT_COLUMNS,
+    "models": Layout(METRICS).models,
 }
 
 # What spreadsheets read as the start of a formula: = + - @ and | (DDE), in ASCII and
@@ -281,6 +300,30 @@ def summary_rows(
     zone_cell = escape_cell(local_range.tz.key)
     for row in rows:
         yield [*cells.head(row), start, end, zone_cell, *cells.tail(row)]
+
+
+def model_rows(
+    store: UsagePort, *, request: ExportRequest, check: Callable[[], None] = _go_on
+) -> Iterator[list[Cell]]:
+    """Usage by model (and provider) of the matching people, most expensive first."""
+    local_range = request.local_range
+    check()
+    report = model_usage(store, local_range=local_range, users=request.users)
+    metrics = store.metrics
+    cells = metrics.csv_cells([item.public for item in metrics.declared])
+    tz = local_range.tz
+    tail = [local_range.start.isoformat(), local_range.end.isoformat(), escape_cell(tz.key)]
+    for row in report.rows:
+        usage = row.usage
+        yield [
+            escape_cell(row.model),
+            escape_cell(row.provider),
+            *cells(usage.raw),
+            row.share_text,
+            iso(usage.first_us, tz),
+            iso(usage.last_us, tz),
+            *tail,
+        ]
 
 
 def daily_rows(
@@ -520,6 +563,8 @@ class CsvExport:
             return summary_rows(self.store, request=request, check=check)
         if request.granularity == "daily":
             return daily_rows(self.store, request=request, check=check)
+        if request.granularity == "models":
+            return model_rows(self.store, request=request, check=check)
         return event_rows(self.store, request=request, page_size=self.page_size, check=check)
 
     def _count(self, rows: int) -> None:

@@ -102,7 +102,14 @@ class Rollup:
 
 USER_ROLLUP = Rollup("user", (USER,), (Grain.QUARTER, Grain.HOUR, Grain.DAY), (Grain.HOUR,))
 TOTAL_ROLLUP = Rollup("total", (), (Grain.QUARTER, Grain.HOUR))
-ROLLUPS: tuple[Rollup, ...] = (USER_ROLLUP, TOTAL_ROLLUP)
+# Usage by model (the model report): per person too, so a search narrows it. No
+# quarter hours: the edges of a range in a zone of a quarter-hour offset come from the
+# events (a few minutes' worth), which keeps the write path to two more tables.
+MODEL, PROVIDER = event_column("model"), event_column("provider")
+USER_MODEL_ROLLUP = Rollup(
+    "user_model", (USER, MODEL, PROVIDER), (Grain.HOUR, Grain.DAY), (Grain.HOUR,)
+)
+ROLLUPS: tuple[Rollup, ...] = (USER_ROLLUP, TOTAL_ROLLUP, USER_MODEL_ROLLUP)
 
 # Sums per (key values..., bucket) of one rollup at one grain.
 Sums = dict[tuple[Any, ...], Raw]

@@ -24,6 +24,7 @@ from tokenledger.web import (
     capture,
     errors,
     exports,
+    model_usage_api,
     operations,
     pages,
     prices_api,
@@ -82,6 +83,7 @@ def create_app(
     app.include_router(capture.router)
     app.include_router(exports.router)
     app.include_router(prices_api.router)
+    app.include_router(model_usage_api.router)
     app.include_router(pages.router)
     app.include_router(auth_pages.router)
     app.include_router(sso_pages.router)

@@ -31,6 +31,11 @@ def money(nanos: int) -> str:
     return f"${exact.quantize(Decimal('0.01'), rounding=ROUND_HALF_EVEN):,}"
 
 
+def percent(share: Decimal) -> str:
+    """A share 0..1 as ``12.3 %``."""
+    return f"{(share * 100).quantize(Decimal('0.1'), rounding=ROUND_HALF_EVEN)} %"
+
+
 def decimal_dollars(nanos: int) -> str:
     """``0.000612500``: the exact decimal, as the API writes it."""
     return dollars_text(nanos)

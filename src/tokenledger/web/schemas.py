@@ -123,3 +123,23 @@ class OwnPriceIn(_Strict):
     cache_read: str | float | None = Field(None, description="Default: the input price.")
     cache_write: str | float | None = Field(None, description="Default: the input price.")
     output: str | float = Field(description="US dollars per million output tokens.")
+
+
+class ModelRow(Metrics):
+    model: str = Field(description="As the events name it; empty when they name none.")
+    provider: str = Field(description="Empty when the events name none.")
+    cost_share: str | None = Field(
+        description="This model's part of the range's cost, 0 to 1 (4 places); null when "
+        "the range's cost is 0."
+    )
+    first_request_at: str | None
+    last_request_at: str | None
+
+
+class ModelUsageOut(_Strict):
+    range: RangeOut
+    tz: str
+    q: str
+    sort: str
+    totals: Metrics
+    models: list[ModelRow]

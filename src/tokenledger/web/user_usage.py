@@ -17,9 +17,11 @@ from starlette.requests import Request
 
 from tokenledger import report_params
 from tokenledger.localdays import LocalRange, today, zone
+from tokenledger.model_usage import ModelUsageReport, model_usage
 from tokenledger.ordering import parse_sort
 from tokenledger.report_params import InvalidParameter
 from tokenledger.reports import UserUsageReport, user_usage
+from tokenledger.usage import UserFilter
 from tokenledger.web import formatting, zone_picker
 from tokenledger.web.context import AppContext
 
@@ -194,6 +196,7 @@ class Page:
 
     view: UsageView
     report: UserUsageReport
+    models: ModelUsageReport | None = None
 
     @property
     def first(self) -> int:
@@ -240,7 +243,10 @@ def load_page(ctx: AppContext, view: UsageView) -> Page:
     if view.page > last:
         view = replace(view, page=last)
         report = _report(ctx, view)
-    return Page(view, report)
+    models = model_usage(
+        ctx.store, local_range=view.local_range, users=UserFilter(q=view.q or None)
+    )
+    return Page(view, report, models)
 
 
 def template_context(
