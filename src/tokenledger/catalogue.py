@@ -90,7 +90,10 @@ class Catalogue:
                 cache_write=tokens.cache_write,
                 output=tokens.output,
             )
-        calculation = price.calc_price(_usage(tokens))
+        try:
+            calculation = price.calc_price(_usage(tokens))
+        except ValueError:  # usage the package cannot price
+            return None
         return calculation["total_price"]
 
     def _model(self, model: str, provider: str) -> catalogue_types.ModelInfo | None:

@@ -83,7 +83,9 @@ class Pricer:
     ) -> tuple[int | None, CostSource]:
         """The cost in nano-dollars of ``tokens`` of ``model`` at ``started_us`` from
         the prices (own, then catalogue), and its source."""
-        if not model:
+        if not model or tokens.cache_read + tokens.cache_write > tokens.input_tokens:
+            # No model, or cache parts that add up to more than the input they are
+            # part of: no price can say what that cost (genai-prices refuses it too).
             return None, "unpriced"
         price = own.find(model=model, provider=provider, started_us=started_us) if own else None
         if price is not None:
