@@ -74,7 +74,7 @@ async def put_price(request: Request, ctx: Ctx) -> dict[str, Any]:
     "/api/v1/prices/{price_id}",
     summary="Delete an own price",
     response_model=None,
-    responses={200: {"model": OwnPriceOut}, **error_responses(401, 403, 404, 503)},
+    responses={200: {"model": OwnPriceOut}, **error_responses(400, 401, 403, 404, 503)},
 )
 def delete_price(request: Request, ctx: Ctx, price_id: RowId) -> dict[str, Any]:
     viewer = _admin(request)
