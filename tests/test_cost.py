@@ -212,3 +212,31 @@ def test_an_own_price_without_cache_prices_counts_cache_tokens_as_input(db: Data
         found = dict(conn.execute(text("SELECT event_id, cost_nanos FROM events")).all())
     # 1,000 x $0.10 + 7 x $0.30 per million = $0.0001021; nothing before its date.
     assert found == {"before": None, "after": 102_100}
+
+
+@pytest.mark.parametrize(
+    ("input_tokens", "expected"),
+    [
+        # claude-sonnet-4-6 before 2026-03-13: $3 input and $15 output per million up
+        # to 200,000 input tokens; past that, $6 and $22.50 for all the tokens.
+        (200_000, nanos((200_000 * Decimal(3) + 1_000 * Decimal(15)) / MILLION)),
+        (200_001, nanos((200_001 * Decimal(6) + 1_000 * Decimal("22.5")) / MILLION)),
+        (250_000, nanos((250_000 * Decimal(6) + 1_000 * Decimal("22.5")) / MILLION)),
+        (1, nanos((1 * Decimal(3) + 1_000 * Decimal(15)) / MILLION)),
+    ],
+)
+def test_a_tiered_price_applies_its_tier_to_every_token(
+    db: Database, input_tokens: int, expected: int
+) -> None:
+    store = UsageStore(db)
+    event = _event(
+        "tiered",
+        "2026-01-15T12:00:00Z",
+        model="claude-sonnet-4-6",
+        provider="anthropic",
+        input_tokens=input_tokens,
+        output_tokens=1_000,
+    )
+    assert ingest(store, [event], now_us=NOW_US).count("accepted") == 1
+    with db.read() as conn:
+        assert conn.execute(text("SELECT cost_nanos FROM events")).scalar_one() == expected

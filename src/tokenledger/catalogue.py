@@ -5,50 +5,77 @@ prices by date) inside the package; TokenLedger reads only that bundled snapshot
 (``UpdatePrices``, which fetches newer data over the network, is never used). A newer
 catalogue arrives with a package upgrade.
 
-Its ``calc_price`` takes about half a millisecond, too slow for the write path. For a
-price made only of plain per-token rates (nearly all), the rates are read once by
-pricing a million tokens of each kind with the package itself, and an event's cost is
-then that linear sum in exact decimals; a price with tiers (rates that depend on the
-prompt's size) is priced by ``calc_price`` for each event.
+Its ``calc_price`` takes about half a millisecond, too slow for the write path. A
+price is linear in the token counts (within one tier region, for a price whose rates
+change with the prompt's size), so its rates are read once per price and region by
+pricing tokens of each kind with the package itself, and an event's cost is then that
+linear sum in exact decimals. A price the rates cannot be read from is priced by
+``calc_price`` for each event.
 """
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from dataclasses import dataclass
 from datetime import timedelta
-from decimal import Decimal
+from decimal import ROUND_HALF_EVEN, Decimal, localcontext
 
 from genai_prices import Usage
 from genai_prices import types as catalogue_types
 from genai_prices.data_snapshot import DataSnapshot, get_snapshot
 
-from tokenledger.localdays import EPOCH
+from tokenledger.localdays import EPOCH, US_PER_DAY
 
 MILLION = 1_000_000
 
 
 @dataclass(frozen=True, slots=True)
 class Rates:
-    """US dollars per million tokens of each kind (input excludes the cache parts)."""
+    """US dollars per million tokens of each kind (input excludes the cache parts), as
+    integers over one power of ten: the cost of a request is then integer arithmetic,
+    exact for any token count, and fast."""
 
-    input: Decimal
-    cache_read: Decimal
-    cache_write: Decimal
-    output: Decimal
+    input: int
+    cache_read: int
+    cache_write: int
+    output: int
+    places: int  # each rate is its integer / 10**places
 
-    def dollars(
-        self, *, input_tokens: int, cache_read: int, cache_write: int, output: int
-    ) -> Decimal:
-        """The exact cost in dollars of ``input_tokens`` (which include the cache reads
-        and writes) and ``output`` tokens (which include reasoning)."""
+    @classmethod
+    def of(cls, values: tuple[Decimal, Decimal, Decimal, Decimal]) -> Rates:
+        """From dollars per million (input, cache read, cache write, output)."""
+        places = max(0, *(_places(value) for value in values))
+        first, second, third, fourth = (int(value.scaleb(places)) for value in values)
+        return cls(first, second, third, fourth, places)
+
+    def nanos(self, *, input_tokens: int, cache_read: int, cache_write: int, output: int) -> int:
+        """The cost in nano-dollars (rounded half to even) of ``input_tokens`` (which
+        include the cache reads and writes) and ``output`` tokens (which include
+        reasoning)."""
         uncached = input_tokens - cache_read - cache_write
-        per_million = (
+        scaled = (
             self.input * uncached
             + self.cache_read * cache_read
             + self.cache_write * cache_write
             + self.output * output
         )
-        return per_million / MILLION
+        # dollars = scaled / 10**places / 10**6; nano-dollars = that * 10**9.
+        return divide_half_even(scaled * 1000, 10**self.places)
+
+
+def _places(value: Decimal) -> int:
+    exponent = value.normalize().as_tuple().exponent
+    assert isinstance(exponent, int)  # a finite price
+    return -exponent
+
+
+def divide_half_even(numerator: int, denominator: int) -> int:
+    """``numerator / denominator`` rounded to an integer, half to even."""
+    quotient, remainder = divmod(numerator, denominator)
+    twice = 2 * remainder
+    if twice > denominator or (twice == denominator and quotient % 2):
+        quotient += 1
+    return quotient
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,34 +94,64 @@ class Catalogue:
     def __init__(self, snapshot: DataSnapshot | None = None) -> None:
         self._snapshot = snapshot or get_snapshot()
         self._models: dict[tuple[str, str], catalogue_types.ModelInfo | None] = {}
-        # id(price) -> (the price, kept alive so its id stays its own; its rates).
-        self._rates: dict[int, tuple[catalogue_types.ModelPrice, Rates | None]] = {}
+        # (id(model), UTC day) -> its price that day, for models whose prices change
+        # only at dates (most); the model is kept alive by ``_models``.
+        self._daily: dict[tuple[int, int], catalogue_types.ModelPrice] = {}
+        # (id(price), tier region) -> (the price, kept alive so its id stays its own;
+        # its rates in that region, or None where they cannot be read).
+        self._rates: dict[tuple[int, int], tuple[catalogue_types.ModelPrice, Rates | None]] = {}
+        # id(price) -> its tier thresholds (the price is kept alive by ``_rates``).
+        self._starts: dict[int, list[int]] = {}
 
-    def dollars(
+    def nanos(
         self, *, model: str, provider: str | None, tokens: Tokens, started_us: int
-    ) -> Decimal | None:
-        """The catalogue's cost of ``tokens`` for ``model`` at ``started_us``; None when
-        the catalogue does not know the model."""
+    ) -> int | None:
+        """The catalogue's cost in nano-dollars (rounded half to even) of ``tokens`` for
+        ``model`` at ``started_us``; None when the catalogue does not know the model."""
         found = self._model(model, provider or "")
         if found is None:
             return None
-        price = found.get_prices(EPOCH + timedelta(microseconds=started_us))
-        cached = self._rates.get(id(price))
+        price = self._price(found, started_us)
+        starts = self._starts.get(id(price))
+        if starts is None:
+            starts = self._starts[id(price)] = _tier_starts(price)
+        # Which run of input sizes between tier thresholds the request is in: the
+        # package applies a tier's rate to all tokens of a request whose input exceeds
+        # the tier's start, so within one run the cost is linear in the token counts.
+        region = bisect_left(starts, tokens.input_tokens) if starts else 0
+        cached = self._rates.get((id(price), region))
         if cached is None:
-            cached = self._rates[id(price)] = (price, _rates(price))
+            cached = (price, _rates(price, region))
+            self._rates[(id(price), region)] = cached
         rates = cached[1]
         if rates is not None:
-            return rates.dollars(
+            return rates.nanos(
                 input_tokens=tokens.input_tokens,
                 cache_read=tokens.cache_read,
                 cache_write=tokens.cache_write,
                 output=tokens.output,
             )
         try:
-            calculation = price.calc_price(_usage(tokens))
+            with localcontext() as context:
+                context.prec = 60
+                dollars: Decimal = price.calc_price(_usage(tokens))["total_price"]
+                return int((dollars * 10**9).to_integral_value(rounding=ROUND_HALF_EVEN))
         except ValueError:  # usage the package cannot price
             return None
-        return calculation["total_price"]
+
+    def _price(
+        self, found: catalogue_types.ModelInfo, started_us: int
+    ) -> catalogue_types.ModelPrice:
+        if isinstance(found.prices, catalogue_types.ModelPrice):
+            return found.prices
+        moment = EPOCH + timedelta(microseconds=started_us)
+        if not _changes_by_date_only(found):
+            return found.get_prices(moment)  # e.g. off-peak hours
+        key = (id(found), started_us // US_PER_DAY)
+        price = self._daily.get(key)
+        if price is None:
+            price = self._daily[key] = found.get_prices(moment)
+        return price
 
     def _model(self, model: str, provider: str) -> catalogue_types.ModelInfo | None:
         key = (model, provider)
@@ -107,6 +164,16 @@ class Catalogue:
         return self._models[key]
 
 
+def _changes_by_date_only(model: catalogue_types.ModelInfo) -> bool:
+    """Whether every price change of ``model`` starts on a UTC date (none by hour)."""
+    conditional = model.prices
+    assert not isinstance(conditional, catalogue_types.ModelPrice)
+    return all(
+        item.constraint is None or isinstance(item.constraint, catalogue_types.StartDateConstraint)
+        for item in conditional
+    )
+
+
 def _usage(tokens: Tokens) -> Usage:
     return Usage(
         input_tokens=tokens.input_tokens,
@@ -116,18 +183,47 @@ def _usage(tokens: Tokens) -> Usage:
     )
 
 
-def _rates(price: catalogue_types.ModelPrice) -> Rates | None:
-    """The per-million rates of a plain price, read by pricing a million tokens of each
-    kind with the package; None for a price with tiers (not linear)."""
-    if not all(isinstance(value, Decimal | None) for value in vars(price).values()):
+def _tier_starts(price: catalogue_types.ModelPrice) -> list[int]:
+    """The input-token thresholds where a tiered rate of ``price`` changes."""
+    starts = {
+        tier.start
+        for value in vars(price).values()
+        if isinstance(value, catalogue_types.TieredPrices)
+        for tier in value.tiers
+    }
+    return sorted(starts)
+
+
+def _rates(price: catalogue_types.ModelPrice, region: int) -> Rates | None:
+    """The per-million rates of ``price`` for requests in tier region ``region``, read
+    by pricing tokens of each kind with the package itself (at a request size in that
+    region); None when no such size can be probed."""
+    if not all(
+        isinstance(value, Decimal | catalogue_types.TieredPrices | None)
+        for value in vars(price).values()
+    ):
+        return None
+    starts = _tier_starts(price)
+    if not starts:
+        size = MILLION
+    elif region == 0:
+        size = starts[0]  # the largest input still at the base rate
+    else:
+        size = starts[region - 1] + 1  # the smallest input past the threshold
+    if size <= 0:
         return None
 
-    def cost(**counts: int) -> Decimal:
-        return price.calc_price(Usage(**counts))["total_price"]
+    def per_million(**counts: int) -> Decimal:
+        return price.calc_price(Usage(input_tokens=size, **counts))["total_price"] * MILLION / size
 
-    return Rates(
-        input=cost(input_tokens=MILLION),
-        cache_read=cost(input_tokens=MILLION, cache_read_tokens=MILLION),
-        cache_write=cost(input_tokens=MILLION, cache_write_tokens=MILLION),
-        output=cost(output_tokens=MILLION),
-    )
+    with localcontext() as context:
+        context.prec = 60
+        uncached = per_million()
+        return Rates.of(
+            (
+                uncached,
+                per_million(cache_read_tokens=size),
+                per_million(cache_write_tokens=size),
+                per_million(output_tokens=size) - uncached,
+            )
+        )

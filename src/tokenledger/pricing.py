@@ -12,8 +12,6 @@ priced; every sum is then a sum of integers, exact on every backend.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import replace
-from decimal import ROUND_HALF_EVEN, Decimal, localcontext
 from functools import cache
 from typing import Literal
 
@@ -28,13 +26,6 @@ NANOS_PER_DOLLAR = 10**9
 # The largest cost of one request (one million dollars): a computed cost beyond it
 # comes from an absurd token count, and is left unpriced rather than summed.
 MAX_COST_NANOS = 10**6 * NANOS_PER_DOLLAR
-
-
-def to_nanos(dollars: Decimal) -> int:
-    """``dollars`` as integer nano-dollars, rounded half to even."""
-    with localcontext() as context:
-        context.prec = 60
-        return int((dollars * NANOS_PER_DOLLAR).to_integral_value(rounding=ROUND_HALF_EVEN))
 
 
 def tokens_of(event: Event) -> Tokens:
@@ -62,7 +53,7 @@ class Pricer:
 
     def price(self, event: Event, own: OwnPrices = NO_OWN_PRICES) -> Event:
         if event.reported_cost_nanos is not None:
-            return replace(event, cost_nanos=event.reported_cost_nanos, cost_source="reported")
+            return event.priced(event.reported_cost_nanos, "reported")
         nanos, source = self.cost(
             model=event.model,
             provider=event.provider,
@@ -70,7 +61,7 @@ class Pricer:
             tokens=tokens_of(event),
             own=own,
         )
-        return replace(event, cost_nanos=nanos, cost_source=source)
+        return event.priced(nanos, source)
 
     def cost(
         self,
@@ -89,21 +80,18 @@ class Pricer:
             return None, "unpriced"
         price = own.find(model=model, provider=provider, started_us=started_us) if own else None
         if price is not None:
-            nanos = price.nanos(
+            own_nanos = price.nanos(
                 input_tokens=tokens.input_tokens,
                 cache_read=tokens.cache_read,
                 cache_write=tokens.cache_write,
                 output=tokens.output,
             )
-            return (nanos, "own_price") if nanos <= MAX_COST_NANOS else (None, "unpriced")
-        with localcontext() as context:
-            context.prec = 60
-            dollars = self.catalogue.dollars(
-                model=model, provider=provider, tokens=tokens, started_us=started_us
-            )
-        if dollars is None:
+            return (own_nanos, "own_price") if own_nanos <= MAX_COST_NANOS else (None, "unpriced")
+        nanos = self.catalogue.nanos(
+            model=model, provider=provider, tokens=tokens, started_us=started_us
+        )
+        if nanos is None:
             return None, "unpriced"
-        nanos = to_nanos(dollars)
         return (nanos, "catalogue") if 0 <= nanos <= MAX_COST_NANOS else (None, "unpriced")
 
 
