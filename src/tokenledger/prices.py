@@ -17,6 +17,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from tokenledger.auth import audit
+from tokenledger.catalogue import divide_half_even
 from tokenledger.events import escape_surrogates
 from tokenledger.localdays import US_PER_DAY, parse_date
 from tokenledger.store import own_prices
@@ -80,14 +81,6 @@ class OwnPrice:
                 for kind in KINDS
             },
         }
-
-
-def divide_half_even(numerator: int, denominator: int) -> int:
-    quotient, remainder = divmod(numerator, denominator)
-    twice = 2 * remainder
-    if twice > denominator or (twice == denominator and quotient % 2):
-        quotient += 1
-    return quotient
 
 
 def dollars_text(nanos: int | None) -> str | None:
