@@ -19,12 +19,27 @@ from bisect import bisect_left
 from dataclasses import dataclass
 from datetime import timedelta
 from decimal import ROUND_HALF_EVEN, Decimal, localcontext
-
-from genai_prices import Usage
-from genai_prices import types as catalogue_types
-from genai_prices.data_snapshot import DataSnapshot, get_snapshot
+from functools import cache, cached_property
+from types import ModuleType
+from typing import TYPE_CHECKING
 
 from tokenledger.localdays import EPOCH, US_PER_DAY
+
+if TYPE_CHECKING:
+    from genai_prices import Usage
+    from genai_prices import types as catalogue_types
+    from genai_prices.data_snapshot import DataSnapshot
+
+
+@cache
+def _package() -> ModuleType:
+    """``genai_prices.types``, imported on first use: the package takes about a second
+    to import, which a server worker must not spend before it answers its first
+    health check (the catalogue is warmed up after start-up, see ``warm``)."""
+    from genai_prices import types
+
+    return types
+
 
 MILLION = 1_000_000
 
@@ -92,7 +107,7 @@ class Catalogue:
     """Prices from the bundled ``genai-prices`` snapshot."""
 
     def __init__(self, snapshot: DataSnapshot | None = None) -> None:
-        self._snapshot = snapshot or get_snapshot()
+        self._given = snapshot
         self._models: dict[tuple[str, str], catalogue_types.ModelInfo | None] = {}
         # (id(model), UTC day) -> its price that day, for models whose prices change
         # only at dates (most); the model is kept alive by ``_models``.
@@ -142,7 +157,7 @@ class Catalogue:
     def _price(
         self, found: catalogue_types.ModelInfo, started_us: int
     ) -> catalogue_types.ModelPrice:
-        if isinstance(found.prices, catalogue_types.ModelPrice):
+        if not isinstance(found.prices, list):  # one price, whatever the date
             return found.prices
         moment = EPOCH + timedelta(microseconds=started_us)
         if not _changes_by_date_only(found):
@@ -152,6 +167,16 @@ class Catalogue:
         if price is None:
             price = self._daily[key] = found.get_prices(moment)
         return price
+
+    @cached_property
+    def _snapshot(self) -> DataSnapshot:
+        from genai_prices.data_snapshot import get_snapshot
+
+        return self._given or get_snapshot()
+
+    def warm(self) -> None:
+        """Import the package and read its data now (e.g. in a thread after start-up)."""
+        self._model("gpt-4o", "openai")
 
     def _model(self, model: str, provider: str) -> catalogue_types.ModelInfo | None:
         key = (model, provider)
@@ -167,15 +192,22 @@ class Catalogue:
 def _changes_by_date_only(model: catalogue_types.ModelInfo) -> bool:
     """Whether every price change of ``model`` starts on a UTC date (none by hour)."""
     conditional = model.prices
-    assert not isinstance(conditional, catalogue_types.ModelPrice)
+    if not isinstance(conditional, list):
+        return True
     return all(
-        item.constraint is None or isinstance(item.constraint, catalogue_types.StartDateConstraint)
+        item.constraint is None or isinstance(item.constraint, _package().StartDateConstraint)
         for item in conditional
     )
 
 
+def _usage_class() -> type[Usage]:
+    from genai_prices import Usage
+
+    return Usage
+
+
 def _usage(tokens: Tokens) -> Usage:
-    return Usage(
+    return _usage_class()(
         input_tokens=tokens.input_tokens,
         cache_read_tokens=tokens.cache_read,
         cache_write_tokens=tokens.cache_write,
@@ -188,7 +220,7 @@ def _tier_starts(price: catalogue_types.ModelPrice) -> list[int]:
     starts = {
         tier.start
         for value in vars(price).values()
-        if isinstance(value, catalogue_types.TieredPrices)
+        if isinstance(value, _package().TieredPrices)
         for tier in value.tiers
     }
     return sorted(starts)
@@ -199,7 +231,7 @@ def _rates(price: catalogue_types.ModelPrice, region: int) -> Rates | None:
     by pricing tokens of each kind with the package itself (at a request size in that
     region); None when no such size can be probed."""
     if not all(
-        isinstance(value, Decimal | catalogue_types.TieredPrices | None)
+        isinstance(value, Decimal | _package().TieredPrices | None)
         for value in vars(price).values()
     ):
         return None
@@ -214,7 +246,8 @@ def _rates(price: catalogue_types.ModelPrice, region: int) -> Rates | None:
         return None
 
     def per_million(**counts: int) -> Decimal:
-        return price.calc_price(Usage(input_tokens=size, **counts))["total_price"] * MILLION / size
+        usage = _usage_class()(input_tokens=size, **counts)
+        return price.calc_price(usage)["total_price"] * MILLION / size
 
     with localcontext() as context:
         context.prec = 60

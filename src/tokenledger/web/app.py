@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -53,6 +54,8 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        # The price catalogue loads in the background once the worker answers.
+        threading.Thread(target=ctx.store.pricer.catalogue.warm, daemon=True).start()
         yield
         ctx.writes.close()  # commit what was handed over before the process ends
 
