@@ -9,6 +9,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from tokenledger.localdays import LocalRange
+from tokenledger.model_usage import ModelUsageReport, model_usage
 from tokenledger.reports import UserUsageReport, user_usage
 from tokenledger.store.database import Database
 from tokenledger.store.usage_store import UsageStore
@@ -76,14 +77,29 @@ class ReportCase:
 
 def http_report(client: Any, params: dict[str, Any]) -> Callable[[], object]:
     """``GET /api/v1/reports/user-usage`` with ``params`` as a callable (body read)."""
+    return http_get(client, "/api/v1/reports/user-usage", params)
+
+
+def http_get(client: Any, path: str, params: dict[str, Any]) -> Callable[[], object]:
+    """``GET path`` with ``params`` as a callable (body read)."""
 
     def get() -> object:
-        response = client.get("/api/v1/reports/user-usage", params=params)
+        response = client.get(path, params=params)
         if response.status_code != 200:
             raise RuntimeError(f"report answered {response.status_code}: {response.text[:300]}")
         return response.content
 
     return get
+
+
+def model_report(db: Database, local_range: LocalRange) -> Callable[[], ModelUsageReport]:
+    """The in-process model report (usage and cost per model) as a callable."""
+    store = UsageStore(db)
+
+    def report() -> ModelUsageReport:
+        return model_usage(store, local_range=local_range)
+
+    return report
 
 
 def _iso(day: date) -> str:

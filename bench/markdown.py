@@ -216,7 +216,15 @@ def _reports_md(step: dict[str, Any]) -> str:
         ]
         for row in step["reports"]
     ]
-    return f"Zone {step['zone']}.\n\n" + _table(["report", "dates", "server", "HTTP"], rows)
+    text = f"Zone {step['zone']}.\n\n" + _table(["report", "dates", "server", "HTTP"], rows)
+    models = [
+        [row["name"], f"{row['start']} .. {row['end']}", _ms(row["server_ms"]), _ms(row["http_ms"])]
+        for row in step.get("model_reports", [])
+    ]
+    if models:
+        text += "\n\nUsage and cost by model (`GET /api/v1/reports/model-usage`).\n\n"
+        text += _table(["model report", "dates", "server", "HTTP"], models)
+    return text
 
 
 def _compare_md(step: dict[str, Any]) -> str:

@@ -1,9 +1,11 @@
-"""Item 2: User Usage report latency, in the server process and end to end over HTTP.
+"""Item 2: User Usage report latency, in the server process and end to end over HTTP;
+and the same for the model report (usage and cost per model, issue 13).
 
-"Server" is :func:`tokenledger.reports.user_usage` called in this process on its own
+"Server" is :func:`tokenledger.reports.user_usage` (or
+:func:`tokenledger.model_usage.model_usage`) called in this process on its own
 connection pool: the query work a request does, without HTTP, key check and JSON.
-"HTTP" is the whole ``GET /api/v1/reports/user-usage`` against ``tokenledger serve``,
-as a client sees it (keep-alive connection, body read).
+"HTTP" is the whole ``GET /api/v1/reports/user-usage`` (``model-usage``) against
+``tokenledger serve``, as a client sees it (keep-alive connection, body read).
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from bench.cases import ReportCase, http_report, report_cases
+from bench.cases import RANGES, ReportCase, http_get, http_report, model_report, report_cases
 from bench.context import Context, serve
 from bench.progress import say
 from bench.stats import interleaved, summarize
@@ -29,6 +31,17 @@ def run(ctx: Context) -> dict[str, Any]:
                 actions[f"{index}/server"] = case.run(db, ctx.end, options.zone)
                 actions[f"{index}/http"] = http_report(
                     served.client, case.query(ctx.end, options.zone)
+                )
+            model_cases = [ReportCase(label, days) for label, days in RANGES]
+            for index, case in enumerate(model_cases):
+                query = case.query(ctx.end, options.zone)
+                actions[f"m{index}/server"] = model_report(
+                    db, case.local_range(ctx.end, options.zone)
+                )
+                actions[f"m{index}/http"] = http_get(
+                    served.client,
+                    "/api/v1/reports/model-usage",
+                    {key: query[key] for key in ("start", "end", "tz")},
                 )
             _check_same(db, served.client, cases, ctx)
             say(f"Reports: {len(cases)} reports x {options.repetitions} repetitions")
@@ -51,11 +64,25 @@ def run(ctx: Context) -> dict[str, Any]:
                 "http_ms": summarize(samples[f"{index}/http"]),
             }
         )
+    model_rows = []
+    for index, case in enumerate(model_cases):
+        local_range = case.local_range(ctx.end, options.zone)
+        model_rows.append(
+            {
+                "name": case.name,
+                "days": case.days,
+                "start": local_range.start.isoformat(),
+                "end": local_range.end.isoformat(),
+                "server_ms": summarize(samples[f"m{index}/server"]),
+                "http_ms": summarize(samples[f"m{index}/http"]),
+            }
+        )
     return {
         "status": "ok",
         "dataset": ctx.main.spec.key,
         "zone": options.zone.key,
         "reports": rows,
+        "model_reports": model_rows,
     }
 
 

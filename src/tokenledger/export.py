@@ -26,15 +26,16 @@ from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
 from tokenledger.localdays import IsoFormatter, LocalRange, iso
-from tokenledger.metrics import METRICS, MetricSet
+from tokenledger.metrics import METRICS, MetricSet, dollars_text
 from tokenledger.metrics import seconds as seconds  # part of this module's interface
+from tokenledger.model_usage import model_usage
 from tokenledger.ordering import parse_sort
 from tokenledger.reports import UserUsage, all_rows, day_rows
 from tokenledger.search import fold
 from tokenledger.store.port import UsagePort
 from tokenledger.usage import UserFilter
 
-Granularity = Literal["summary", "daily", "events"]
+Granularity = Literal["summary", "daily", "events", "models"]
 Cell = str | int | None
 
 MEDIA_TYPE = "text/csv; charset=utf-8"
@@ -73,6 +74,9 @@ EVENT_COLUMNS = (
     "cache_write_tokens",
     "reasoning_tokens",
     "usage_missing",  # 1: the request's usage never arrived (its tokens are a floor)
+    # Added with cost: exact dollars (empty when unpriced) and where the cost came from.
+    "cost_usd",
+    "cost_source",
 )
 
 
@@ -120,11 +124,28 @@ class Layout:
     def daily(self) -> tuple[str, ...]:
         return ("date", *self._usage_columns(), "timezone", *self._later_columns())
 
+    @property
+    def models(self) -> tuple[str, ...]:
+        """Usage by model (a format of its own): every metric in declaration order."""
+        return (
+            "model",
+            "provider",
+            *(item.csv for item in self.metrics.declared),
+            "cost_share",
+            "first_request_at",
+            "last_request_at",
+            "range_start",
+            "range_end",
+            "timezone",
+        )
+
     def columns(self, granularity: Granularity) -> tuple[str, ...]:
         if granularity == "summary":
             return self.summary
         if granularity == "daily":
             return self.daily
+        if granularity == "models":
+            return self.models
         return EVENT_COLUMNS
 
 
@@ -134,6 +155,7 @@ COLUMNS: dict[Granularity, tuple[str, ...]] = {
     "summary": SUMMARY_COLUMNS,
     "daily": DAILY_COLUMNS,
     "events": EVENT_COLUMNS,
+    "models": Layout(METRICS).models,
 }
 
 # What spreadsheets read as the start of a formula: = + - @ and | (DDE), in ASCII and
@@ -281,6 +303,30 @@ def summary_rows(
         yield [*cells.head(row), start, end, zone_cell, *cells.tail(row)]
 
 
+def model_rows(
+    store: UsagePort, *, request: ExportRequest, check: Callable[[], None] = _go_on
+) -> Iterator[list[Cell]]:
+    """Usage by model (and provider) of the matching people, most expensive first."""
+    local_range = request.local_range
+    check()
+    report = model_usage(store, local_range=local_range, users=request.users)
+    metrics = store.metrics
+    cells = metrics.csv_cells([item.public for item in metrics.declared])
+    tz = local_range.tz
+    tail = [local_range.start.isoformat(), local_range.end.isoformat(), escape_cell(tz.key)]
+    for row in report.rows:
+        usage = row.usage
+        yield [
+            escape_cell(row.model),
+            escape_cell(row.provider),
+            *cells(usage.raw),
+            row.share_text,
+            iso(usage.first_us, tz),
+            iso(usage.last_us, tz),
+            *tail,
+        ]
+
+
 def daily_rows(
     store: UsagePort, *, request: ExportRequest, check: Callable[[], None] = _go_on
 ) -> Iterator[list[Cell]]:
@@ -376,6 +422,8 @@ def event_rows(
         cache_write_tokens,
         reasoning_tokens,
         usage_missing,
+        cost_nanos,
+        cost_source,
     ) in records:
         person = people.find(user_pk)
         if person is None:
@@ -395,6 +443,8 @@ def event_rows(
             cache_write_tokens or 0,
             reasoning_tokens or 0,
             usage_missing,
+            "" if cost_nanos is None else dollars_text(cost_nanos),
+            cost_source,
         ]
 
 
@@ -516,6 +566,8 @@ class CsvExport:
             return summary_rows(self.store, request=request, check=check)
         if request.granularity == "daily":
             return daily_rows(self.store, request=request, check=check)
+        if request.granularity == "models":
+            return model_rows(self.store, request=request, check=check)
         return event_rows(self.store, request=request, page_size=self.page_size, check=check)
 
     def _count(self, rows: int) -> None:

@@ -59,7 +59,7 @@ class Unit(Enum):
 
     def json_value(self, value: int) -> int | str:
         """Numbers as numbers; money as a decimal string of dollars (never a float)."""
-        return _dollars_text(value) if self.money else value
+        return dollars_text(value) if self.money else value
 
     def csv_value(self, value: int) -> int | str:
         """Durations as exact seconds, money as exact dollars, counts as they are."""
@@ -70,14 +70,14 @@ class Unit(Enum):
     @property
     def csv_text(self) -> Callable[[int], str] | None:
         """The function writing a value of this unit as CSV text (None: as it is)."""
-        return {Unit.MILLISECONDS: _seconds_text, Unit.NANO_USD: _dollars_text}.get(self)
+        return {Unit.MILLISECONDS: _seconds_text, Unit.NANO_USD: dollars_text}.get(self)
 
 
 def _seconds_text(duration_ms: int) -> str:
     return format(seconds(duration_ms), "f")
 
 
-def _dollars_text(nanos: int) -> str:
+def dollars_text(nanos: int) -> str:
     return format(dollars(nanos), "f")
 
 
@@ -370,5 +370,9 @@ METRICS = MetricSet(
         # Requests whose usage never arrived (a stream cut before it): their tokens are
         # a floor. Shown so a missing count is never a silent 0.
         Metric("usage_missing_requests", is_true("usage_missing"), label="Requests without usage"),
+        # Exact money: each event's cost in integer nano-dollars (tokenledger/pricing.py);
+        # an unpriced event adds nothing here and one to unpriced_requests.
+        Metric("cost_nanos", value_of("cost_nanos"), Unit.NANO_USD, "Cost", public_name="cost_usd"),
+        Metric("unpriced_requests", is_null("cost_nanos"), label="Unpriced requests"),
     )
 )

@@ -68,6 +68,7 @@ EXPORTS = {
     "summary": Span(MAX_DAYS, "summary exports"),
     "daily": Span(MAX_DAYS, "daily exports"),
     "events": Span(MAX_DAYS, "events exports"),
+    "models": Span(MAX_DAYS, "model exports"),
 }
 SPANS = (REPORT, DAILY_SERIES, HOURLY_SERIES, *EXPORTS.values())
 

@@ -73,7 +73,9 @@ def _check(results: dict[str, Any], docs: str, backend: str) -> None:
 
     reports = steps["reports"]["reports"]
     assert len(reports) == 12
-    for row in reports:
+    models = steps["reports"]["model_reports"]
+    assert [row["days"] for row in models] == [1, 7, 31, 365]
+    for row in [*reports, *models]:
         assert row["server_ms"]["n"] == REPETITIONS
         assert row["http_ms"]["n"] == REPETITIONS
     assert steps["ingest"]["http"]["events_per_s"]["n"] == REPETITIONS

@@ -10,6 +10,7 @@ import csv
 import io
 import re
 from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -206,6 +207,9 @@ def test_the_export_menu_offers_each_granularity_and_excel(page: Page, live: Liv
     assert sum(int(r["requests"]) for r in daily_rows) == report["totals"]["requests"]
     events = _download(page, "events")
     assert len(_csv(events)) == report["totals"]["requests"]
+    models = _csv(_download(page, "models"))
+    assert sum(int(r["requests"]) for r in models) == report["totals"]["requests"]
+    assert sum(Decimal(r["cost_usd"]) for r in models) == Decimal(report["totals"]["cost_usd"])
     excel = _download(page, "summary", excel=True)
     body = Path(excel.path()).read_bytes()
     assert body.startswith(BOM)

@@ -1,6 +1,8 @@
 """Property tests: for random events, IANA zones and date ranges, the User Usage report
 and the daily series equal a brute-force computation from the raw events in Python,
-and the days of a range add up to the range.
+and the days of a range add up to the range. With random own prices and reported
+costs, the report's cost is the sum of its events' costs to the nano-dollar, and each
+event's cost is what its price says (computed here).
 
 Instants are drawn from 1968 to 2035 (every zone's DST rules of that time, Monrovia's
 -00:44:30 until 1972, Kiritimati's -10:40 until 1979, Apia's skipped 2011-12-30), with
@@ -12,6 +14,7 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
+from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Any
 from zoneinfo import ZoneInfo, available_timezones
 
@@ -20,8 +23,10 @@ from hypothesis import strategies as st
 from sqlalchemy import text
 
 from tests.reliability.workload import soak
+from tokenledger import prices
 from tokenledger.ingest import ingest
 from tokenledger.localdays import LocalRange
+from tokenledger.model_usage import model_usage
 from tokenledger.reports import usage_series, user_usage
 from tokenledger.store.database import Database
 from tokenledger.store.usage_store import UsageStore
@@ -58,7 +63,15 @@ TABLES = [
     "rollup_user_day",
     "rollup_total_quarter",
     "rollup_total_hour",
+    "rollup_user_model_hour",
+    "rollup_user_model_day",
+    "prices",
 ]
+# gpt-4o's catalogue price (USD per million input, cached input, output tokens); it has
+# no cache-write price, so cache writes cost as input. "house" has a drawn own price,
+# "mystery" no price at all.
+GPT_4O = (Decimal("2.5"), Decimal("1.25"), Decimal("10"))
+MODELS = ["gpt-4o", "house", "mystery", None]
 
 
 def _instant(us: int) -> datetime:
@@ -89,10 +102,14 @@ class Sums:
     cache_write_tokens: int = 0
     reasoning_tokens: int = 0
     duration_ms: int = 0
+    cost_usd: int = 0  # nano-dollars, as the metric sums them
+    unpriced_requests: int = 0
     instants: list[int] = field(default_factory=list)
 
-    def add(self, event: dict[str, Any], us: int) -> None:
+    def add(self, event: dict[str, Any], us: int, cost: int | None) -> None:
         self.requests += 1
+        self.cost_usd += cost or 0
+        self.unpriced_requests += cost is None
         self.error_requests += event["status"] == "error"
         self.input_tokens += event["input_tokens"]
         self.output_tokens += event["output_tokens"]
@@ -113,7 +130,15 @@ class Sums:
             "cache_write_tokens": self.cache_write_tokens,
             "reasoning_tokens": self.reasoning_tokens,
             "duration_ms": self.duration_ms,
+            "cost_usd": self.cost_usd,
+            "unpriced_requests": self.unpriced_requests,
         }
+
+
+@dataclass(frozen=True)
+class OwnPrice:
+    valid_from: date
+    per_million: tuple[Decimal, Decimal, Decimal, Decimal]  # input, read, write, output
 
 
 @dataclass(frozen=True)
@@ -122,6 +147,34 @@ class Scenario:
     start: date
     end: date
     events: list[tuple[int, dict[str, Any]]]  # (instant in µs, event as sent)
+    house: OwnPrice = OwnPrice(date(1970, 1, 1), (Decimal(1), Decimal(1), Decimal(1), Decimal(1)))
+
+
+def _half_even(per_million_sum: Decimal) -> int:
+    """Dollars-per-million x tokens, as nano-dollars (x 1000), rounded half to even."""
+    return int((per_million_sum * 1000).quantize(Decimal(1), rounding=ROUND_HALF_EVEN))
+
+
+def expected_cost(event: dict[str, Any], us: int, house: OwnPrice) -> int | None:
+    """What the event costs, from its reported cost or the prices, computed here."""
+    if "cost_usd" in event:
+        return int((Decimal(event["cost_usd"]) * 10**9).quantize(Decimal(1), ROUND_HALF_EVEN))
+    model = event.get("model")
+    read, write = event.get("cache_read_tokens", 0), event.get("cache_write_tokens", 0)
+    uncached = event["input_tokens"] - read - write
+    if model in (None, "mystery") or uncached < 0:
+        return None
+    if model == "gpt-4o":
+        inp, cached, out = GPT_4O
+        return _half_even(
+            inp * uncached + cached * read + inp * write + out * event["output_tokens"]
+        )
+    if _instant(us).date() < house.valid_from:
+        return None
+    inp, cached, written, out = house.per_million
+    return _half_even(
+        inp * uncached + cached * read + written * write + out * event["output_tokens"]
+    )
 
 
 def _midnight_us(day: date, tz: ZoneInfo) -> int:
@@ -177,8 +230,19 @@ def scenarios(draw: st.DrawFn) -> Scenario:
             event["cache_read_tokens"] = draw(st.integers(0, input_tokens))
             event["cache_write_tokens"] = draw(st.integers(0, input_tokens))
             event["reasoning_tokens"] = draw(st.integers(0, output_tokens))
+        model = draw(st.sampled_from(MODELS))
+        if model is not None:
+            event["model"] = model
+        if draw(st.integers(0, 4)) == 0:  # a reported cost, exact or beyond nanos
+            amount = draw(st.decimals(0, 1000, places=draw(st.integers(0, 12))))
+            event["cost_usd"] = format(amount, "f")
         events.append((us, event))
-    return Scenario(tz, start, end, events)
+    money = st.decimals(0, 100, places=draw(st.integers(0, 9)))
+    house = OwnPrice(
+        draw(st.dates(min_value=start - timedelta(days=5), max_value=end + timedelta(days=1))),
+        (draw(money), draw(money), draw(money), draw(money)),
+    )
+    return Scenario(tz, start, end, events, house)
 
 
 def _offset(text: str) -> timedelta:
@@ -193,10 +257,32 @@ def _reset(db: Database) -> None:
             conn.execute(text(f"DELETE FROM {table}"))
 
 
+def _set_house_price(db: Database, house: OwnPrice) -> None:
+    inp, read, write, out = (format(value, "f") for value in house.per_million)
+    price = prices.parse_price(
+        {
+            "model": "house",
+            "valid_from": house.valid_from.isoformat(),
+            "input": inp,
+            "cache_read": read,
+            "cache_write": write,
+            "output": out,
+        }
+    )
+    prices.set_price(db, price, now_us=0, actor="tests")
+
+
 def _check(db: Database, scenario: Scenario) -> None:
     _reset(db)
+    _set_house_price(db, scenario.house)
     result = ingest(UsageStore(db), [event for _, event in scenario.events], now_us=NOW_US)
     assert result.count("accepted") == len(scenario.events)
+    with db.read() as conn:
+        stored = dict(conn.execute(text("SELECT event_id, cost_nanos FROM events")).all())
+    costs = {
+        event["event_id"]: expected_cost(event, us, scenario.house) for us, event in scenario.events
+    }
+    assert stored == costs, "each event costs what its price says"
 
     tz = scenario.tz
     per_user: dict[str, Sums] = defaultdict(Sums)
@@ -205,9 +291,10 @@ def _check(db: Database, scenario: Scenario) -> None:
     for us, event in scenario.events:
         day = local_day(us, tz)
         if scenario.start <= day <= scenario.end:
-            per_user[event["user"]["id"]].add(event, us)
-            per_day[day].add(event, us)
-            whole.add(event, us)
+            cost = stored[event["event_id"]]
+            per_user[event["user"]["id"]].add(event, us, cost)
+            per_day[day].add(event, us, cost)
+            whole.add(event, us, cost)
 
     local_range = LocalRange.of(scenario.start, scenario.end, tz)
     report = user_usage(UsageStore(db), local_range=local_range, limit=500)
@@ -235,6 +322,8 @@ def _check(db: Database, scenario: Scenario) -> None:
     if (scenario.end - scenario.start).days <= 3:
         hours = usage_series(UsageStore(db), local_range=local_range, interval="hour")
         assert sum(point.usage.requests for point in hours) == whole.requests
+    by_model = model_usage(UsageStore(db), local_range=local_range)
+    assert by_model.totals.metrics() == whole.metrics(), "the models add up to the range"
 
 
 def test_reports_equal_a_brute_force_computation(db: Database) -> None:

@@ -15,29 +15,25 @@ from tests.conftest import make_event
 from tokenledger.ingest import ingest
 from tokenledger.localdays import US_PER_DAY, US_PER_HOUR, to_us
 from tokenledger.store.database import Database
-from tokenledger.store.rollups import ROLLUPS, USER, Grain, Rollup, event_column
+from tokenledger.store.rollups import ROLLUPS, USER_MODEL_ROLLUP, Grain, Rollup, event_column
 from tokenledger.store.usage_store import UsageStore
 from tokenledger.usage import UserFilter
 
 NOW = datetime(2026, 11, 25, 12, tzinfo=UTC)
 MODEL, PROVIDER = event_column("model"), event_column("provider")
-# Declared here, once: a per-model report's rollup, and a model-only one without the
-# hour grain (its edges come from quarter hours and the events).
-USER_MODEL = Rollup("user_model", (USER, MODEL, PROVIDER), (Grain.HOUR, Grain.DAY))
+# The product's per-model rollup (declared in store/rollups.py), and one declared here,
+# once: model alone, without the hour grain (its edges come from quarter hours and the
+# events).
+USER_MODEL = USER_MODEL_ROLLUP
 MODEL_ONLY = Rollup("model", (MODEL,), (Grain.QUARTER, Grain.DAY))
 MODELS = [("gpt-4o", "openai"), ("claude", "anthropic"), (None, None), ("gpt-4o", "azure")]
 
 
 @pytest.fixture
 def store(db: Database) -> UsageStore:
-    store = UsageStore(db, rollups=(*ROLLUPS, USER_MODEL, MODEL_ONLY))
+    store = UsageStore(db, rollups=(*ROLLUPS, MODEL_ONLY))
     new = [table for level, table in store.tables.items() if level.rollup not in ROLLUPS]
-    assert {table.name for table in new} == {
-        "rollup_user_model_hour",
-        "rollup_user_model_day",
-        "rollup_model_quarter",
-        "rollup_model_day",
-    }
+    assert {table.name for table in new} == {"rollup_model_quarter", "rollup_model_day"}
     for table in new:  # what the rollup's migration does
         table.create(db.engine)
     return store

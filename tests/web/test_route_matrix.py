@@ -29,6 +29,7 @@ from tests.conftest import make_event
 from tests.support.clock import FrozenClock
 from tests.support.console import PASSWORD, make_account
 from tests.support.idp import FakeIdP
+from tokenledger import prices
 from tokenledger.auth import csrf, sessions
 from tokenledger.auth.keys import create_key
 from tokenledger.settings import Settings
@@ -122,6 +123,7 @@ ROUTES: dict[tuple[str, str], Case] = {
     },
     ("GET", "/api/v1/reports/user-usage"): Case(report_api()),
     ("GET", "/api/v1/reports/usage-series"): Case(report_api()),
+    ("GET", "/api/v1/reports/model-usage"): Case(report_api()),
     ("GET", "/api/v1/reports/user-usage/export"): Case(report_api()),
     # Signing in and out.
     ("GET", "/sign-in"): Case({**everyone(200), "viewer": 303, "admin": 303}),
@@ -166,6 +168,20 @@ ROUTES: dict[tuple[str, str], Case] = {
         admin_form(400), form={"user_id": "u-alice", "confirm_user_id": "u-alice"}
     ),
     ("GET", "/admin/audit"): Case(admin_page()),
+    # Own prices: an admin's page and API; read by any report reader.
+    ("GET", "/admin/prices"): Case(admin_page()),
+    ("POST", "/admin/prices"): Case(
+        admin_form(303),
+        form={"model": "m", "valid_from": "2026-11-01", "input": "1", "output": "2"},
+    ),
+    ("POST", "/admin/prices/{price_id}/delete"): Case(admin_form(303)),
+    ("POST", "/admin/prices/reprice"): Case(admin_form(303), form={"from_date": "2026-11-01"}),
+    ("GET", "/api/v1/prices"): Case(report_api()),
+    ("PUT", "/api/v1/prices"): Case(
+        {**everyone(401), "viewer": 403, "admin": 200},
+        json={"model": "m", "valid_from": "2026-11-01", "input": "1", "output": 2},
+    ),
+    ("DELETE", "/api/v1/prices/{price_id}"): Case({**everyone(401), "viewer": 403, "admin": 200}),
 }
 # Routes being built on other branches may be listed here with their outcomes; they
 # are checked once they exist (none at the moment).
@@ -251,8 +267,17 @@ def world(sqlite_template: Path, tmp_path_factory: pytest.TempPathFactory) -> Wo
         "read_key": create_key(db, name="read", scope="report:read", now_us=0)[1],
     }
     subject_key = create_key(db, name="subject", scope="ingest", now_us=0)[0]
+    price = prices.parse_price(
+        {"model": "subject", "valid_from": "2026-01-01", "input": "1", "output": "1"}
+    )
+    subject_price = prices.set_price(db, price, now_us=0, actor="tests")
     db.dispose()
-    sample = {"account_id": str(subject.id), "key_id": str(subject_key.id), "path": "app.css"}
+    sample = {
+        "account_id": str(subject.id),
+        "key_id": str(subject_key.id),
+        "price_id": str(subject_price.id),
+        "path": "app.css",
+    }
     return World(path, secrets, sample)
 
 

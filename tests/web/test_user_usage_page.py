@@ -78,7 +78,7 @@ def test_the_url_carries_range_zone_search_and_sort(
     assert re.search(r'<option value="Asia/Kolkata"[^>]* selected>Kolkata \(UTC\+05:30\)', html)
     assert 'value="nguyen"' in html
     # Export submits the same form to the export API: the view's fields at click time.
-    assert html.count('formaction="/api/v1/reports/user-usage/export"') == 3
+    assert html.count('formaction="/api/v1/reports/user-usage/export"') == 4  # with models
     state = html.split('id="usage-state"')[1].split("</div>")[0]
     fields = dict(re.findall(r'<input type="hidden" name="(\w+)" value="([^"]*)">', state))
     assert fields == {

@@ -55,6 +55,10 @@ EXPORT = "export"  # when it ends: its filters, the rows that left, complete or 
 AUDIT_ARCHIVED = "audit_archived"
 # A person erased (``tokenledger people erase``): their pseudonym, never their data.
 PERSON_ERASED = "person_erased"
+# Own prices set or deleted, and events repriced (tokenledger/prices.py, reprice.py).
+PRICE_SET = "price_set"
+PRICE_DELETED = "price_deleted"
+REPRICED = "repriced"
 ACTIONS = (
     SIGN_IN,
     SIGN_IN_FAILED,
@@ -70,6 +74,9 @@ ACTIONS = (
     EXPORT,
     AUDIT_ARCHIVED,
     PERSON_ERASED,
+    PRICE_SET,
+    PRICE_DELETED,
+    REPRICED,
 )
 _MAX_ACTOR = 400
 

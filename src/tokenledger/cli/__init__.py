@@ -5,10 +5,21 @@ Each module adds its commands to the one Typer ``app`` (``common``).
 
 from __future__ import annotations
 
-from tokenledger.cli import accounts, backup, data, export, keys, lifecycle, server
+from tokenledger.cli import accounts, backup, data, export, keys, lifecycle, prices, server
 from tokenledger.cli.common import app
 
-__all__ = ["accounts", "app", "backup", "data", "export", "keys", "lifecycle", "main", "server"]
+__all__ = [
+    "accounts",
+    "app",
+    "backup",
+    "data",
+    "export",
+    "keys",
+    "lifecycle",
+    "main",
+    "prices",
+    "server",
+]
 
 
 def main() -> None:

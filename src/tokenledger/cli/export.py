@@ -75,7 +75,10 @@ def export(
     ] = "-total_tokens",
     granularity: Annotated[
         Granularity,
-        typer.Option(help="summary: per user; daily: per user and local day; events: per request."),
+        typer.Option(
+            help="summary: per user; daily: per user and local day; events: per request; "
+            "models: per model and provider."
+        ),
     ] = "summary",
     bom: Annotated[bool, typer.Option(help="Start with a UTF-8 byte order mark (Excel).")] = False,
     output: Annotated[

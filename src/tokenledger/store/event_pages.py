@@ -2,8 +2,9 @@
 
 A page is the next ``page_size`` events after a keyset ``(started_us, id)``, read in
 its own short transaction: an event's keyset never changes (erasure rewrites only its
-id text, hash and metadata), so paging never repeats one; the only events it can miss
-are those retention deletes meanwhile, which are gone anyway.
+id text, hash and metadata, ``tokenledger reprice`` only its cost), so paging never
+repeats one; the only events it can miss are those retention deletes meanwhile, which
+are gone anyway.
 """
 
 from __future__ import annotations
@@ -22,7 +23,8 @@ _PAGE_SQL = (
     "SELECT e.id, e.started_us, e.event_id, e.user_pk, u.external_id, u.name, u.email, "
     "e.duration_ms, "
     "e.model, e.provider, e.status, e.input_tokens, e.output_tokens, "
-    "e.cache_read_tokens, e.cache_write_tokens, e.reasoning_tokens, e.usage_missing "
+    "e.cache_read_tokens, e.cache_write_tokens, e.reasoning_tokens, e.usage_missing, "
+    "e.cost_nanos, e.cost_source "
     "FROM events e JOIN users u ON u.id = e.user_pk "
     # Keyset (started_us, id) > (:after_us, :after_id), written so that both SQLite and
     # PostgreSQL seek ix_events_started on its first column.

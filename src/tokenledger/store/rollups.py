@@ -64,13 +64,25 @@ class Key:
     of_event: Callable[[Event, int], Hashable]  # (event, its user's pk) -> key value
     sql: Callable[[FromClause], ColumnElement[Any]]  # the same over the events table
     sql_type: TypeEngine[Any]
+    # ``of_event`` as an expression over ``event`` and ``user_pk``, when made here: the
+    # write path then computes every key of an event in one generated function.
+    source: str | None = None
 
 
-USER = Key("user", "user_pk", lambda _event, user_pk: user_pk, lambda e: e.c.user_pk, BigInteger())
+USER = Key(
+    "user",
+    "user_pk",
+    lambda _event, user_pk: user_pk,
+    lambda e: e.c.user_pk,
+    BigInteger(),
+    "user_pk",
+)
 
 
 def event_column(column: str, *, length: int = 255) -> Key:
     """A key by an event's text field (``model``, ``provider``); absent is ``''``."""
+    if not column.isidentifier():
+        raise ValueError(f"not a column name: {column!r}")
     get = attrgetter(column)
     return Key(
         column,
@@ -78,6 +90,7 @@ def event_column(column: str, *, length: int = 255) -> Key:
         lambda event, _user_pk: get(event) or "",
         lambda events: func.coalesce(events.c[column], ""),
         String(length),
+        f"(event.{column} or '')",
     )
 
 
@@ -102,7 +115,14 @@ class Rollup:
 
 USER_ROLLUP = Rollup("user", (USER,), (Grain.QUARTER, Grain.HOUR, Grain.DAY), (Grain.HOUR,))
 TOTAL_ROLLUP = Rollup("total", (), (Grain.QUARTER, Grain.HOUR))
-ROLLUPS: tuple[Rollup, ...] = (USER_ROLLUP, TOTAL_ROLLUP)
+# Usage by model (the model report): per person too, so a search narrows it. No
+# quarter hours: the edges of a range in a zone of a quarter-hour offset come from the
+# events (a few minutes' worth), which keeps the write path to two more tables.
+MODEL, PROVIDER = event_column("model"), event_column("provider")
+USER_MODEL_ROLLUP = Rollup(
+    "user_model", (USER, MODEL, PROVIDER), (Grain.HOUR, Grain.DAY), (Grain.HOUR,)
+)
+ROLLUPS: tuple[Rollup, ...] = (USER_ROLLUP, TOTAL_ROLLUP, USER_MODEL_ROLLUP)
 
 # Sums per (key values..., bucket) of one rollup at one grain.
 Sums = dict[tuple[Any, ...], Raw]
@@ -175,6 +195,14 @@ def _key_function(columns: list[Key]) -> Callable[[Event, int, int], tuple[Any, 
     """``(event, user pk, quarter) -> (key values..., quarter)`` for ``columns``."""
     if columns == [USER]:
         return lambda _event, user_pk, quarter: (user_pk, quarter)
+    if all(key.source is not None for key in columns):
+        # One tuple display of plain expressions (checked column names, never input):
+        # several times faster than a call per key for every event.
+        parts = "".join(f"{key.source}, " for key in columns)
+        made: Callable[[Event, int, int], tuple[Any, ...]] = eval(  # noqa: S307
+            f"lambda event, user_pk, quarter: ({parts}quarter)"
+        )
+        return made
     getters = [key.of_event for key in columns]
     return lambda event, user_pk, quarter: (*(get(event, user_pk) for get in getters), quarter)
 

@@ -32,6 +32,7 @@ from sqlalchemy import (
     Boolean,
     Column,
     Connection,
+    Date,
     ForeignKey,
     Index,
     Integer,
@@ -92,6 +93,10 @@ events = Table(
     Column("ingested_us", BigInteger, nullable=False),
     # 1 when the metadata says "usage_missing": true (Event.usage_missing).
     Column("usage_missing", SmallInteger, nullable=False, server_default="0"),
+    # The event's cost in nano-dollars (NULL: unpriced, unknown) and where it came
+    # from: reported, own_price, catalogue or unpriced (tokenledger/pricing.py).
+    Column("cost_nanos", BigInteger),
+    Column("cost_source", String(16), nullable=False, server_default="unpriced"),
     Index("ix_events_started", "started_us", "id"),
 )
 
@@ -163,6 +168,24 @@ api_keys = Table(
     Column("revoked_us", BigInteger),
     # A ``gateway`` key's person (``users.external_id``, who may not have usage yet).
     Column("user_id", String(255)),
+)
+
+# Own prices (negotiated rates, self-hosted models): US dollars per million tokens of
+# each kind, as integer nano-dollars, for a model (and a provider, '' for any) from a
+# UTC date on; an own price wins over the catalogue (tokenledger/prices.py).
+prices = Table(
+    "prices",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("model", String(255), nullable=False),
+    Column("provider", String(255), nullable=False, server_default=""),
+    Column("valid_from", Date, nullable=False),
+    Column("input_nanos", BigInteger, nullable=False),
+    Column("cache_read_nanos", BigInteger),  # NULL: the input price
+    Column("cache_write_nanos", BigInteger),  # NULL: the input price
+    Column("output_nanos", BigInteger, nullable=False),
+    Column("created_us", BigInteger, nullable=False),
+    Index("ux_prices", "model", "provider", "valid_from", unique=True),
 )
 
 # Console accounts: the people who read reports (not the AI users in ``users``).

@@ -19,6 +19,7 @@ from sqlalchemy.sql import visitors
 
 from tokenledger.events import Event, Rejection
 from tokenledger.metrics import METRICS, MetricSet
+from tokenledger.pricing import Pricer, default_pricer
 from tokenledger.search import fold
 from tokenledger.store import event_pages, recompute, retention, writes
 from tokenledger.store.database import Database
@@ -40,10 +41,12 @@ class UsageStore:
         rollups: Sequence[Rollup] = ROLLUPS,
         attributes: Sequence[UserAttribute] = USER_ATTRIBUTES,
         erasure_key: bytes | None = None,
+        pricer: Pricer | None = None,
     ) -> None:
         self.db = db
         # The server secret of erased persons' pseudonyms (``store/erasure.py``).
         self.erasure_key = erasure_key
+        self.pricer = pricer or default_pricer()
         self.metrics = metrics
         self.rollups = tuple(rollups)
         self.attributes = {attribute.name: attribute for attribute in attributes}

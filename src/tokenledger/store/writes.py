@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 from sqlalchemy import bindparam, text
 from sqlalchemy.engine import Connection
 
+from tokenledger import prices
 from tokenledger.events import HASH_VERSION, Event, Rejection
 from tokenledger.search import search_key
 from tokenledger.store import erasure, retention
@@ -161,6 +162,7 @@ def _write(
     if horizon_us is not None:
         early = {event.event_id: None for event in batch if event.started_us < horizon_us}
         batch = [event for event in batch if event.event_id not in early]
+    batch = store.pricer.price_all(batch, prices.load(conn))
     user_pks, erased = _ensure_users(store, conn, batch)
     originals: dict[str, Event] = {}
     if erased:
@@ -266,6 +268,8 @@ _EVENT_COLUMNS = (
     "hash_version",
     "ingested_us",
     "usage_missing",
+    "cost_nanos",
+    "cost_source",
 )
 _EVENTS_PER_STATEMENT = 500
 
@@ -305,6 +309,8 @@ def _insert_events(
                 HASH_VERSION,
                 now_us,
                 1 if event.usage_missing else 0,
+                event.cost_nanos,
+                event.cost_source,
             )
         sql = (
             f"INSERT INTO events ({', '.join(_EVENT_COLUMNS)}) VALUES "

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -26,8 +27,10 @@ from tokenledger.web import (
     errors,
     exports,
     gateway,
+    model_usage_api,
     operations,
     pages,
+    prices_api,
     sso_pages,
 )
 from tokenledger.web.body_limits import BodyLimits, body_size_limit
@@ -62,6 +65,8 @@ def create_app(
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         pruning = retention.start(ctx.store, settings=settings, clock=clock)
+        # The price catalogue loads in the background once the worker answers.
+        threading.Thread(target=ctx.store.pricer.catalogue.warm, daemon=True).start()
         yield
         if pruning is not None:
             pruning.cancel()
@@ -96,6 +101,8 @@ def create_app(
     app.include_router(capture.router)
     app.include_router(gateway.router)
     app.include_router(exports.router)
+    app.include_router(prices_api.router)
+    app.include_router(model_usage_api.router)
     app.include_router(pages.router)
     app.include_router(auth_pages.router)
     app.include_router(sso_pages.router)

@@ -34,7 +34,8 @@ GranularityParam = Annotated[
     Granularity,
     Query(
         description="`summary`: one row per user (the report's rows); `daily`: per user and "
-        "local day with usage; `events`: one row per request, chronological."
+        "local day with usage; `events`: one row per request, chronological; `models`: one "
+        "row per model and provider, most expensive first."
     ),
 ]
 BomParam = Annotated[bool, Query(description="Start with a UTF-8 byte order mark (for Excel).")]

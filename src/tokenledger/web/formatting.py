@@ -7,13 +7,43 @@ The server renders an English default; the browser re-formats every element with
 from __future__ import annotations
 
 from datetime import date, datetime
+from decimal import ROUND_HALF_EVEN, Decimal
 from zoneinfo import ZoneInfo
 
 from tokenledger.localdays import from_us
+from tokenledger.metrics import dollars, dollars_text
 
 
 def number(value: int) -> str:
     return f"{value:,}"
+
+
+def money(nanos: int) -> str:
+    """Dollars with cents (``$1,234.57``); under a cent, two significant digits
+    (``$0.00061``), so a small cost never reads as ``$0.00``. The exact value is in
+    exports, the API and the element's title (``exact_money``)."""
+    exact = dollars(nanos)
+    if nanos:
+        places = min(-exact.adjusted() + 1, 9)  # two significant digits, at most nanos
+        small = exact.quantize(Decimal(1).scaleb(-places), rounding=ROUND_HALF_EVEN)
+        if small < Decimal("0.01"):
+            return f"${format(small, 'f')}"
+    return f"${exact.quantize(Decimal('0.01'), rounding=ROUND_HALF_EVEN):,}"
+
+
+def percent(share: Decimal) -> str:
+    """A share 0..1 as ``12.3 %``."""
+    return f"{(share * 100).quantize(Decimal('0.1'), rounding=ROUND_HALF_EVEN)} %"
+
+
+def decimal_dollars(nanos: int) -> str:
+    """``0.000612500``: the exact decimal, as the API writes it."""
+    return dollars_text(nanos)
+
+
+def exact_money(nanos: int) -> str:
+    """``$0.000612500``: every nano-dollar."""
+    return f"${dollars_text(nanos)}"
 
 
 def usage_time(duration_ms: int) -> str:

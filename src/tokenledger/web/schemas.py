@@ -102,3 +102,52 @@ class UsageSeries(_Strict):
     tz: str
     interval: Literal["hour", "day"]
     points: list[SeriesPoint]
+
+
+class OwnPriceOut(_Strict):
+    """An own price: US dollars per million tokens, exact decimal strings."""
+
+    id: int
+    model: str
+    provider: str | None = Field(description="None: any provider.")
+    valid_from: str = Field(description="First UTC date it applies, YYYY-MM-DD.")
+    input_per_million_usd: str
+    cache_read_per_million_usd: str | None = Field(description="None: the input price.")
+    cache_write_per_million_usd: str | None = Field(description="None: the input price.")
+    output_per_million_usd: str
+
+
+class OwnPrices(_Strict):
+    prices: list[OwnPriceOut]
+
+
+class OwnPriceIn(_Strict):
+    """An own price to set (replacing the one of the same model, provider and date)."""
+
+    model: str
+    provider: str | None = None
+    valid_from: str = Field(description="First UTC date it applies, YYYY-MM-DD.")
+    input: str | float = Field(description="US dollars per million input tokens.")
+    cache_read: str | float | None = Field(None, description="Default: the input price.")
+    cache_write: str | float | None = Field(None, description="Default: the input price.")
+    output: str | float = Field(description="US dollars per million output tokens.")
+
+
+class ModelRow(Metrics):
+    model: str = Field(description="As the events name it; empty when they name none.")
+    provider: str = Field(description="Empty when the events name none.")
+    cost_share: str | None = Field(
+        description="This model's part of the range's cost, 0 to 1 (4 places); null when "
+        "the range's cost is 0."
+    )
+    first_request_at: str | None
+    last_request_at: str | None
+
+
+class ModelUsageOut(_Strict):
+    range: RangeOut
+    tz: str
+    q: str
+    sort: str
+    totals: Metrics
+    models: list[ModelRow]

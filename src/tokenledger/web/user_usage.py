@@ -17,14 +17,17 @@ from starlette.requests import Request
 
 from tokenledger import report_params
 from tokenledger.localdays import LocalRange, today, zone
+from tokenledger.model_usage import ModelUsageReport, model_usage
 from tokenledger.ordering import parse_sort
 from tokenledger.report_params import InvalidParameter
 from tokenledger.reports import UserUsageReport, user_usage
+from tokenledger.usage import UserFilter
 from tokenledger.web import formatting, zone_picker
 from tokenledger.web.context import AppContext
 
 PATH = "/reporting/user-usage"
 EXPORT_PATH = "/api/v1/reports/user-usage/export"
+PRICES_PATH = "/admin/prices"  # where an admin prices the unpriced requests
 PAGE_SIZES = (50, 100, 500)
 PAGE_SIZE = PAGE_SIZES[0]
 TZ_COOKIE = "tl_tz"
@@ -34,6 +37,7 @@ COLUMNS = (
     ("user", "User", "name", False),
     ("requests", "Requests", "requests", True),
     ("tokens", "Total tokens", "total_tokens", True),
+    ("cost", "Cost", "cost_usd", True),
     ("time", "Usage time", "duration_ms", True),
     ("last", "Last active", "last_request_at", True),
 )
@@ -43,6 +47,7 @@ SORT_WORDS = {
     "name": "name",
     "email": "e-mail",
     "duration_ms": "usage time",
+    "cost_usd": "cost",
     "first_request_at": "first request",
     "last_request_at": "last active",
 }
@@ -191,6 +196,7 @@ class Page:
 
     view: UsageView
     report: UserUsageReport
+    models: ModelUsageReport | None = None
 
     @property
     def first(self) -> int:
@@ -237,7 +243,10 @@ def load_page(ctx: AppContext, view: UsageView) -> Page:
     if view.page > last:
         view = replace(view, page=last)
         report = _report(ctx, view)
-    return Page(view, report)
+    models = model_usage(
+        ctx.store, local_range=view.local_range, users=UserFilter(q=view.q or None)
+    )
+    return Page(view, report, models)
 
 
 def template_context(
@@ -260,4 +269,5 @@ def template_context(
         ),
         "range_label": formatting.range_label(view.start, view.end, view.today),
         "fmt": formatting,
+        "prices_path": PRICES_PATH,
     }

@@ -321,6 +321,26 @@
       });
   }
 
+  // Money for reading: cents, or two significant digits under a cent (the exact
+  // decimal string stays in the API and exports).
+  var centsFormat = new Intl.NumberFormat(locale, { style: "currency", currency: "USD" });
+  var smallMoneyFormat = new Intl.NumberFormat(locale, {
+    style: "currency", currency: "USD", maximumSignificantDigits: 2,
+  });
+  function money(decimalText) {
+    var value = Number(decimalText);
+    return (value > 0 && value < 0.01 ? smallMoneyFormat : centsFormat).format(value);
+  }
+
+  function costLine(point) {
+    if (point.unpriced_requests && point.unpriced_requests === point.requests) {
+      return "Cost: unknown (" + numberFormat.format(point.unpriced_requests) + " unpriced)";
+    }
+    var line = "Cost: " + money(point.cost_usd);
+    if (point.unpriced_requests) line += " + " + numberFormat.format(point.unpriced_requests) + " unpriced";
+    return line;
+  }
+
   function drawChart(canvas, series) {
     var hourly = series.interval === "hour";
     var labelFormat = new Intl.DateTimeFormat(locale, hourly
@@ -351,7 +371,10 @@
               label: function (item) { return item.dataset.label + ": " + numberFormat.format(item.raw); },
               footer: function (items) {
                 var total = items.reduce(function (sum, item) { return sum + item.raw; }, 0);
-                return "Total: " + numberFormat.format(total);
+                var point = items.length ? series.points[items[0].dataIndex] : null;
+                var lines = ["Total: " + numberFormat.format(total)];
+                if (point) lines.push(costLine(point));
+                return lines;
               },
             },
           },
@@ -364,6 +387,7 @@
       },
     });
     canvas.dataset.points = String(series.points.length);
+    canvas.dataset.cost = series.points.map(function (p) { return p.cost_usd; }).join(" ");
     canvas.dataset.total = String(series.points.reduce(function (sum, p) { return sum + p.total_tokens; }, 0));
   }
 
