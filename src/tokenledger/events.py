@@ -83,8 +83,10 @@ class UserIn(BaseModel):
     id: Annotated[StrictStr, Field(min_length=1, max_length=255)]
     name: Text255 | None = None
     email: Annotated[StrictStr, Field(max_length=320)] | None = None
+    department: Text255 | None = None
+    team: Text255 | None = None
 
-    @field_validator("id", "name")
+    @field_validator("id", "name", "department", "team")
     @classmethod
     def _text(cls, value: str | None) -> str | None:
         return None if value is None else _clean_text(value)
@@ -207,6 +209,8 @@ class Event:
     status: str
     metadata: str | None
     content_hash: bytes
+    user_department: str | None = None
+    user_team: str | None = None
 
     def hash_in(self, version: int) -> bytes | None:
         """This event's content hash in ``version`` (to compare with a stored event)."""
@@ -317,6 +321,10 @@ def _key_with_surrogate(value: Any) -> str | None:
     return None
 
 
+def _non_blank(value: str | None) -> str | None:
+    return value if value and value.strip() else None
+
+
 def validate_event(raw: Any, *, now_us: int, future_tolerance_s: int = 300) -> Event | Rejection:
     """Validate one decoded JSON value as an event."""
     if not isinstance(raw, dict):
@@ -357,7 +365,7 @@ def validate_event(raw: Any, *, now_us: int, future_tolerance_s: int = 300) -> E
                 f"is {len(encoded)} bytes as JSON; at most {METADATA_MAX_BYTES} are kept",
             )
         metadata = encoded.decode()
-    name = parsed.user.name if parsed.user.name and parsed.user.name.strip() else None
+    name = _non_blank(parsed.user.name)
     values: dict[str, Any] = {
         "event_id": parsed.event_id,
         "user_id": parsed.user.id,
@@ -374,6 +382,8 @@ def validate_event(raw: Any, *, now_us: int, future_tolerance_s: int = 300) -> E
         "reasoning_tokens": parsed.reasoning_tokens,
         "status": parsed.status,
         "metadata": metadata,
+        "user_department": _non_blank(parsed.user.department),
+        "user_team": _non_blank(parsed.user.team),
     }
     return Event(**values, content_hash=_hash_v2(_hashed_fields(values)))
 
@@ -408,6 +418,8 @@ HASHED_FIELDS = (
     ("reasoning_tokens", "reasoning_tokens"),
     ("status", "status"),
     ("metadata", "metadata"),
+    ("user.department", "user_department"),
+    ("user.team", "user_team"),
 )
 # Version 1's tuple, frozen: the fields of the contract when it was made.
 _V1_FIELDS = (

@@ -63,11 +63,11 @@ def test_a_log_as_an_event_with_cost_and_team_kept_for_later() -> None:
         "status": "ok",
         "metadata": {"source": "litellm", "call_type": "acompletion"},
     }
-    # Until the contract takes cost (issue 13) and teams (issue 14), they are dropped.
-    assert {"cost_usd", "user.team"} == PENDING_FIELDS
+    # Until the contract takes cost (issue 13), it is dropped; the team is kept.
+    assert {"cost_usd"} == PENDING_FIELDS
     stored = to_contract(event)
     assert "cost_usd" not in stored
-    assert stored["user"] == {"id": "emp-1", "email": "li.wei@example.com"}
+    assert stored["user"] == {"id": "emp-1", "email": "li.wei@example.com", "team": "Research"}
     assert {k: v for k, v in event.items() if k not in {"cost_usd", "user"}} == {
         k: v for k, v in stored.items() if k != "user"
     }
