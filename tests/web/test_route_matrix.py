@@ -149,6 +149,9 @@ ROUTES: dict[tuple[str, str], Case] = {
     ("POST", "/admin/keys"): Case(admin_form(303), form={"name": "new key", "scope": "ingest"}),
     ("POST", "/admin/keys/{key_id}/revoke"): Case(admin_form(303)),
     ("GET", "/admin/audit"): Case(admin_page()),
+    ("GET", "/admin/people"): Case(admin_page()),
+    ("GET", "/admin/people/directory.csv"): Case(admin_page()),
+    ("POST", "/admin/people"): Case(admin_form(400), form={"file": "not a file"}),
 }
 # Routes being built on other branches may be listed here with their outcomes; they
 # are checked once they exist (none at the moment).

@@ -152,3 +152,24 @@ def directory(db: Database) -> Iterator[Person]:
     with db.read() as conn:
         for row in conn.execution_options(stream_results=True, yield_per=1000).execute(query):
             yield Person(*row)
+
+
+@dataclass(frozen=True)
+class DirectorySummary:
+    people: int
+    teams: int
+    departments: int
+    last_imported_us: int | None
+
+
+def directory_summary(db: Database) -> DirectorySummary:
+    """How many people the directory lists, with how many distinct teams and
+    departments, and when it last changed."""
+    with db.read() as conn:
+        row = conn.execute(
+            text(
+                "SELECT count(*), count(DISTINCT team), count(DISTINCT department), "
+                "max(imported_us) FROM people_directory"
+            )
+        ).one()
+    return DirectorySummary(*row)

@@ -28,6 +28,9 @@ from tokenledger.web.errors import error_response
 # Routes that take batches of usage (ingest, and the OTLP and LiteLLM receivers).
 INGEST_PATHS = frozenset({"/api/v1/events", "/v1/traces", "/api/v1/integrations/litellm"})
 MAX_FORM_BYTES = 256 * 1024
+# Routes that take a file: the people directory (about 100,000 people).
+UPLOAD_PATHS = frozenset({"/admin/people"})
+MAX_UPLOAD_BYTES = 16 * 1024 * 1024
 _CLOSE = {"Connection": "close"}
 
 
@@ -118,6 +121,8 @@ def body_size_limit(max_ingest_bytes: int) -> Callable[[str], int]:
     """The largest body of each path: ingest batches, or a form."""
 
     def limit(path: str) -> int:
-        return max_ingest_bytes if path in INGEST_PATHS else MAX_FORM_BYTES
+        if path in INGEST_PATHS:
+            return max_ingest_bytes
+        return MAX_UPLOAD_BYTES if path in UPLOAD_PATHS else MAX_FORM_BYTES
 
     return limit

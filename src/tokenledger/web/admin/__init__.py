@@ -1,4 +1,5 @@
-"""Admin pages: Accounts (``accounts``), Keys (``keys``) and the Audit log (``audit``).
+"""Admin pages: Accounts (``accounts``), Keys (``keys``), People (``people``: the
+directory) and the Audit log (``audit``).
 Every route needs the admin role, read from the database on this very request
 (``PageAdmin``)."""
 
@@ -6,13 +7,13 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from tokenledger.web.admin import accounts, audit, keys
+from tokenledger.web.admin import accounts, audit, keys, people
 
 
 def build_router() -> APIRouter:
     # Each section's router carries the ``/admin`` prefix itself: FastAPI includes
     # routers lazily, and a route's own path is what metrics and logs name it by.
     router = APIRouter(include_in_schema=False)
-    for section in (accounts, keys, audit):
+    for section in (accounts, keys, people, audit):
         router.include_router(section.router)
     return router
