@@ -165,10 +165,13 @@ def test_bad_sort_or_granularity_is_refused_before_any_byte() -> None:
 
 
 def test_columns_are_in_the_documented_order() -> None:
-    assert SUMMARY_COLUMNS[-3:] == ("range_start", "range_end", "timezone")
-    assert DAILY_COLUMNS[1:-1] == SUMMARY_COLUMNS[:14]
-    assert (DAILY_COLUMNS[0], DAILY_COLUMNS[-1]) == ("date", "timezone")
+    # The person's department and team come after the first format's columns.
+    people = ("department", "team")
+    assert SUMMARY_COLUMNS[-5:] == ("range_start", "range_end", "timezone", *people)
+    assert DAILY_COLUMNS[1:-3] == SUMMARY_COLUMNS[:14]
+    assert (DAILY_COLUMNS[0], DAILY_COLUMNS[-3:]) == ("date", ("timezone", *people))
     assert EVENT_COLUMNS[:5] == ("event_id", "user_id", "name", "email", "started_at")
+    assert EVENT_COLUMNS[-2:] == people
 
 
 # -- events: keyset paging --------------------------------------------------------------

@@ -57,7 +57,7 @@ def test_import_export_and_re_import(database_url: str, db: Database, tmp_path: 
     assert code == 0
     assert out.splitlines() == [
         HEADER.strip(),
-        'u-ann,Ann Lee,ann@example.com,Engineering,Platform',
+        "u-ann,Ann Lee,ann@example.com,Engineering,Platform",
         "u-eq,\"'=Eq, Inc\",,,'-Ops",
         "u-new,Newcomer,,Sales,",
     ]
@@ -124,7 +124,9 @@ def test_the_admin_page_imports_an_upload(app: FastAPI, db: Database) -> None:
         bad = _upload(page, HEADER + "u-9,,,,\r\nu-10,,x@,,\r\n", token=token)
         assert bad.status_code == 400  # type: ignore[attr-defined]
         assert "row 3, column email: is not a valid e-mail address" in re.sub(
-            r"\s+", " ", bad.text  # type: ignore[attr-defined]
+            r"\s+",
+            " ",
+            bad.text,  # type: ignore[attr-defined]
         )
         assert len(_people(db)) == 3
         # Without the form's token: refused, nothing imported.

@@ -185,6 +185,7 @@ class GroupUsage:
     value: Any  # None for the people without one
     people: int  # people with requests in the range
     usage: Usage
+    all_people: int = 0  # every person with this value (with usage or not)
 
 
 def usage_by_attribute(
@@ -198,11 +199,13 @@ def usage_by_attribute(
     with requests in the range; the groups by value, people without one last."""
     metrics = store.metrics
     start_us, end_us = local_range.start_us, local_range.end_us
+    users = users or UserFilter()
     with store.read() as reader:
-        raw = reader.per_user(start_us, end_us, users or UserFilter())
+        raw = reader.per_user(start_us, end_us, users)
         reader.fill_first(raw, start_us, end_us)
         values = reader.attributes(raw, (attribute,))
-    groups: dict[Any, tuple[list[int], Raw]] = {}
+        everyone = reader.people_per_value(attribute, users)
+    groups: dict[Any, tuple[list[int], Raw]] = {value: ([0], metrics.empty()) for value in everyone}
     for pk, usage in raw.items():
         value = values[pk][0]
         found = groups.get(value)
@@ -213,7 +216,7 @@ def usage_by_attribute(
             metrics.add(found[1], usage)
     ordered = sorted(groups.items(), key=lambda item: (item[0] is None, item[0] or ""))
     return [
-        GroupUsage(value, people[0], Usage(usage, metrics=metrics))
+        GroupUsage(value, people[0], Usage(usage, metrics=metrics), everyone.get(value, 0))
         for value, (people, usage) in ordered
     ]
 
@@ -231,8 +234,10 @@ def usage_series(
     interval: Literal["hour", "day"],
     q: str | None = None,
     user_id: str | None = None,
+    users: UserFilter | None = None,
 ) -> list[SeriesPoint]:
-    """Usage per local hour or day of ``local_range`` (zero-filled)."""
+    """Usage per local hour or day of ``local_range`` (zero-filled), of ``users`` (or
+    the search ``q`` and ``user_id``)."""
     if interval == "day":
         starts: list[datetime] = []
         buckets = []
@@ -244,7 +249,7 @@ def usage_series(
         starts = [start for start, _, _ in hours]
         buckets = [(lo, hi) for _, lo, hi in hours]
     with store.read() as reader:
-        values = reader.series(buckets, UserFilter(q=q, user_id=user_id))
+        values = reader.series(buckets, users or UserFilter(q=q, user_id=user_id))
     return [
         SeriesPoint(start, Usage(raw, metrics=store.metrics))
         for start, raw in zip(starts, values, strict=True)

@@ -94,3 +94,25 @@ class UsageSeries(_Strict):
     tz: str
     interval: Literal["hour", "day"]
     points: list[SeriesPoint]
+
+
+class GroupTotals(Metrics):
+    people_active: int = Field(description="People with requests in the range.")
+    people: int = Field(description="Every person counted, with requests or not.")
+    first_request_at: str | None
+    last_request_at: str | None
+
+
+class GroupRow(GroupTotals):
+    team: str | None = Field(None, description="With `by=team`; null: no team.")
+    department: str | None = Field(None, description="With `by=department`; null: none.")
+    label: str = Field(description='The value, or "No team" / "No department".')
+
+
+class TeamUsageReport(_Strict):
+    range: RangeOut
+    tz: str
+    by: Literal["team", "department"]
+    q: str
+    totals: GroupTotals
+    groups: list[GroupRow]
