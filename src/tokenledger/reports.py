@@ -9,7 +9,7 @@ exports, and series per local hour or day.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Literal
 
 from tokenledger.localdays import LocalRange
@@ -19,6 +19,7 @@ from tokenledger.store.port import UsagePort, UsageQueries
 from tokenledger.usage import Profile, Usage, UserFilter
 
 __all__ = [
+    "Comparison",
     "GroupUsage",
     "SeriesPoint",
     "Usage",
@@ -26,7 +27,10 @@ __all__ = [
     "UserUsage",
     "UserUsageReport",
     "all_rows",
+    "change",
     "day_rows",
+    "previous_range",
+    "previous_usage",
     "usage_by_attribute",
     "usage_series",
     "user_usage",
@@ -219,6 +223,46 @@ def usage_by_attribute(
         GroupUsage(value, people[0], Usage(usage, metrics=metrics), everyone.get(value, 0))
         for value, (people, usage) in ordered
     ]
+
+
+def previous_range(local_range: LocalRange) -> LocalRange:
+    """The range of as many local days just before ``local_range`` (same zone)."""
+    days = local_range.end - local_range.start
+    end = local_range.start - timedelta(days=1)
+    return LocalRange.of(end - days, end, local_range.tz)
+
+
+@dataclass
+class Comparison:
+    """Usage in the previous range of the same length: per person and in total."""
+
+    range: LocalRange
+    per_user: dict[int, Usage]
+    totals: Usage
+
+    def of(self, user_pk: int) -> Usage:
+        return self.per_user.get(user_pk) or Usage(metrics=self.totals.metric_set)
+
+
+def previous_usage(store: UsagePort, *, local_range: LocalRange, users: UserFilter) -> Comparison:
+    """The usage of ``users`` in the range before ``local_range`` (for "+23% vs the 30
+    days before"): exactly the report of that range."""
+    before = previous_range(local_range)
+    metrics = store.metrics
+    with store.read() as reader:
+        raw = reader.per_user(before.start_us, before.end_us, users)
+    return Comparison(
+        before,
+        {pk: Usage(values, metrics=metrics) for pk, values in raw.items()},
+        Usage(metrics.totals(raw.values()), metrics=metrics),
+    )
+
+
+def change(current: int, previous: int) -> float | None:
+    """The relative change from ``previous`` to ``current`` (None: no previous usage)."""
+    if previous == 0:
+        return None
+    return (current - previous) / previous
 
 
 @dataclass

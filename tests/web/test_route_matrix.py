@@ -110,6 +110,7 @@ ROUTES: dict[tuple[str, str], Case] = {
     ),
     ("GET", "/api/v1/reports/user-usage"): Case(report_api()),
     ("GET", "/api/v1/reports/usage-series"): Case(report_api()),
+    ("GET", "/api/v1/reports/team-usage"): Case(report_api()),
     ("GET", "/api/v1/reports/user-usage/export"): Case(report_api()),
     # Signing in and out.
     ("GET", "/sign-in"): Case({**everyone(200), "viewer": 303, "admin": 303}),

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -132,3 +133,68 @@ def test_bad_filters_are_a_400_naming_the_field(get_report: Callable[..., Any]) 
         assert response.status_code == 400
         assert response.json()["error"]["message"].startswith("department:")
     assert get_report("/api/v1/reports/team-usage", by="floor").status_code == 400
+
+
+@pytest.mark.usefixtures("loaded")
+def test_the_page_filters_groups_and_compares(app: Any, get_report: Callable[..., Any]) -> None:
+    from tests.web.signed_in import signed_in_client
+
+    query = "start=2026-11-23&end=2026-11-24&tz=America/New_York"
+    with signed_in_client(app) as page:
+        html = page.get(f"/reporting/user-usage?{query}").text
+        # The filters list the values in use with their people, "none" last.
+        assert re.search(r'<option value="Data">Data \(2\)</option>', html)
+        assert re.search(r'<option value="\(none\)">No team \(2\)</option>', html)
+        assert re.search(r'<option value="Engineering">Engineering \(4\)</option>', html)
+        filtered = page.get(f"/reporting/user-usage?{query}&team=Platform").text
+        assert _names(filtered) == ["Bo", "Ana"] or _names(filtered) == ["Ana", "Bo"]
+        assert re.search(r'<option value="Platform" selected>', filtered)
+        # The chart and the export links carry the filter.
+        assert "team=Platform" in filtered.split('data-series-url="')[1].split('"')[0]
+        grouped = page.get(f"/reporting/user-usage?{query}&group=team").text
+        links = re.findall(r'<a class="group-link" href="([^"]+)">([^<]+)</a>', grouped)
+        assert [label for _, label in links] == ["Data", "Platform", "No team"]
+        data_link = links[0][0].replace("&amp;", "&")
+        assert "team=Data" in data_link
+        assert "group" not in data_link
+        assert _names(page.get(data_link).text) == ["Cy"]  # Fay has no usage
+        # Compare: the change of each person's tokens vs the two days before.
+        compared = page.get(f"/reporting/user-usage?{query}&compare=1").text
+        assert 'id="change-header"' in compared
+        assert re.search(r'id="totals-change">new<', compared)  # nothing before
+        assert page.get(f"/reporting/user-usage?{query}&group=floor").status_code == 400
+
+
+def _names(html: str) -> list[str]:
+    return re.findall(r'class="user-name[^"]*"[^>]*>([^<]*)<', html)
+
+
+def test_previous_usage_is_the_report_of_the_previous_range(db: Database) -> None:
+    from datetime import date
+
+    from tokenledger.ingest import ingest
+    from tokenledger.localdays import LocalRange, zone
+    from tokenledger.reports import previous_range, previous_usage, user_usage
+    from tokenledger.store.usage_store import UsageStore
+    from tokenledger.usage import UserFilter
+
+    store = UsageStore(db)
+    events = [
+        make_event(user={"id": f"p{i % 3}"}, started_at=at, input_tokens=i + 1)
+        for i, at in enumerate(
+            [
+                *("2026-03-28T23:30:00Z", "2026-03-29T00:30:00Z", "2026-03-29T01:30:00Z"),
+                *("2026-03-30T12:00:00Z", "2026-03-31T22:59:00Z", "2026-04-01T00:00:00Z"),
+            ]
+        )
+    ]
+    assert ingest(store, events, now_us=2**62).count("accepted") == 6
+    paris = zone("Europe/Paris")  # DST starts on 2026-03-29
+    current = LocalRange.of(date(2026, 3, 31), date(2026, 4, 1), paris)
+    before = previous_range(current)
+    assert (before.start, before.end) == (date(2026, 3, 29), date(2026, 3, 30))
+    compared = previous_usage(store, local_range=current, users=UserFilter())
+    report = user_usage(store, local_range=before)
+    assert compared.totals.metrics() == report.totals.metrics()
+    for row in report.rows:
+        assert compared.of(row.user_pk).metrics() == row.usage.metrics()

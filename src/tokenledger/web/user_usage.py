@@ -1,16 +1,17 @@
 """Reporting > User Usage: from the page's URL to what its template shows.
 
 The URL carries the whole view (``start``, ``end``, ``tz``, ``q``, ``sort``, ``page``,
-``per_page``), so a link reproduces it and Back works. The route returns the full page,
-or only the results fragment when htmx asks for it.
+``per_page``, the ``team`` and ``department`` filters, the ``group`` view by team or
+department and the ``compare`` toggle), so a link reproduces it and Back works. The
+route returns the full page, or only the results fragment when htmx asks for it.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, time
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import quote, urlencode
 from zoneinfo import ZoneInfo
 
 from starlette.requests import Request
@@ -19,11 +20,21 @@ from tokenledger import report_params
 from tokenledger.localdays import LocalRange, today, zone
 from tokenledger.ordering import parse_sort
 from tokenledger.report_params import InvalidParameter
-from tokenledger.reports import UserUsageReport, user_usage
+from tokenledger.reports import (
+    Comparison,
+    GroupUsage,
+    UserUsageReport,
+    previous_usage,
+    usage_by_attribute,
+    user_usage,
+)
+from tokenledger.usage import UserFilter
 from tokenledger.web import formatting, zone_picker
 from tokenledger.web.context import AppContext
 
 PATH = "/reporting/user-usage"
+PERSON_PATH = "/reporting/people"
+GROUPS = {"team": "By team", "department": "By department"}
 EXPORT_PATH = "/api/v1/reports/user-usage/export"
 PAGE_SIZES = (50, 100, 500)
 PAGE_SIZE = PAGE_SIZES[0]
@@ -65,6 +76,19 @@ class UsageView:
     page: int = 1
     tz_from_browser: bool = False
     per_page: int = PAGE_SIZE
+    team: str = ""
+    department: str = ""
+    group: str = ""  # "team" or "department": the By team / By department view
+    compare: bool = False  # the change against the previous range, per person
+
+    @property
+    def users(self) -> UserFilter:
+        where = report_params.attribute_filter({"team": self.team, "department": self.department})
+        return UserFilter(q=self.q or None, where=where)
+
+    def person_url(self, user_id: str) -> str:
+        """A person's page, keeping this view (its Back link returns here)."""
+        return f"{PERSON_PATH}/{quote(user_id, safe='')}?{urlencode(self.params())}"
 
     @property
     def local_range(self) -> LocalRange:
@@ -89,13 +113,18 @@ class UsageView:
             params["page"] = str(view.page)
         if view.per_page != PAGE_SIZE:
             params["per_page"] = str(view.per_page)
+        for name in ("team", "department", "group"):
+            if getattr(view, name):
+                params[name] = getattr(view, name)
+        if view.compare:
+            params["compare"] = "1"
         return params
 
     def url(self, **changes: Any) -> str:
         return f"{PATH}?{urlencode(self.params(**changes))}"
 
     def export_url(self, granularity: str = "summary") -> str:
-        params = self.params(page=1, per_page=PAGE_SIZE)
+        params = self.params(page=1, per_page=PAGE_SIZE, group="", compare=False)
         params["sort"] = self.sort
         params["granularity"] = granularity
         return f"{EXPORT_PATH}?{urlencode(params)}"
@@ -137,7 +166,11 @@ def parse_view(ctx: AppContext, request: Request) -> UsageView:
         default_tz=ctx.settings.timezone,
         now=ctx.clock(),
         span=report_params.REPORT,
+        attributes={"team": query.get("team"), "department": query.get("department")},
     )
+    group = query.get("group") or ""
+    if group and group not in GROUPS:
+        raise InvalidView("group", f"must be one of {', '.join(GROUPS)}")
     page_text = query.get("page") or "1"
     # ASCII digits only ("²" is a digit to str.isdigit, not to int), and few of them.
     if not (page_text.isascii() and page_text.isdigit() and len(page_text) <= 7):
@@ -156,6 +189,10 @@ def parse_view(ctx: AppContext, request: Request) -> UsageView:
         int(page_text),
         tz_from_browser=bool(tz_name),
         per_page=per_page,
+        team=query.get("team") or "",
+        department=query.get("department") or "",
+        group=group,
+        compare=query.get("compare") in {"1", "true", "on"},
     )
 
 
@@ -191,6 +228,10 @@ class Page:
 
     view: UsageView
     report: UserUsageReport
+    # The team and department filters' choices: (value, people), "no value" last.
+    options: dict[str, list[tuple[str | None, int]]] = field(default_factory=dict)
+    groups: list[GroupUsage] = field(default_factory=list)  # the By team view
+    previous: Comparison | None = None  # the compare toggle: the previous range's usage
 
     @property
     def first(self) -> int:
@@ -223,11 +264,23 @@ def _report(ctx: AppContext, view: UsageView) -> UserUsageReport:
     return user_usage(
         ctx.store,
         local_range=view.local_range,
-        q=view.q or None,
+        users=view.users,
         sort=view.sort,
         limit=view.per_page,
         offset=view.offset,
     )
+
+
+def filter_options(ctx: AppContext) -> dict[str, list[tuple[str | None, int]]]:
+    """Each attribute's values in use, with their number of people; None (no value) last."""
+    options = {}
+    with ctx.store.read() as reader:
+        for name in ("team", "department"):
+            counts = reader.people_per_value(name, UserFilter())
+            options[name] = sorted(
+                counts.items(), key=lambda item: (item[0] is None, (item[0] or "").casefold())
+            )
+    return options
 
 
 def load_page(ctx: AppContext, view: UsageView) -> Page:
@@ -237,7 +290,14 @@ def load_page(ctx: AppContext, view: UsageView) -> Page:
     if view.page > last:
         view = replace(view, page=last)
         report = _report(ctx, view)
-    return Page(view, report)
+    page = Page(view, report, filter_options(ctx))
+    if view.group:
+        page.groups = usage_by_attribute(
+            ctx.store, local_range=view.local_range, attribute=view.group, users=view.users
+        )
+    if view.compare:
+        page.previous = previous_usage(ctx.store, local_range=view.local_range, users=view.users)
+    return page
 
 
 def template_context(
@@ -248,6 +308,8 @@ def template_context(
         "page": page,
         "view": view,
         "columns": COLUMNS,
+        "groups_views": GROUPS,
+        "no_value": report_params.NO_VALUE,
         "page_sizes": PAGE_SIZES,
         # Only the full page lists the zones (a fragment leaves the picker as it is).
         "zone_groups": lambda: zone_picker.zone_groups(now, view.tz.key),
