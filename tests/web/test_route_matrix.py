@@ -33,6 +33,7 @@ from tokenledger.auth import csrf, sessions
 from tokenledger.auth.keys import create_key
 from tokenledger.settings import Settings
 from tokenledger.store.database import Database, open_database
+from tokenledger.store.people import Person, import_people
 from tokenledger.web.app import create_app
 from tokenledger.web.session_middleware import API_PATHS
 
@@ -111,6 +112,9 @@ ROUTES: dict[tuple[str, str], Case] = {
     ("GET", "/api/v1/reports/user-usage"): Case(report_api()),
     ("GET", "/api/v1/reports/usage-series"): Case(report_api()),
     ("GET", "/api/v1/reports/team-usage"): Case(report_api()),
+    ("GET", "/api/v1/reports/people/{user_id}"): Case(report_api()),
+    ("GET", "/api/v1/reports/people/{user_id}/events"): Case(report_api()),
+    ("GET", "/reporting/people/{user_id}"): Case(page()),
     ("GET", "/api/v1/reports/user-usage/export"): Case(report_api()),
     # Signing in and out.
     ("GET", "/sign-in"): Case({**everyone(200), "viewer": 303, "admin": 303}),
@@ -238,8 +242,14 @@ def world(sqlite_template: Path, tmp_path_factory: pytest.TempPathFactory) -> Wo
         "read_key": create_key(db, name="read", scope="report:read", now_us=0)[1],
     }
     subject_key = create_key(db, name="subject", scope="ingest", now_us=0)[0]
+    import_people(db, [Person("person-1", name="Someone")], now_us=0)
     db.dispose()
-    sample = {"account_id": str(subject.id), "key_id": str(subject_key.id), "path": "app.css"}
+    sample = {
+        "account_id": str(subject.id),
+        "key_id": str(subject_key.id),
+        "path": "app.css",
+        "user_id": "person-1",
+    }
     return World(path, secrets, sample)
 
 

@@ -111,6 +111,8 @@ events = Table(
     Column("hash_version", SmallInteger, nullable=False, server_default="1"),
     Column("ingested_us", BigInteger, nullable=False),
     Index("ix_events_started", "started_us", "id"),
+    # A person's events in time order (the person view's pages, by model, heat map).
+    Index("ix_events_user_started", "user_pk", "started_us", "id"),
 )
 
 

@@ -26,6 +26,7 @@ from tokenledger.web import (
     exports,
     operations,
     pages,
+    people_pages,
     sso_pages,
 )
 from tokenledger.web.body_limits import BodyLimits, body_size_limit
@@ -81,6 +82,7 @@ def create_app(
     app.include_router(capture.router)
     app.include_router(exports.router)
     app.include_router(pages.router)
+    app.include_router(people_pages.router)
     app.include_router(auth_pages.router)
     app.include_router(sso_pages.router)
     app.include_router(admin.build_router())
