@@ -203,3 +203,29 @@ def test_the_page_links_back_to_the_same_view(store: UsageStore, app: Any) -> No
         assert older.text.count("<details>") == 1  # its metadata, on demand
         assert page.get("/reporting/people/nobody").status_code == 404
         assert page.get(href + "&cursor=bad").status_code == 400
+
+
+def test_the_usage_table_sorts_by_the_change_of_tokens(store: UsageStore, app: Any) -> None:
+    import re
+
+    from tests.web.signed_in import signed_in_client
+    from tokenledger.reports import usage_by_change
+
+    grown = usage_by_change(store, local_range=RANGE, users=UserFilter())
+    # bo +1000, ana 395 - 110 = +285, cy +30, di +5.
+    assert [row.user_id for row in grown.rows] == ["bo", "ana", "cy", "di"]
+    assert grown.totals.total_tokens == 1430
+    shrunk = usage_by_change(store, local_range=RANGE, users=UserFilter(), descending=False)
+    assert [row.user_id for row in shrunk.rows] == ["di", "cy", "ana", "bo"]
+    view = "start=2026-10-31&end=2026-11-02&tz=America%2FNew_York&compare=1"
+    with signed_in_client(app) as page:
+        html = page.get(f"/reporting/user-usage?{view}&sort=-token_change").text
+        names = re.findall(r'class="user-name person-link" href="[^"]+">([^<]+)<', html)
+        assert names == ["bo", "Ana", "cy", "di"]
+        assert re.search(r'aria-sort="descending"><a class="sort-link" [^>]*token_change', html)
+        assert re.findall(r'class="cell-main">([^<]+)</span></td>\s*</tr>', html)[:2] == [
+            "new",
+            "+259%",
+        ]
+        # Without the toggle, the change is no sort key.
+        assert page.get(f"/reporting/user-usage?{view[:-10]}&sort=-token_change").status_code == 400

@@ -32,6 +32,7 @@ __all__ = [
     "previous_range",
     "previous_usage",
     "usage_by_attribute",
+    "usage_by_change",
     "usage_series",
     "user_usage",
 ]
@@ -256,6 +257,40 @@ def previous_usage(store: UsagePort, *, local_range: LocalRange, users: UserFilt
         {pk: Usage(values, metrics=metrics) for pk, values in raw.items()},
         Usage(metrics.totals(raw.values()), metrics=metrics),
     )
+
+
+def usage_by_change(
+    store: UsagePort,
+    *,
+    local_range: LocalRange,
+    users: UserFilter,
+    descending: bool = True,
+    limit: int = 50,
+    offset: int = 0,
+) -> UserUsageReport:
+    """The User Usage report ordered by the change of each person's total tokens
+    against the previous range of as many days (then by user id); people without
+    requests in the range but with some before come too (their change is negative)."""
+    before = previous_range(local_range)
+    metrics = store.metrics
+    with store.read() as reader:
+        raw = reader.per_user(local_range.start_us, local_range.end_us, users)
+        previous = reader.per_user(before.start_us, before.end_us, users)
+        for pk in previous:
+            raw.setdefault(pk, metrics.empty())
+        profiles = reader.profiles(raw)
+
+        def key(pk: int) -> tuple[int, str]:
+            now = metrics.value(raw[pk], "total_tokens")
+            then = metrics.value(previous[pk], "total_tokens") if pk in previous else 0
+            return (now - then) * (-1 if descending else 1), profiles[pk][0]
+
+        ordered = sorted(raw, key=key)
+        page = {pk: raw[pk] for pk in ordered[offset : offset + limit]}
+        reader.fill_first(_active(page), local_range.start_us, local_range.end_us)
+    rows = _rows(reader, list(page.items()), profiles)
+    totals = Usage(metrics.totals(raw.values()), metrics=metrics)
+    return UserUsageReport(local_range, len(raw), totals, rows)
 
 
 def change(current: int, previous: int) -> float | None:

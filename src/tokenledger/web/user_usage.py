@@ -18,7 +18,7 @@ from starlette.requests import Request
 
 from tokenledger import report_params
 from tokenledger.localdays import LocalRange, today, zone
-from tokenledger.ordering import parse_sort
+from tokenledger.ordering import parse_sort as parse_report_sort
 from tokenledger.report_params import InvalidParameter
 from tokenledger.reports import (
     Comparison,
@@ -26,6 +26,7 @@ from tokenledger.reports import (
     UserUsageReport,
     previous_usage,
     usage_by_attribute,
+    usage_by_change,
     user_usage,
 )
 from tokenledger.usage import UserFilter
@@ -56,7 +57,20 @@ SORT_WORDS = {
     "duration_ms": "usage time",
     "first_request_at": "first request",
     "last_request_at": "last active",
+    "token_change": "change of tokens vs the previous period",
 }
+
+
+# With the compare toggle, the table also sorts by the change of tokens against the
+# previous range (in tokens: "who grew most"), a key of this page only.
+CHANGE_SORT = "token_change"
+
+
+def parse_sort(sort: str) -> tuple[str, bool]:
+    """A sort of the page: the report's keys, and the change of tokens."""
+    if sort.lstrip("-") == CHANGE_SORT:
+        return CHANGE_SORT, sort.startswith("-")
+    return parse_report_sort(sort)
 
 
 # A parameter of the page that cannot be used (the same as the API's, see report_params).
@@ -145,6 +159,12 @@ class UsageView:
             new_sort = key if key == "name" else f"-{key}"
         return self.url(sort=new_sort, page=1)
 
+    def compare_url(self) -> str:
+        """The compare toggle; turning it off leaves a sort by change."""
+        if self.compare and parse_sort(self.sort)[0] == CHANGE_SORT:
+            return self.url(compare=False, sort=DEFAULT_SORT, page=1)
+        return self.url(compare=not self.compare)
+
     def aria_sort(self, key: str) -> str:
         column, descending = parse_sort(self.sort)
         if column != key:
@@ -156,13 +176,16 @@ def parse_view(ctx: AppContext, request: Request) -> UsageView:
     """The view named by the request's query (InvalidView naming a bad parameter)."""
     query = request.query_params
     tz_name = query.get("tz") or request.cookies.get(TZ_COOKIE) or ""
+    compare = query.get("compare") in {"1", "true", "on"}
+    sort = query.get("sort") or None
+    change_sort = compare and sort is not None and sort.lstrip("-") == CHANGE_SORT
     # The page's form may send empty fields: an empty one is a default.
     asked = report_params.report_params(
         start=query.get("start") or None,
         end=query.get("end") or None,
         tz=tz_name or None,
         q=query.get("q"),
-        sort_by=query.get("sort") or None,
+        sort_by=None if change_sort else sort,
         default_tz=ctx.settings.timezone,
         now=ctx.clock(),
         span=report_params.REPORT,
@@ -185,14 +208,14 @@ def parse_view(ctx: AppContext, request: Request) -> UsageView:
         local_range.tz,
         today(local_range.tz, ctx.clock()),
         asked.users.search or "",
-        asked.sort,
+        sort if change_sort and sort is not None else asked.sort,
         int(page_text),
         tz_from_browser=bool(tz_name),
         per_page=per_page,
         team=query.get("team") or "",
         department=query.get("department") or "",
         group=group,
-        compare=query.get("compare") in {"1", "true", "on"},
+        compare=compare,
     )
 
 
@@ -261,6 +284,16 @@ def pages_for(users: int, per_page: int) -> int:
 
 
 def _report(ctx: AppContext, view: UsageView) -> UserUsageReport:
+    column, descending = parse_sort(view.sort)
+    if column == CHANGE_SORT:
+        return usage_by_change(
+            ctx.store,
+            local_range=view.local_range,
+            users=view.users,
+            descending=descending,
+            limit=view.per_page,
+            offset=view.offset,
+        )
     return user_usage(
         ctx.store,
         local_range=view.local_range,
