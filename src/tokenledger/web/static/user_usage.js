@@ -12,7 +12,7 @@
   var PATH = "/reporting/user-usage";
   var REPORT_API = "/api/v1/reports/user-usage";
   var EXPORT_API = "/api/v1/reports/user-usage/export";
-  var VIEW_FIELDS = ["q", "start", "end", "tz", "sort", "page", "per_page"];
+  var VIEW_FIELDS = ["q", "start", "end", "tz", "sort", "page", "per_page", "team", "department", "group", "compare"];
   var DEFAULTS = { sort: "-total_tokens", page: "1", per_page: "50" };
   var BOM_KEY = "tokenledger.exportBom";
   var RETRY_EVERY_MS = 4000;
