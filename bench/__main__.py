@@ -20,7 +20,7 @@ from bench.backends import Backend, PostgresBackend, SqliteBackend, start_kept_c
 from bench.context import Context, Options
 from bench.datasets import DatasetSpec, ensure
 from bench.progress import say
-from bench.steps import compare, export, ingest, page, reports, scaling, search
+from bench.steps import compare, export, ingest, page, person, reports, scaling, search
 
 STEPS: dict[str, Callable[[Context], dict[str, Any]]] = {
     "ingest": ingest.run,
@@ -30,6 +30,7 @@ STEPS: dict[str, Callable[[Context], dict[str, Any]]] = {
     "search": search.run,
     "scaling": scaling.run,
     "page": page.run,
+    "person": person.run,
 }
 ROOT = results.ROOT
 

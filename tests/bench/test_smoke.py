@@ -24,7 +24,7 @@ SMALL = [
     "--events", "20000", "--users", "500", "--search-users", "1000",
     "--repetitions", str(REPETITIONS), "--ingest-events", "8000", "--import-events", "2000",
 ]  # fmt: skip
-STEPS = {"ingest", "reports", "compare", "export", "search", "scaling", "page"}
+STEPS = {"ingest", "reports", "compare", "export", "search", "scaling", "page", "person"}
 
 
 def _run(tmp_path: Path, *extra: str) -> tuple[dict[str, Any], str]:
@@ -59,9 +59,11 @@ def _check(results: dict[str, Any], docs: str, backend: str) -> None:
     assert results["backend"] == backend
     steps = results["steps"]
     assert set(steps) == STEPS
-    for name in ("ingest", "reports", "compare", "export", "search", "scaling", "page"):
+    for name in ("ingest", "reports", "compare", "export", "search", "scaling", "page", "person"):
         assert steps[name]["status"] == "ok", steps[name]
     assert steps["page"]["users_in_range"] > 0
+    assert steps["person"]["user_events"] > 0
+    assert steps["person"]["server_ms"]["page 1"]["n"] == REPETITIONS
 
     compare = steps["compare"]
     assert compare["agree"] is True
