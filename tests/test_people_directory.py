@@ -137,3 +137,25 @@ def test_the_admin_page_imports_an_upload(app: FastAPI, db: Database) -> None:
         assert viewer.get("/admin/people", follow_redirects=False).status_code == 403
         assert _upload(viewer, HEADER + "u-12,,,,\r\n", token=None).status_code == 403  # type: ignore[attr-defined]
     assert len(_people(db)) == 3
+
+
+def test_the_export_command_takes_people_filters(database_url: str, db: Database) -> None:
+    events = [
+        make_event(user={"id": "u-a", "team": "Ops"}, started_at="2026-11-25T10:00:00Z"),
+        make_event(user={"id": "u-b", "department": "IT"}, started_at="2026-11-25T11:00:00Z"),
+    ]
+    assert ingest(UsageStore(db), events, now_us=2**62).count("accepted") == 2
+    day = ("--start", "2026-11-25", "--tz", "UTC")
+    code, out, err = run(database_url, "export", *day, "--team", "Ops")
+    assert code == 0, err
+    assert [line.split(",")[0] for line in out.splitlines()[1:]] == ["u-a"]
+    code, out, _ = run(database_url, "export", *day, "--granularity", "teams", "--by", "department")
+    assert [line.split(",")[:3] for line in out.splitlines()[1:]] == [
+        ["IT", "1", "1"],
+        ["", "1", "1"],
+    ]
+    code, out, _ = run(database_url, "export", *day, "--granularity", "events", "--user-id", "u-b")
+    assert len(out.splitlines()) == 2
+    code, _, err = run(database_url, "export", *day, "--team", "x" * 256)
+    assert code == 2
+    assert "team: must have at most 255 characters" in err
