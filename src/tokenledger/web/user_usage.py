@@ -316,14 +316,15 @@ def filter_options(ctx: AppContext) -> dict[str, list[tuple[str | None, int]]]:
     return options
 
 
-def load_page(ctx: AppContext, view: UsageView) -> Page:
-    """The page the view names; a page past the last one shows the last one."""
+def load_page(ctx: AppContext, view: UsageView, *, with_options: bool = True) -> Page:
+    """The page the view names; a page past the last one shows the last one. The
+    filters' choices are read for a full page only (a fragment leaves the form as is)."""
     report = _report(ctx, view)
     last = pages_for(report.total_users, view.per_page)
     if view.page > last:
         view = replace(view, page=last)
         report = _report(ctx, view)
-    page = Page(view, report, filter_options(ctx))
+    page = Page(view, report, filter_options(ctx) if with_options else {})
     if view.group:
         page.groups = usage_by_attribute(
             ctx.store, local_range=view.local_range, attribute=view.group, users=view.users
