@@ -179,6 +179,7 @@ def get_person_events(
     as `cursor` for the next page (keyset paging: as fast on the 100th page as on the
     first)."""
     local_range = _range(ctx, start, end, tz)
+    text(user_id, "user_id", max_length=255)
     text(model, "model", max_length=255)
     try:
         page = people.events_page(
@@ -205,6 +206,7 @@ async def person_page(
     search, filters) for its Back link."""
     try:
         view = user_usage.parse_view(ctx, request)
+        text(user_id, "user_id", max_length=255)
         query = request.query_params
         model = text(query.get("model"), "model", max_length=255)
         status = query.get("status") or None
