@@ -40,8 +40,13 @@ checks.positive_data_acceptance.expected-statuses = [200, 207, 400, 422]
 checks.negative_data_rejection.expected-statuses = [207, 400, 413, 415, 422]
 
 [[operations]]
-include-path-regex = "^/api/v1/reports/"
+include-path-regex = "^/api/v1/reports/(?!people/)"
 checks.positive_data_acceptance.expected-statuses = [200, 400]
+
+# A schema-valid user id is most likely nobody's: 404.
+[[operations]]
+include-path-regex = "^/api/v1/reports/people/"
+checks.positive_data_acceptance.expected-statuses = [200, 400, 404]
 """
 
 
@@ -67,6 +72,9 @@ def test_the_document_covers_every_api_endpoint(app: FastAPI) -> None:
         ("GET", "/api/v1/reports/user-usage"),
         ("GET", "/api/v1/reports/usage-series"),
         ("GET", "/api/v1/reports/user-usage/export"),
+        ("GET", "/api/v1/reports/team-usage"),
+        ("GET", "/api/v1/reports/people/{user_id}"),
+        ("GET", "/api/v1/reports/people/{user_id}/events"),
     }
 
 

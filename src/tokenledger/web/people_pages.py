@@ -198,7 +198,9 @@ def get_person_events(
     return events_json(page, local_range.tz)
 
 
-@router.get(user_usage.PERSON_PATH + "/{user_id}", dependencies=[ReportsAvailable])
+@router.get(
+    user_usage.PERSON_PATH + "/{user_id}", dependencies=[ReportsAvailable], include_in_schema=False
+)
 async def person_page(
     request: Request, ctx: Ctx, _viewer: PageViewer, user_id: UserIdPath
 ) -> HTMLResponse:
