@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Request
+from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 from starlette.responses import RedirectResponse, Response, StreamingResponse
 
@@ -15,7 +16,7 @@ from tokenledger.store.people import directory, directory_summary
 from tokenledger.web import flash
 from tokenledger.web.admin.common import admin_page
 from tokenledger.web.body_limits import MAX_UPLOAD_BYTES
-from tokenledger.web.deps import Ctx, PageAdmin, client_address
+from tokenledger.web.deps import Ctx, PageAdmin, Viewer, client_address
 
 router = APIRouter(prefix="/admin", include_in_schema=False)
 
@@ -52,7 +53,12 @@ async def people_import(request: Request, ctx: Ctx, admin: PageAdmin) -> Respons
     if not isinstance(upload, UploadFile) or not upload.filename:
         return _people_page(request, ctx, status=400, error="file: choose a CSV file to import.")
     data = await upload.read()
+    filename = upload.filename[:255]
     await form.close()
+    return await run_in_threadpool(_import, request, ctx, admin, filename, data)
+
+
+def _import(request: Request, ctx: Ctx, admin: Viewer, filename: str, data: bytes) -> Response:
     try:
         people = directory_file.parse_upload(data)
     except directory_file.DirectoryError as exc:
@@ -60,7 +66,7 @@ async def people_import(request: Request, ctx: Ctx, admin: PageAdmin) -> Respons
             request,
             ctx,
             status=400,
-            error=f"{upload.filename}: nothing was imported.",
+            error=f"{filename}: nothing was imported.",
             row_errors=[str(error) for error in exc.errors],
             more_errors=exc.more,
         )
@@ -69,12 +75,12 @@ async def people_import(request: Request, ctx: Ctx, admin: PageAdmin) -> Respons
         people,
         now_us=now_us(ctx.clock),
         actor=admin.email,
-        source=upload.filename[:255],
+        source=filename,
         client=client_address(request),
     )
     response = RedirectResponse("/admin/people", status_code=303)
     message = {
-        "file": upload.filename[:255],
+        "file": filename,
         "people": len(people),
         "created": result.created,
         "updated": result.updated,
