@@ -129,6 +129,7 @@ def _details(label: str, run: dict[str, Any]) -> list[str]:
         ("6. Scaling", _scaling_md, "scaling"),
         ("7. User Usage page", _page_md, "page"),
         ("8. Gateway", _gateway_md, "gateway"),
+        ("9. One person's events (keyset pages)", _person_md, "person"),
     ):
         out += ["", f"#### {title} ({label})", ""]
         step = run if name is None else steps.get(name)
@@ -139,6 +140,15 @@ def _details(label: str, run: dict[str, Any]) -> list[str]:
         else:
             out.append(render_step(step))
     return out
+
+
+def _person_md(step: dict[str, Any]) -> str:
+    rows = [[name, _ms(stats)] for name, stats in step["server_ms"].items()]
+    head = (
+        f"The person with the most events ({step['user_events']:,}), pages of "
+        f"{step['page_size']} newest first (pages reached: {step['pages_reached']}).\n\n"
+    )
+    return head + _table(["action", "server ms"], rows)
 
 
 def _datasets_md(run: dict[str, Any]) -> str:

@@ -64,7 +64,7 @@ def test_people_erase(database_url: str, db: Database, monkeypatch: pytest.Monke
     assert code == 0, err
     alias = erasure.pseudonym(KEY.encode(), "emp-cli-9")
     assert f"Erased: now {alias}; 1 events rewritten; cleared name" in err
-    assert "Not stored in this database (nothing to clear): team, department." in err
+    assert "team, team_at_us, department, department_at_us." in err
     assert _count(db, "SELECT count(*) FROM users WHERE name IS NOT NULL") == 0
     (entry,) = audit.entries(db, action=audit.PERSON_ERASED)
     assert entry.actor.startswith("cli")

@@ -165,14 +165,17 @@ def test_bad_sort_or_granularity_is_refused_before_any_byte() -> None:
 
 
 def test_columns_are_in_the_documented_order() -> None:
-    # The first format's columns keep their order; metrics declared later follow them.
+    # The first format's columns keep their order; then the person's department and
+    # team; then the metrics declared later.
+    people = ("department", "team")
     added = ("usage_missing_requests", "cost_usd", "unpriced_requests")
     assert SUMMARY_COLUMNS[14:17] == ("range_start", "range_end", "timezone")
-    assert SUMMARY_COLUMNS[17:] == added
+    assert SUMMARY_COLUMNS[17:] == (*people, *added)
     assert DAILY_COLUMNS[1:15] == SUMMARY_COLUMNS[:14]
     assert DAILY_COLUMNS[0] == "date"
-    assert DAILY_COLUMNS[15:] == ("timezone", *added)
+    assert DAILY_COLUMNS[15:] == ("timezone", *people, *added)
     assert EVENT_COLUMNS[:5] == ("event_id", "user_id", "name", "email", "started_at")
+    assert EVENT_COLUMNS[15:] == (*people, "usage_missing", "cost_usd", "cost_source")
 
 
 # -- events: keyset paging --------------------------------------------------------------

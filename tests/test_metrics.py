@@ -146,7 +146,7 @@ def test_a_metric_declared_once_is_written_reported_verified_and_exported(
     }
     daily = b"".join(CsvExport(store, ExportRequest(local_range=day, granularity="daily")))
     assert daily.splitlines()[0].endswith(
-        b",timezone,usage_missing_requests,cost_usd,unpriced_requests,fake_cost_usd"
+        b",timezone,department,team,usage_missing_requests,cost_usd,unpriced_requests,fake_cost_usd"
     )
 
 

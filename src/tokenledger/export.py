@@ -30,12 +30,15 @@ from tokenledger.metrics import METRICS, MetricSet, dollars_text
 from tokenledger.metrics import seconds as seconds  # part of this module's interface
 from tokenledger.model_usage import model_usage
 from tokenledger.ordering import parse_sort
-from tokenledger.reports import UserUsage, all_rows, day_rows
+from tokenledger.reports import UserUsage, all_rows, day_rows, usage_by_attribute
 from tokenledger.search import fold
-from tokenledger.store.port import UsagePort
+from tokenledger.store.port import UsagePort, UsageQueries
 from tokenledger.usage import UserFilter
 
-Granularity = Literal["summary", "daily", "events", "models"]
+Granularity = Literal["summary", "daily", "events", "models", "teams"]
+# A person's attributes, at the end of each row of people (before metrics declared
+# after the first format): their current values (store/dimensions.py).
+ATTRIBUTE_COLUMNS = ("department", "team")
 Cell = str | int | None
 
 MEDIA_TYPE = "text/csv; charset=utf-8"
@@ -73,6 +76,7 @@ EVENT_COLUMNS = (
     "cache_read_tokens",
     "cache_write_tokens",
     "reasoning_tokens",
+    *ATTRIBUTE_COLUMNS,
     "usage_missing",  # 1: the request's usage never arrived (its tokens are a floor)
     # Added with cost: exact dollars (empty when unpriced) and where the cost came from.
     "cost_usd",
@@ -117,12 +121,19 @@ class Layout:
             "range_start",
             "range_end",
             "timezone",
+            *ATTRIBUTE_COLUMNS,
             *self._later_columns(),
         )
 
     @property
     def daily(self) -> tuple[str, ...]:
-        return ("date", *self._usage_columns(), "timezone", *self._later_columns())
+        return (
+            "date",
+            *self._usage_columns(),
+            "timezone",
+            *ATTRIBUTE_COLUMNS,
+            *self._later_columns(),
+        )
 
     @property
     def models(self) -> tuple[str, ...]:
@@ -139,13 +150,30 @@ class Layout:
             "timezone",
         )
 
-    def columns(self, granularity: Granularity) -> tuple[str, ...]:
+    def teams(self, by: str = "team") -> tuple[str, ...]:
+        """One row per team (or department: ``by``)."""
+        return (
+            by,
+            "people_active",
+            "people",
+            *FIRST_FORMAT_METRICS,
+            "first_request_at",
+            "last_request_at",
+            "range_start",
+            "range_end",
+            "timezone",
+            *self._later_columns(),
+        )
+
+    def columns(self, granularity: Granularity, by: str = "team") -> tuple[str, ...]:
         if granularity == "summary":
             return self.summary
         if granularity == "daily":
             return self.daily
         if granularity == "models":
             return self.models
+        if granularity == "teams":
+            return self.teams(by)
         return EVENT_COLUMNS
 
 
@@ -156,6 +184,7 @@ COLUMNS: dict[Granularity, tuple[str, ...]] = {
     "daily": DAILY_COLUMNS,
     "events": EVENT_COLUMNS,
     "models": Layout(METRICS).models,
+    "teams": Layout(METRICS).teams(),
 }
 
 # What spreadsheets read as the start of a formula: = + - @ and | (DDE), in ASCII and
@@ -224,11 +253,14 @@ class ExportRequest:
     sort: str = "-total_tokens"
     granularity: Granularity = "summary"
     bom: bool = False
+    by: str = "team"  # what a ``teams`` export groups by: team or department
 
     def __post_init__(self) -> None:
         parse_sort(self.sort)  # ValueError now rather than after the first byte
         if self.granularity not in COLUMNS:
             raise ValueError(f"unknown granularity {self.granularity!r}")
+        if self.by not in ATTRIBUTE_COLUMNS:
+            raise ValueError(f"unknown grouping {self.by!r}")
 
 
 def _slug(value: str, limit: int = 40) -> str:
@@ -238,6 +270,8 @@ def _slug(value: str, limit: int = 40) -> str:
 def export_filename(request: ExportRequest) -> str:
     """E.g. ``user-usage_2026-11-01_2026-11-25.csv``; ASCII letters, digits, ``-_.`` only."""
     kind = "user-usage" if request.granularity == "summary" else f"user-usage-{request.granularity}"
+    if request.granularity == "teams" and request.by != "team":
+        kind = f"user-usage-{request.by}s"
     parts = [kind, request.local_range.start.isoformat(), request.local_range.end.isoformat()]
     q = request.users.q
     if q and q.strip():
@@ -296,11 +330,49 @@ def summary_rows(
     check()
     with store.read() as reader:
         rows = all_rows(reader, local_range, request.users, sort=request.sort)
+        attributes = _attribute_cells(reader, rows)
     cells = _UsageCells(store.metrics, local_range.tz)
     start, end = local_range.start.isoformat(), local_range.end.isoformat()
     zone_cell = escape_cell(local_range.tz.key)
     for row in rows:
-        yield [*cells.head(row), start, end, zone_cell, *cells.tail(row)]
+        yield [*cells.head(row), start, end, zone_cell, *attributes[row.user_pk], *cells.tail(row)]
+
+
+def _attribute_cells(reader: UsageQueries, rows: list[UserUsage]) -> dict[int, list[Cell]]:
+    """Each row's person's attributes (:data:`ATTRIBUTE_COLUMNS`) as cells."""
+    found = reader.attributes((row.user_pk for row in rows), ATTRIBUTE_COLUMNS)
+    return {pk: [_text(value) for value in values] for pk, values in found.items()}
+
+
+def team_rows(
+    store: UsagePort, *, request: ExportRequest, check: Callable[[], None] = _go_on
+) -> Iterator[list[Cell]]:
+    """One row per team (or department): its people's usage summed; people without
+    one last, under an empty value."""
+    local_range = request.local_range
+    check()
+    groups = usage_by_attribute(
+        store, local_range=local_range, attribute=request.by, users=request.users
+    )
+    first = store.metrics.csv_cells(Layout(store.metrics).first_metrics)
+    later_metrics = Layout(store.metrics).later_metrics
+    later = store.metrics.csv_cells(later_metrics) if later_metrics else None
+    start, end = local_range.start.isoformat(), local_range.end.isoformat()
+    zone_cell = escape_cell(local_range.tz.key)
+    for group in groups:
+        usage = group.usage
+        yield [
+            _text(group.value),
+            group.people,
+            group.all_people,
+            *first(usage.raw),
+            iso(usage.first_us, local_range.tz),
+            iso(usage.last_us, local_range.tz),
+            start,
+            end,
+            zone_cell,
+            *(later(usage.raw) if later is not None else ()),
+        ]
 
 
 def model_rows(
@@ -342,8 +414,15 @@ def daily_rows(
         date_cell = day.isoformat()
         with store.read() as reader:
             rows = day_rows(reader, start_us, end_us, request.users, sort=request.sort)
+            attributes = _attribute_cells(reader, rows)
         for row in rows:
-            yield [date_cell, *cells.head(row), zone_cell, *cells.tail(row)]
+            yield [
+                date_cell,
+                *cells.head(row),
+                zone_cell,
+                *attributes[row.user_pk],
+                *cells.tail(row),
+            ]
 
 
 def event_records(
@@ -421,16 +500,24 @@ def event_rows(
         cache_read_tokens,
         cache_write_tokens,
         reasoning_tokens,
+        department,
+        team,
         usage_missing,
         cost_nanos,
         cost_source,
     ) in records:
         person = people.find(user_pk)
         if person is None:
-            person = people.keep(user_pk, (escape_cell(user_id), _text(name), _text(email)))
+            person = people.keep(
+                user_pk,
+                (
+                    (escape_cell(user_id), _text(name), _text(email)),
+                    (_text(department), _text(team)),
+                ),
+            )
         yield [
             escape_cell(event_id),
-            *person,
+            *person[0],
             timestamp(started_us),
             duration_ms,
             texts.text(model),
@@ -442,6 +529,7 @@ def event_rows(
             cache_read_tokens or 0,
             cache_write_tokens or 0,
             reasoning_tokens or 0,
+            *person[1],
             usage_missing,
             "" if cost_nanos is None else dollars_text(cost_nanos),
             cost_source,
@@ -503,7 +591,7 @@ class ExportOutcome:
 def audit_filters(request: ExportRequest) -> dict[str, Any]:
     """The filters of an export, as the audit log keeps them."""
     local_range = request.local_range
-    return {
+    filters: dict[str, Any] = {
         "start": local_range.start.isoformat(),
         "end": local_range.end.isoformat(),
         "timezone": local_range.tz.key,
@@ -511,6 +599,14 @@ def audit_filters(request: ExportRequest) -> dict[str, Any]:
         "sort": request.sort,
         "granularity": request.granularity,
     }
+    # Filters added later are named only when used.
+    if request.users.user_id is not None:
+        filters["user_id"] = request.users.user_id
+    for name, value in request.users.where:
+        filters[name] = value
+    if request.granularity == "teams":
+        filters["by"] = request.by
+    return filters
 
 
 def audit_details(request: ExportRequest, outcome: ExportOutcome) -> dict[str, Any]:
@@ -557,7 +653,7 @@ class CsvExport:
 
     @property
     def columns(self) -> tuple[str, ...]:
-        return Layout(self.store.metrics).columns(self.request.granularity)
+        return Layout(self.store.metrics).columns(self.request.granularity, self.request.by)
 
     def rows(self) -> Iterator[list[Cell]]:
         request = self.request
@@ -568,6 +664,8 @@ class CsvExport:
             return daily_rows(self.store, request=request, check=check)
         if request.granularity == "models":
             return model_rows(self.store, request=request, check=check)
+        if request.granularity == "teams":
+            return team_rows(self.store, request=request, check=check)
         return event_rows(self.store, request=request, page_size=self.page_size, check=check)
 
     def _count(self, rows: int) -> None:

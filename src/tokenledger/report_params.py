@@ -14,6 +14,7 @@ Every range is bounded, so that no request can ask for unbounded work (see
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
 
@@ -24,6 +25,9 @@ from tokenledger.usage import UserFilter
 
 MAX_TEXT = 200  # characters of a search
 MAX_USER_ID = 255
+MAX_ATTRIBUTE = 255  # a team or department
+# The value of a team or department filter that selects the people without one.
+NO_VALUE = "(none)"
 MAX_ZONE = 64
 MAX_SORT = 40
 MAX_LIMIT = 500  # rows of one page of the JSON report
@@ -69,6 +73,7 @@ EXPORTS = {
     "daily": Span(MAX_DAYS, "daily exports"),
     "events": Span(MAX_DAYS, "events exports"),
     "models": Span(MAX_DAYS, "model exports"),
+    "teams": Span(MAX_DAYS, "team exports"),
 }
 SPANS = (REPORT, DAILY_SERIES, HOURLY_SERIES, *EXPORTS.values())
 
@@ -161,8 +166,25 @@ def report_params(
     default_tz: str,
     now: datetime,
     span: Span,
+    attributes: Mapping[str, str | None] | None = None,
 ) -> ReportParams:
-    """Every common parameter at once, checked in the order a person reads them."""
+    """Every common parameter at once, checked in the order a person reads them.
+    ``attributes`` are filters on people's attributes by name (``{"team": "Ops"}``):
+    empty or None is no filter, :data:`NO_VALUE` the people without one."""
     found = local_range(start=start, end=end, tz=tz, default_tz=default_tz, now=now, span=span)
-    users = UserFilter(q=text(q, "q"), user_id=text(user_id, "user_id", max_length=MAX_USER_ID))
+    users = UserFilter(
+        q=text(q, "q"),
+        user_id=text(user_id, "user_id", max_length=MAX_USER_ID),
+        where=attribute_filter(attributes or {}),
+    )
     return ReportParams(found, users, sort(sort_by))
+
+
+def attribute_filter(values: Mapping[str, str | None]) -> tuple[tuple[str, str | None], ...]:
+    """The ``UserFilter.where`` of attribute filters as sent (see :func:`report_params`)."""
+    where: list[tuple[str, str | None]] = []
+    for name, value in values.items():
+        checked = text(value, name, max_length=MAX_ATTRIBUTE)
+        if checked:
+            where.append((name, None if checked == NO_VALUE else checked))
+    return tuple(where)

@@ -9,7 +9,7 @@ exports, and series per local hour or day.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Literal
 
 from tokenledger.localdays import US_PER_QUARTER, LocalRange
@@ -20,6 +20,7 @@ from tokenledger.store.retention import EventsRemoved
 from tokenledger.usage import Profile, Usage, UserFilter
 
 __all__ = [
+    "Comparison",
     "GroupUsage",
     "SeriesPoint",
     "Usage",
@@ -27,8 +28,12 @@ __all__ = [
     "UserUsage",
     "UserUsageReport",
     "all_rows",
+    "change",
     "day_rows",
+    "previous_range",
+    "previous_usage",
     "usage_by_attribute",
+    "usage_by_change",
     "usage_series",
     "user_usage",
 ]
@@ -210,6 +215,7 @@ class GroupUsage:
     value: Any  # None for the people without one
     people: int  # people with requests in the range
     usage: Usage
+    all_people: int = 0  # every person with this value (with usage or not)
 
 
 def usage_by_attribute(
@@ -223,11 +229,13 @@ def usage_by_attribute(
     with requests in the range; the groups by value, people without one last."""
     metrics = store.metrics
     start_us, end_us = local_range.start_us, local_range.end_us
+    users = users or UserFilter()
     with store.read() as reader:
-        raw = reader.per_user(start_us, end_us, users or UserFilter())
+        raw = reader.per_user(start_us, end_us, users)
         reader.fill_first(raw, start_us, end_us)
         values = reader.attributes(raw, (attribute,))
-    groups: dict[Any, tuple[list[int], Raw]] = {}
+        everyone = reader.people_per_value(attribute, users)
+    groups: dict[Any, tuple[list[int], Raw]] = {value: ([0], metrics.empty()) for value in everyone}
     for pk, usage in raw.items():
         value = values[pk][0]
         found = groups.get(value)
@@ -238,9 +246,83 @@ def usage_by_attribute(
             metrics.add(found[1], usage)
     ordered = sorted(groups.items(), key=lambda item: (item[0] is None, item[0] or ""))
     return [
-        GroupUsage(value, people[0], Usage(usage, metrics=metrics))
+        GroupUsage(value, people[0], Usage(usage, metrics=metrics), everyone.get(value, 0))
         for value, (people, usage) in ordered
     ]
+
+
+def previous_range(local_range: LocalRange) -> LocalRange:
+    """The range of as many local days just before ``local_range`` (same zone)."""
+    days = local_range.end - local_range.start
+    end = local_range.start - timedelta(days=1)
+    return LocalRange.of(end - days, end, local_range.tz)
+
+
+@dataclass
+class Comparison:
+    """Usage in the previous range of the same length: per person and in total."""
+
+    range: LocalRange
+    per_user: dict[int, Usage]
+    totals: Usage
+
+    def of(self, user_pk: int) -> Usage:
+        return self.per_user.get(user_pk) or Usage(metrics=self.totals.metric_set)
+
+
+def previous_usage(store: UsagePort, *, local_range: LocalRange, users: UserFilter) -> Comparison:
+    """The usage of ``users`` in the range before ``local_range`` (for "+23% vs the 30
+    days before"): exactly the report of that range."""
+    before = previous_range(local_range)
+    metrics = store.metrics
+    with store.read() as reader:
+        raw = reader.per_user(before.start_us, before.end_us, users)
+    return Comparison(
+        before,
+        {pk: Usage(values, metrics=metrics) for pk, values in raw.items()},
+        Usage(metrics.totals(raw.values()), metrics=metrics),
+    )
+
+
+def usage_by_change(
+    store: UsagePort,
+    *,
+    local_range: LocalRange,
+    users: UserFilter,
+    descending: bool = True,
+    limit: int = 50,
+    offset: int = 0,
+) -> UserUsageReport:
+    """The User Usage report ordered by the change of each person's total tokens
+    against the previous range of as many days (then by user id); people without
+    requests in the range but with some before come too (their change is negative)."""
+    before = previous_range(local_range)
+    metrics = store.metrics
+    with store.read() as reader:
+        raw = reader.per_user(local_range.start_us, local_range.end_us, users)
+        previous = reader.per_user(before.start_us, before.end_us, users)
+        for pk in previous:
+            raw.setdefault(pk, metrics.empty())
+        profiles = reader.profiles(raw)
+
+        def key(pk: int) -> tuple[int, str]:
+            now = metrics.value(raw[pk], "total_tokens")
+            then = metrics.value(previous[pk], "total_tokens") if pk in previous else 0
+            return (now - then) * (-1 if descending else 1), profiles[pk][0]
+
+        ordered = sorted(raw, key=key)
+        page = {pk: raw[pk] for pk in ordered[offset : offset + limit]}
+        reader.fill_first(_active(page), local_range.start_us, local_range.end_us)
+    rows = _rows(reader, list(page.items()), profiles)
+    totals = Usage(metrics.totals(raw.values()), metrics=metrics)
+    return UserUsageReport(local_range, len(raw), totals, rows)
+
+
+def change(current: int, previous: int) -> float | None:
+    """The relative change from ``previous`` to ``current`` (None: no previous usage)."""
+    if previous == 0:
+        return None
+    return (current - previous) / previous
 
 
 @dataclass
@@ -256,8 +338,10 @@ def usage_series(
     interval: Literal["hour", "day"],
     q: str | None = None,
     user_id: str | None = None,
+    users: UserFilter | None = None,
 ) -> list[SeriesPoint]:
-    """Usage per local hour or day of ``local_range`` (zero-filled)."""
+    """Usage per local hour or day of ``local_range`` (zero-filled), of ``users`` (or
+    the search ``q`` and ``user_id``)."""
     if interval == "day":
         starts: list[datetime] = []
         buckets = []
@@ -269,7 +353,7 @@ def usage_series(
         starts = [start for start, _, _ in hours]
         buckets = [(lo, hi) for _, lo, hi in hours]
     with store.read() as reader:
-        values = reader.series(buckets, UserFilter(q=q, user_id=user_id))
+        values = reader.series(buckets, users or UserFilter(q=q, user_id=user_id))
     return [
         SeriesPoint(start, Usage(raw, metrics=store.metrics))
         for start, raw in zip(starts, values, strict=True)

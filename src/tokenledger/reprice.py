@@ -20,7 +20,7 @@ from tokenledger.catalogue import Tokens
 from tokenledger.metrics import dollars_text
 from tokenledger.store import recompute, repricing
 from tokenledger.store.usage_store import UsageStore
-from tokenledger.store.writes import lock_key
+from tokenledger.store.writes import user_lock_key
 
 
 @dataclass(frozen=True)
@@ -62,7 +62,7 @@ def reprice(
 
     def work(conn: Connection) -> Repriced:
         people = repricing.users(conn, selection)
-        store.db.dialect.lock_users(conn, (lock_key(external_id) for _, external_id in people))
+        store.db.dialect.lock_users(conn, (user_lock_key(external_id) for _, external_id in people))
         before = repricing.totals(conn, selection)
         changed = _price_again(store, conn, selection)
         if changed and before.first_us is not None and before.last_us is not None:

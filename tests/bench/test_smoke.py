@@ -25,7 +25,17 @@ SMALL = [
     "--repetitions", str(REPETITIONS), "--ingest-events", "8000", "--import-events", "2000",
     "--gateway-requests", "20", "--gateway-streams", "50",
 ]  # fmt: skip
-STEPS = {"ingest", "reports", "compare", "export", "search", "scaling", "page", "gateway"}
+STEPS = {
+    "ingest",
+    "reports",
+    "compare",
+    "export",
+    "search",
+    "scaling",
+    "page",
+    "gateway",
+    "person",
+}
 
 
 def _run(tmp_path: Path, *extra: str) -> tuple[dict[str, Any], str]:
@@ -63,6 +73,8 @@ def _check(results: dict[str, Any], docs: str, backend: str) -> None:
     for name in sorted(STEPS):
         assert steps[name]["status"] == "ok", steps[name]
     assert steps["page"]["users_in_range"] > 0
+    assert steps["person"]["user_events"] > 0
+    assert steps["person"]["server_ms"]["page 1"]["n"] == REPETITIONS
 
     compare = steps["compare"]
     assert compare["agree"] is True

@@ -26,6 +26,7 @@ from tokenledger.reports import user_usage
 from tokenledger.settings import Settings
 from tokenledger.store import erasure
 from tokenledger.store.database import Database, open_database
+from tokenledger.store.people import Person, import_people
 from tokenledger.store.schema import metadata
 from tokenledger.store.usage_store import UsageStore
 from tokenledger.usage import UserFilter
@@ -36,8 +37,11 @@ USER_ID = "emp-7731-quixote"
 NAME = "Zebulon Quixotic-Marchbanks"
 EMAIL = "zebulon.qm@erasable.example"
 SECRET_META = "Project-Blueberry-Xyzzy-42"
+TEAM = "Skunkworks-Quux-Team"
+DEPARTMENT = "Dept-of-Unlikely-Things"
+DIRECTORY_NAME = "Zeb Q. Marchbanks-Directory"
 # Values that must not survive anywhere: what was erased, and the user id itself.
-ERASED = (USER_ID, NAME, EMAIL, SECRET_META)
+ERASED = (USER_ID, NAME, EMAIL, SECRET_META, TEAM, DEPARTMENT, DIRECTORY_NAME)
 RANGE = LocalRange.of(date(2026, 11, 1), date(2026, 11, 25), zone("Europe/Paris"))
 
 
@@ -51,7 +55,13 @@ def _person_events(count: int) -> list[dict[str, Any]]:
         make_event(
             # A sender that builds event ids from the user id.
             event_id=f"{USER_ID}-req-{n}",
-            user={"id": USER_ID, "name": NAME, "email": EMAIL},
+            user={
+                "id": USER_ID,
+                "name": NAME,
+                "email": EMAIL,
+                "team": TEAM,
+                "department": DEPARTMENT,
+            },
             started_at=(NOW - timedelta(hours=7 * n, microseconds=n)).isoformat(),
             metadata={"project": SECRET_META, "n": n},
             input_tokens=100 + n,
@@ -112,9 +122,13 @@ def test_erasure_leaves_no_byte_of_the_person_and_keeps_their_usage(
 ) -> None:
     person = _person_events(60)
     assert ingest(store, person + _others(30), now_us=to_us(NOW)).count("accepted") == 90
+    # The directory knows the person too (its values win over the events').
+    directory = Person(USER_ID, name=DIRECTORY_NAME, team=TEAM, department=DEPARTMENT)
+    import_people(store.db, [directory], now_us=to_us(NOW))
     hashes = [_event(event).content_hash for event in person]
     totals = _totals(store)
-    assert all(value.encode() in _exports(store) for value in (USER_ID, NAME, EMAIL))
+    before = _exports(store)
+    assert all(value.encode() in before for value in (USER_ID, DIRECTORY_NAME, EMAIL, TEAM))
 
     done = erase_person(
         store, user_id=USER_ID, actor="cli:tester", now_us=to_us(NOW), batch_size=25

@@ -62,7 +62,13 @@ def _post(post_events: Callable[..., Any], events: list[dict[str, Any]]) -> None
 
 # -- a small known dataset, whole bodies ---------------------------------------------------
 
-ZOE = {"id": "u-zoe", "name": "Zoë Dubois", "email": "zoe@example.com"}
+ZOE = {
+    "id": "u-zoe",
+    "name": "Zoë Dubois",
+    "email": "zoe@example.com",
+    "department": "Engineering",
+    "team": "=Platform",  # text a spreadsheet would run: escaped
+}
 BOB = {"id": "u-bob", "name": 'Bob "The" Builder, Jr.'}
 KNOWN = [
     make_event(
@@ -107,37 +113,49 @@ KNOWN_RANGE = {"start": "2026-11-24", "end": "2026-11-25", "tz": "Asia/Kolkata"}
 SUMMARY_BODY = (
     "user_id,name,email,requests,error_requests,input_tokens,output_tokens,total_tokens,"
     "cache_read_tokens,cache_write_tokens,reasoning_tokens,usage_seconds,first_request_at,"
-    "last_request_at,range_start,range_end,timezone,usage_missing_requests,cost_usd,"
-    "unpriced_requests\r\n"
+    "last_request_at,range_start,range_end,timezone,department,team,usage_missing_requests,"
+    "cost_usd,unpriced_requests\r\n"
     "u-zoe,Zoë Dubois,zoe@example.com,2,0,300,100,400,30,50,10,3.750,"
     "2026-11-24T15:30:00+05:30,2026-11-25T13:45:30.250000+05:30,"
-    "2026-11-24,2026-11-25,Asia/Kolkata,0,0.000612500,1\r\n"
+    "2026-11-24,2026-11-25,Asia/Kolkata,Engineering,'=Platform,0,0.000612500,1\r\n"
     'u-bob,"Bob ""The"" Builder, Jr.",,1,1,5,0,5,0,0,0,0.000,'
-    "2026-11-25T01:30:00+05:30,2026-11-25T01:30:00+05:30,2026-11-24,2026-11-25,Asia/Kolkata,0,"
-    "0.000000000,1\r\n"
+    "2026-11-25T01:30:00+05:30,2026-11-25T01:30:00+05:30,2026-11-24,2026-11-25,Asia/Kolkata,,,"
+    "0,0.000000000,1\r\n"
 )
 DAILY_BODY = (
     "date,user_id,name,email,requests,error_requests,input_tokens,output_tokens,total_tokens,"
     "cache_read_tokens,cache_write_tokens,reasoning_tokens,usage_seconds,first_request_at,"
-    "last_request_at,timezone,usage_missing_requests,cost_usd,unpriced_requests\r\n"
+    "last_request_at,timezone,department,team,usage_missing_requests,cost_usd,"
+    "unpriced_requests\r\n"
     "2026-11-24,u-zoe,Zoë Dubois,zoe@example.com,1,0,100,40,140,30,0,10,1.500,"
-    "2026-11-24T15:30:00+05:30,2026-11-24T15:30:00+05:30,Asia/Kolkata,0,0.000612500,0\r\n"
+    "2026-11-24T15:30:00+05:30,2026-11-24T15:30:00+05:30,Asia/Kolkata,Engineering,'=Platform,"
+    "0,0.000612500,0\r\n"
     "2026-11-25,u-zoe,Zoë Dubois,zoe@example.com,1,0,200,60,260,0,50,0,2.250,"
-    "2026-11-25T13:45:30.250000+05:30,2026-11-25T13:45:30.250000+05:30,Asia/Kolkata,0,"
-    "0.000000000,1\r\n"
+    "2026-11-25T13:45:30.250000+05:30,2026-11-25T13:45:30.250000+05:30,Asia/Kolkata,"
+    "Engineering,'=Platform,0,0.000000000,1\r\n"
     '2026-11-25,u-bob,"Bob ""The"" Builder, Jr.",,1,1,5,0,5,0,0,0,0.000,'
-    "2026-11-25T01:30:00+05:30,2026-11-25T01:30:00+05:30,Asia/Kolkata,0,0.000000000,1\r\n"
+    "2026-11-25T01:30:00+05:30,2026-11-25T01:30:00+05:30,Asia/Kolkata,,,0,0.000000000,1\r\n"
 )
 EVENTS_BODY = (
     "event_id,user_id,name,email,started_at,duration_ms,model,provider,status,input_tokens,"
     "output_tokens,total_tokens,cache_read_tokens,cache_write_tokens,reasoning_tokens,"
-    "usage_missing,cost_usd,cost_source\r\n"
+    "department,team,usage_missing,cost_usd,cost_source\r\n"
     "evt-1,u-zoe,Zoë Dubois,zoe@example.com,2026-11-24T15:30:00+05:30,1500,gpt-4o,openai,ok,"
-    "100,40,140,30,0,10,0,0.000612500,catalogue\r\n"
-    'evt-3,u-bob,"Bob ""The"" Builder, Jr.",,2026-11-25T01:30:00+05:30,0,,,error,5,0,5,0,0,0,0,'
-    ",unpriced\r\n"
+    "100,40,140,30,0,10,Engineering,'=Platform,0,0.000612500,catalogue\r\n"
+    'evt-3,u-bob,"Bob ""The"" Builder, Jr.",,2026-11-25T01:30:00+05:30,0,,,error,5,0,5,0,0,0,,,'
+    "0,,unpriced\r\n"
     "evt-2,u-zoe,Zoë Dubois,zoe@example.com,2026-11-25T13:45:30.250000+05:30,2250,"
-    "claude-sonnet,anthropic,ok,200,60,260,0,50,0,0,,unpriced\r\n"
+    "claude-sonnet,anthropic,ok,200,60,260,0,50,0,Engineering,'=Platform,0,,unpriced\r\n"
+)
+TEAMS_BODY = (
+    "team,people_active,people,requests,error_requests,input_tokens,output_tokens,"
+    "total_tokens,cache_read_tokens,cache_write_tokens,reasoning_tokens,usage_seconds,"
+    "first_request_at,last_request_at,range_start,range_end,timezone,"
+    "usage_missing_requests,cost_usd,unpriced_requests\r\n"
+    "'=Platform,1,1,2,0,300,100,400,30,50,10,3.750,2026-11-24T15:30:00+05:30,"
+    "2026-11-25T13:45:30.250000+05:30,2026-11-24,2026-11-25,Asia/Kolkata,0,0.000612500,1\r\n"
+    ",1,1,1,1,5,0,5,0,0,0,0.000,2026-11-25T01:30:00+05:30,2026-11-25T01:30:00+05:30,"
+    "2026-11-24,2026-11-25,Asia/Kolkata,0,0.000000000,1\r\n"
 )
 
 
@@ -147,6 +165,7 @@ EVENTS_BODY = (
         ("summary", SUMMARY_BODY, "user-usage_2026-11-24_2026-11-25.csv"),
         ("daily", DAILY_BODY, "user-usage-daily_2026-11-24_2026-11-25.csv"),
         ("events", EVENTS_BODY, "user-usage-events_2026-11-24_2026-11-25.csv"),
+        ("teams", TEAMS_BODY, "user-usage-teams_2026-11-24_2026-11-25.csv"),
     ],
 )
 def test_known_dataset_exact_body_and_headers(

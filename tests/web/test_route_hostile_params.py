@@ -24,6 +24,7 @@ from tests.web.signed_in import signed_in_client
 from tests.web.test_route_matrix import ROUTES, route_table
 from tokenledger.auth import csrf
 from tokenledger.auth.keys import create_key
+from tokenledger.store.people import Person, import_people
 from tokenledger.web import user_usage
 from tokenledger.web.context import AppContext
 
@@ -57,7 +58,11 @@ HOSTILE: dict[str, str] = {
     "year 10000": "10000-01-01",
 }
 # What the User Usage page reads from its URL itself (not declared to FastAPI).
-PAGE_PARAMS = {user_usage.PATH: ("start", "end", "tz", "q", "sort", "page")}
+_VIEW = ("start", "end", "tz", "q", "sort", "page", "team", "department", "group", "compare")
+PAGE_PARAMS = {
+    user_usage.PATH: _VIEW,
+    user_usage.PERSON_PATH + "/{user_id}": (*_VIEW, "model", "status", "cursor"),
+}
 
 
 def _fields(dependant: Any, kind: str) -> list[str]:
@@ -107,7 +112,13 @@ def sample(app: FastAPI) -> dict[str, str]:
     ctx: AppContext = app.state.ctx
     subject = make_account(ctx.db, "subject@example.com")
     key = create_key(ctx.db, name="subject", scope="ingest", now_us=0)[0]
-    return {"account_id": str(subject.id), "key_id": str(key.id), "path": "app.css"}
+    import_people(ctx.db, [Person("person-1", name="Someone", team="Ops")], now_us=0)
+    return {
+        "account_id": str(subject.id),
+        "key_id": str(key.id),
+        "path": "app.css",
+        "user_id": "person-1",
+    }
 
 
 @pytest.mark.parametrize(("method", "path"), sorted(ROUTES), ids=lambda value: str(value))

@@ -34,6 +34,7 @@ from tokenledger.auth import csrf, sessions
 from tokenledger.auth.keys import create_key
 from tokenledger.settings import Settings
 from tokenledger.store.database import Database, open_database
+from tokenledger.store.people import Person, import_people
 from tokenledger.web.app import create_app
 from tokenledger.web.session_middleware import API_PATHS
 
@@ -124,6 +125,10 @@ ROUTES: dict[tuple[str, str], Case] = {
     ("GET", "/api/v1/reports/user-usage"): Case(report_api()),
     ("GET", "/api/v1/reports/usage-series"): Case(report_api()),
     ("GET", "/api/v1/reports/model-usage"): Case(report_api()),
+    ("GET", "/api/v1/reports/team-usage"): Case(report_api()),
+    ("GET", "/api/v1/reports/people/{user_id}"): Case(report_api()),
+    ("GET", "/api/v1/reports/people/{user_id}/events"): Case(report_api()),
+    ("GET", "/reporting/people/{user_id}"): Case(page()),
     ("GET", "/api/v1/reports/user-usage/export"): Case(report_api()),
     # Signing in and out.
     ("GET", "/sign-in"): Case({**everyone(200), "viewer": 303, "admin": 303}),
@@ -182,6 +187,9 @@ ROUTES: dict[tuple[str, str], Case] = {
         json={"model": "m", "valid_from": "2026-11-01", "input": "1", "output": 2},
     ),
     ("DELETE", "/api/v1/prices/{price_id}"): Case({**everyone(401), "viewer": 403, "admin": 200}),
+    ("GET", "/admin/people"): Case(admin_page()),
+    ("GET", "/admin/people/directory.csv"): Case(admin_page()),
+    ("POST", "/admin/people"): Case(admin_form(400), form={"file": "not a file"}),
 }
 # Routes being built on other branches may be listed here with their outcomes; they
 # are checked once they exist (none at the moment).
@@ -271,12 +279,14 @@ def world(sqlite_template: Path, tmp_path_factory: pytest.TempPathFactory) -> Wo
         {"model": "subject", "valid_from": "2026-01-01", "input": "1", "output": "1"}
     )
     subject_price = prices.set_price(db, price, now_us=0, actor="tests")
+    import_people(db, [Person("person-1", name="Someone")], now_us=0)
     db.dispose()
     sample = {
         "account_id": str(subject.id),
         "key_id": str(subject_key.id),
         "price_id": str(subject_price.id),
         "path": "app.css",
+        "user_id": "person-1",
     }
     return World(path, secrets, sample)
 

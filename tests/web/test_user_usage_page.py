@@ -21,7 +21,7 @@ def page(app: FastAPI) -> Iterator[TestClient]:
 
 
 def _rows(html: str) -> list[str]:
-    return re.findall(r'<span class="user-name">([^<]*)</span>', html)
+    return re.findall(r'class="user-name[^"]*"[^>]*>([^<]*)<', html)
 
 
 def test_default_view_is_today_in_the_default_zone(
@@ -78,7 +78,7 @@ def test_the_url_carries_range_zone_search_and_sort(
     assert re.search(r'<option value="Asia/Kolkata"[^>]* selected>Kolkata \(UTC\+05:30\)', html)
     assert 'value="nguyen"' in html
     # Export submits the same form to the export API: the view's fields at click time.
-    assert html.count('formaction="/api/v1/reports/user-usage/export"') == 4  # with models
+    assert html.count('formaction="/api/v1/reports/user-usage/export"') == 5  # models, teams
     state = html.split('id="usage-state"')[1].split("</div>")[0]
     fields = dict(re.findall(r'<input type="hidden" name="(\w+)" value="([^"]*)">', state))
     assert fields == {
@@ -87,6 +87,8 @@ def test_the_url_carries_range_zone_search_and_sort(
         "sort": "requests",
         "page": "1",
         "per_page": "50",
+        "group": "",
+        "compare": "",
     }
 
 

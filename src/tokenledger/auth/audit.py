@@ -51,6 +51,7 @@ KEY_CREATED = "key_created"
 KEY_REVOKED = "key_revoked"
 EXPORT_STARTED = "export_started"  # when an export begins (its filters)
 EXPORT = "export"  # when it ends: its filters, the rows that left, complete or not
+PEOPLE_IMPORTED = "people_imported"  # a people directory loaded (counts, file name)
 # Entries older than a date moved to a file by ``tokenledger audit-archive``.
 AUDIT_ARCHIVED = "audit_archived"
 # A person erased (``tokenledger people erase``): their pseudonym, never their data.
@@ -77,6 +78,7 @@ ACTIONS = (
     PRICE_SET,
     PRICE_DELETED,
     REPRICED,
+    PEOPLE_IMPORTED,
 )
 _MAX_ACTOR = 400
 

@@ -5,7 +5,17 @@ Each module adds its commands to the one Typer ``app`` (``common``).
 
 from __future__ import annotations
 
-from tokenledger.cli import accounts, backup, data, export, keys, lifecycle, prices, server
+from tokenledger.cli import (
+    accounts,
+    backup,
+    data,
+    export,
+    keys,
+    lifecycle,
+    people,
+    prices,
+    server,
+)
 from tokenledger.cli.common import app
 
 __all__ = [
@@ -17,6 +27,7 @@ __all__ = [
     "keys",
     "lifecycle",
     "main",
+    "people",
     "prices",
     "server",
 ]

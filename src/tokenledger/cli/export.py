@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from contextlib import closing
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, BinaryIO
+from typing import Annotated, BinaryIO, Literal
 
 import typer
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
@@ -31,6 +32,7 @@ def _request(
     sort: str,
     granularity: Granularity,
     bom: bool,
+    people: PeopleOptions | None = None,
 ) -> ExportRequest:
     """The export the options name, checked by the report parameters' parser (a bad
     option is a usage error naming it, with the API's message)."""
@@ -44,6 +46,8 @@ def _request(
             default_tz=settings().timezone,
             now=system_clock(),
             span=report_params.EXPORTS[granularity],
+            user_id=people.user_id if people else None,
+            attributes={"team": people.team, "department": people.department} if people else None,
         )
     except report_params.InvalidParameter as exc:
         raise typer.BadParameter(exc.message, param_hint=f"--{exc.field}") from exc
@@ -53,7 +57,18 @@ def _request(
         sort=asked.sort,
         granularity=granularity,
         bom=bom,
+        by=people.by if people else "team",
     )
+
+
+@dataclass(frozen=True)
+class PeopleOptions:
+    """Whose usage (one person, a team, a department) and, for ``teams``, by what."""
+
+    user_id: str | None = None
+    team: str | None = None
+    department: str | None = None
+    by: Literal["team", "department"] = "team"
 
 
 @app.command()
@@ -77,17 +92,38 @@ def export(
         Granularity,
         typer.Option(
             help="summary: per user; daily: per user and local day; events: per request; "
-            "models: per model and provider."
+            "models: per model and provider; "
+            "teams: per team (--by)."
         ),
     ] = "summary",
     bom: Annotated[bool, typer.Option(help="Start with a UTF-8 byte order mark (Excel).")] = False,
+    team: Annotated[
+        str | None, typer.Option(help="Only this team's people; '(none)': without a team.")
+    ] = None,
+    department: Annotated[
+        str | None, typer.Option(help="Only this department's people; '(none)': without one.")
+    ] = None,
+    user_id: Annotated[str | None, typer.Option(help="Only this person (their user id).")] = None,
+    by: Annotated[
+        str, typer.Option(help="What a teams export groups by: team or department.")
+    ] = "team",
     output: Annotated[
         str, typer.Option("--output", "-o", help="File to write, or - for standard output.")
     ] = "-",
 ) -> None:
     """Export usage as CSV: the same bytes as the console's Export to CSV."""
+    if by not in ("team", "department"):
+        raise typer.BadParameter("must be team or department", param_hint="--by")
+    people = PeopleOptions(user_id, team, department, "team" if by == "team" else "department")
     request = _request(
-        start=start, end=end, tz=tz, q=q, sort=sort, granularity=granularity, bom=bom
+        start=start,
+        end=end,
+        tz=tz,
+        q=q,
+        sort=sort,
+        granularity=granularity,
+        bom=bom,
+        people=people,
     )
     try:
         with database() as db:

@@ -8,14 +8,13 @@ import typer
 
 from tokenledger.auth import audit
 from tokenledger.cli.common import app, console, database, settings, usage_store
+from tokenledger.cli.people import people_app
 from tokenledger.clock import now_us, system_clock
 from tokenledger.localdays import iso, zone
 from tokenledger.store import erasure
 
 retention_app = typer.Typer(help="Delete raw events older than TOKENLEDGER_RETENTION_DAYS.")
-people_app = typer.Typer(help="People whose usage is recorded.")
 app.add_typer(retention_app, name="retention")
-app.add_typer(people_app, name="people")
 
 
 @retention_app.command("run")
@@ -63,14 +62,8 @@ def people_erase(
         except (erasure.ErasureKeyMissing, erasure.UnknownPerson) as exc:
             console.print(f"error: {exc.args[0]}", soft_wrap=True)
             raise typer.Exit(2) from exc
-    not_stored = [c for c in erasure.OPTIONAL_COLUMNS if c not in done.cleared]
     console.print(
         f"Erased: now {done.pseudonym}; {done.events} events rewritten; "
         f"cleared {', '.join(done.cleared)}.",
         soft_wrap=True,
     )
-    if not_stored:
-        console.print(
-            f"Not stored in this database (nothing to clear): {', '.join(not_stored)}.",
-            soft_wrap=True,
-        )

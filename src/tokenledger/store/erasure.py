@@ -50,10 +50,17 @@ if TYPE_CHECKING:
 
 PREFIX = "erased-"
 BATCH_SIZE = 1000
-# The personal fields of ``users`` erased today; team and department join them when
-# those columns exist (they are cleared if present).
-PERSONAL_COLUMNS = ("name", "name_at_us", "email", "email_at_us")
-OPTIONAL_COLUMNS = ("team", "department")
+# The personal fields of ``users``; the person's directory row goes too.
+PERSONAL_COLUMNS = (
+    "name",
+    "name_at_us",
+    "email",
+    "email_at_us",
+    "team",
+    "team_at_us",
+    "department",
+    "department_at_us",
+)
 
 
 class ErasureKeyMissing(ValueError):
@@ -132,7 +139,7 @@ def _rename(
 ) -> tuple[int, tuple[str, ...], int]:
     """Rename the person (under their ingest lock: any later event of theirs is stored
     erased); their pk, the columns cleared, and the last event id to look at."""
-    store.db.dialect.lock_users(conn, [writes.lock_key(user_id)])
+    store.db.dialect.lock_users(conn, [writes.user_lock_key(user_id)])
     with secure_delete(conn):
         user_pk, cleared = _rename_locked(conn, user_id, alias)
     last_id = conn.execute(text("SELECT max(id) FROM events")).scalar()
@@ -147,8 +154,7 @@ def _rename_locked(conn: Connection, user_id: str, alias: str) -> tuple[int, tup
     if not rows:
         raise UnknownPerson(user_id)
     user_pk = next((row[0] for row in rows if row[1] == user_id), rows[0][0])
-    present = _user_columns(conn)
-    cleared = tuple(c for c in (*PERSONAL_COLUMNS, *OPTIONAL_COLUMNS) if c in present)
+    cleared = PERSONAL_COLUMNS
     assignments = "".join(f", {column} = NULL" for column in cleared)
     conn.execute(
         text(
@@ -157,6 +163,7 @@ def _rename_locked(conn: Connection, user_id: str, alias: str) -> tuple[int, tup
         ),
         {"alias": alias, "search": search_key(alias, None, None), "pk": user_pk},
     )
+    conn.execute(text("DELETE FROM people_directory WHERE user_pk = :pk"), {"pk": user_pk})
     conn.execute(
         text("UPDATE api_keys SET name = :alias WHERE user_id = :user_id AND name = :user_id"),
         {"alias": alias, "user_id": user_id},
@@ -166,12 +173,6 @@ def _rename_locked(conn: Connection, user_id: str, alias: str) -> tuple[int, tup
         {"alias": alias, "user_id": user_id},
     )
     return int(user_pk), cleared
-
-
-def _user_columns(conn: Connection) -> set[str]:
-    from sqlalchemy import inspect
-
-    return {column["name"] for column in inspect(conn).get_columns("users")}
 
 
 def _rewrite_events(

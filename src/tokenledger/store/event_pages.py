@@ -23,8 +23,8 @@ _PAGE_SQL = (
     "SELECT e.id, e.started_us, e.event_id, e.user_pk, u.external_id, u.name, u.email, "
     "e.duration_ms, "
     "e.model, e.provider, e.status, e.input_tokens, e.output_tokens, "
-    "e.cache_read_tokens, e.cache_write_tokens, e.reasoning_tokens, e.usage_missing, "
-    "e.cost_nanos, e.cost_source "
+    "e.cache_read_tokens, e.cache_write_tokens, e.reasoning_tokens, "
+    "u.department, u.team, e.usage_missing, e.cost_nanos, e.cost_source "
     "FROM events e JOIN users u ON u.id = e.user_pk "
     # Keyset (started_us, id) > (:after_us, :after_id), written so that both SQLite and
     # PostgreSQL seek ix_events_started on its first column.
@@ -53,7 +53,8 @@ def event_page(
 ) -> Sequence[Sequence[Any]]:
     """The next ``page_size`` events after the keyset ``after`` = (started_us, id) and
     before ``end_us``, of ids up to ``last_id``, as rows of ``id, started_us, event_id,
-    user_pk, user_id, name, email`` then the event's fields."""
+    user_pk, user_id, name, email`` then the event's fields, then the person's
+    department and team."""
     params: dict[str, Any] = {
         "after_us": after[0],
         "after_id": after[1],

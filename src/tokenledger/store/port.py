@@ -57,6 +57,11 @@ class UsageQueries(Protocol):
         """Every user the filter matches, active or not."""
         ...
 
+    def people_per_value(self, name: str, users: UserFilter) -> dict[Any, int]:
+        """How many people the filter matches per value of attribute ``name``
+        (None: without one), active or not."""
+        ...
+
     def series(self, buckets: Sequence[tuple[int, int]], users: UserFilter) -> list[Raw]:
         """Usage of each of ``buckets`` (adjacent ranges, ascending)."""
         ...

@@ -261,6 +261,13 @@ class UsageReader:
                 found[row[0]] = tuple(row[1:])
         return found
 
+    def people_per_value(self, name: str, users: UserFilter) -> dict[Any, int]:
+        """How many people the filter matches per value of attribute ``name``."""
+        column = self.store.attribute(name).column
+        match_sql, params = self.store.match_users(users, "users")
+        query = text(f"SELECT {column}, count(*) FROM users WHERE {match_sql} GROUP BY {column}")
+        return {row[0]: int(row[1]) for row in self.conn.execute(query, params)}
+
     def matching_users(self, users: UserFilter) -> Iterator[tuple[int, Profile]]:
         """Every user the filter matches, with or without usage: ``(pk, profile)``."""
         match_sql, params = self.store.match_users(users, "users")

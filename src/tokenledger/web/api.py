@@ -15,9 +15,11 @@ from tokenledger.events import event_json_schema
 from tokenledger.localdays import LocalRange, iso
 from tokenledger.report_params import DAILY_SERIES, HOURLY_SERIES, REPORT
 from tokenledger.reports import (
+    GroupUsage,
     Usage,
     UserUsage,
     events_removed_before,
+    usage_by_attribute,
     usage_series,
     user_usage,
 )
@@ -26,14 +28,21 @@ from tokenledger.web.deps import Ctx, IngestKey, ReportReader, ReportsAvailable
 from tokenledger.web.errors import JSON, ApiError, error_body, error_responses
 from tokenledger.web.params import (
     DateParam,
+    DepartmentParam,
     LimitParam,
     OffsetParam,
     QParam,
     SortParam,
+    TeamParam,
     TzParam,
     UserIdParam,
 )
-from tokenledger.web.schemas import IngestResult, UsageSeries, UserUsageReport
+from tokenledger.web.schemas import (
+    IngestResult,
+    TeamUsageReport,
+    UsageSeries,
+    UserUsageReport,
+)
 
 router = APIRouter()
 
@@ -165,14 +174,26 @@ def get_user_usage(
     limit: LimitParam = 50,
     offset: OffsetParam = 0,
     include_inactive: bool = False,
+    team: TeamParam = None,
+    department: DepartmentParam = None,
 ) -> dict[str, Any]:
     """Requests, tokens and usage time per user between two local dates."""
-    asked = params.parse(ctx, span=REPORT, start=start, end=end, tz=tz, q=q, sort=sort)
+    asked = params.parse(
+        ctx,
+        span=REPORT,
+        start=start,
+        end=end,
+        tz=tz,
+        q=q,
+        sort=sort,
+        team=team,
+        department=department,
+    )
     local_range = asked.local_range
     report = user_usage(
         ctx.store,
         local_range=local_range,
-        q=asked.users.q,
+        users=asked.users,
         sort=asked.sort,
         limit=limit,
         offset=offset,
@@ -216,19 +237,23 @@ def get_usage_series(
     q: QParam = None,
     interval: Literal["hour", "day"] = "day",
     user_id: UserIdParam = None,
+    team: TeamParam = None,
+    department: DepartmentParam = None,
 ) -> dict[str, Any]:
     """Requests, tokens and duration per local hour or day, zero-filled."""
     asked = params.parse(
-        ctx, span=SERIES_SPANS[interval], start=start, end=end, tz=tz, q=q, user_id=user_id
+        ctx,
+        span=SERIES_SPANS[interval],
+        start=start,
+        end=end,
+        tz=tz,
+        q=q,
+        user_id=user_id,
+        team=team,
+        department=department,
     )
     local_range = asked.local_range
-    points = usage_series(
-        ctx.store,
-        local_range=local_range,
-        interval=interval,
-        q=asked.users.q,
-        user_id=asked.users.user_id,
-    )
+    points = usage_series(ctx.store, local_range=local_range, interval=interval, users=asked.users)
     return {
         "range": range_json(
             local_range, retained_from=events_removed_before(ctx.store, local_range)
@@ -238,6 +263,64 @@ def get_usage_series(
         "points": [
             {"start": point.start.isoformat(), **point.usage.json_values()} for point in points
         ],
+    }
+
+
+NO_GROUP_LABELS = {"team": "No team", "department": "No department"}
+
+
+def group_json(group: GroupUsage, by: str, tz: Any) -> dict[str, Any]:
+    """One team (or department): its value (null: the people without one), how the
+    page names it, its people (with requests in the range / all) and their usage."""
+    return {
+        by: group.value,
+        "label": NO_GROUP_LABELS[by] if group.value is None else group.value,
+        "people_active": group.people,
+        "people": group.all_people,
+        **usage_json(group.usage, tz),
+    }
+
+
+@router.get(
+    "/api/v1/reports/team-usage",
+    summary="Usage per team or department",
+    dependencies=[ReportsAvailable],
+    response_model=None,
+    responses={200: {"model": TeamUsageReport}, **error_responses(400, 401, 403, 503)},
+)
+def get_team_usage(
+    ctx: Ctx,
+    _reader: ReportReader,
+    start: DateParam = None,
+    end: DateParam = None,
+    tz: TzParam = None,
+    q: QParam = None,
+    by: Literal["team", "department"] = "team",
+    team: TeamParam = None,
+    department: DepartmentParam = None,
+) -> dict[str, Any]:
+    """The people's usage summed per team (or department, `by`), with the user
+    report's parameters; people without one are under "No team" (a null value)."""
+    asked = params.parse(
+        ctx, span=REPORT, start=start, end=end, tz=tz, q=q, team=team, department=department
+    )
+    local_range = asked.local_range
+    groups = usage_by_attribute(ctx.store, local_range=local_range, attribute=by, users=asked.users)
+    tz_info = local_range.tz
+    totals = ctx.store.metrics.empty()
+    for group in groups:
+        ctx.store.metrics.add(totals, group.usage.raw)
+    return {
+        "range": range_json(local_range),
+        "tz": tz_info.key,
+        "by": by,
+        "q": q or "",
+        "totals": {
+            "people_active": sum(group.people for group in groups),
+            "people": sum(group.all_people for group in groups),
+            **usage_json(Usage(totals, metrics=ctx.store.metrics), tz_info),
+        },
+        "groups": [group_json(group, by, tz_info) for group in groups],
     }
 
 

@@ -30,6 +30,7 @@ from tokenledger.web import (
     model_usage_api,
     operations,
     pages,
+    people_pages,
     prices_api,
     sso_pages,
 )
@@ -104,6 +105,7 @@ def create_app(
     app.include_router(prices_api.router)
     app.include_router(model_usage_api.router)
     app.include_router(pages.router)
+    app.include_router(people_pages.router)
     app.include_router(auth_pages.router)
     app.include_router(sso_pages.router)
     app.include_router(admin.build_router())

@@ -30,6 +30,9 @@ INGEST_PATHS = frozenset({"/api/v1/events", "/v1/traces", "/api/v1/integrations/
 # The gateway's routes take AI requests, which may be as large as an ingest batch.
 GATEWAY_PREFIX = "/gateway/"
 MAX_FORM_BYTES = 256 * 1024
+# Routes that take a file: the people directory (about 100,000 people).
+UPLOAD_PATHS = frozenset({"/admin/people"})
+MAX_UPLOAD_BYTES = 16 * 1024 * 1024
 _CLOSE = {"Connection": "close"}
 
 
@@ -151,6 +154,6 @@ def body_size_limit(max_ingest_bytes: int) -> Callable[[str], int]:
     def limit(path: str) -> int:
         if path in INGEST_PATHS or path.startswith(GATEWAY_PREFIX):
             return max_ingest_bytes
-        return MAX_FORM_BYTES
+        return MAX_UPLOAD_BYTES if path in UPLOAD_PATHS else MAX_FORM_BYTES
 
     return limit

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Annotated
+from typing import Annotated, Literal
 
 import anyio
 from fastapi import APIRouter, Query
@@ -26,7 +26,15 @@ from tokenledger.reports import check_retained, events_removed_before
 from tokenledger.web import params
 from tokenledger.web.deps import Ctx, ExportReader, ReportsAvailable
 from tokenledger.web.errors import error_responses
-from tokenledger.web.params import DateParam, QParam, SortParam, TzParam
+from tokenledger.web.params import (
+    DateParam,
+    DepartmentParam,
+    QParam,
+    SortParam,
+    TeamParam,
+    TzParam,
+    UserIdParam,
+)
 
 router = APIRouter()
 
@@ -35,7 +43,8 @@ GranularityParam = Annotated[
     Query(
         description="`summary`: one row per user (the report's rows); `daily`: per user and "
         "local day with usage; `events`: one row per request, chronological; `models`: one "
-        "row per model and provider, most expensive first."
+        "row per model and provider, most expensive first; `teams`: one row per team (or "
+        "department: `by`)."
     ),
 ]
 BomParam = Annotated[bool, Query(description="Start with a UTF-8 byte order mark (for Excel).")]
@@ -119,6 +128,10 @@ def export_user_usage(
     sort: SortParam = "-total_tokens",
     granularity: GranularityParam = "summary",
     bom: BomParam = False,
+    team: TeamParam = None,
+    department: DepartmentParam = None,
+    user_id: UserIdParam = None,
+    by: Literal["team", "department"] = "team",
 ) -> StreamingResponse:
     """The User Usage report as a CSV file, with the same filters; `sort` orders the
     users (of each day for `daily`); `events` are always chronological. Parameters are
@@ -127,7 +140,16 @@ def export_user_usage(
     when it starts (who, the filters) and when it ends (the rows sent, complete or
     not)."""
     asked = params.parse(
-        ctx, span=EXPORTS[granularity], start=start, end=end, tz=tz, q=q, sort=sort
+        ctx,
+        span=EXPORTS[granularity],
+        start=start,
+        end=end,
+        tz=tz,
+        q=q,
+        sort=sort,
+        team=team,
+        department=department,
+        user_id=user_id,
     )
     request = ExportRequest(
         local_range=asked.local_range,
@@ -135,6 +157,7 @@ def export_user_usage(
         sort=asked.sort,
         granularity=granularity,
         bom=bom,
+        by=by,
     )
     export = CsvExport(ctx.store, request)
     retained_from = None

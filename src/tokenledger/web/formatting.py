@@ -92,3 +92,11 @@ def local_datetime(us: int | None, tz: ZoneInfo) -> str:
 def utc_offset(tz: ZoneInfo, at: datetime) -> str:
     offset = at.astimezone(tz).strftime("%z")
     return f"UTC{offset[:3]}:{offset[3:]}"
+
+
+def change(current: int, previous: int) -> str:
+    """``+23%``, ``-5%``, ``0%``; ``new`` when there was nothing before."""
+    if previous == 0:
+        return "new" if current else "–"
+    percent = round((current - previous) * 100 / previous)
+    return f"{percent:+d}%" if percent else "0%"

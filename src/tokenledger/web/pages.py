@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import HTMLResponse, RedirectResponse
@@ -41,8 +43,10 @@ async def user_usage_page(request: Request, ctx: Ctx, _viewer: PageViewer) -> HT
         view, error = user_usage.default_view(ctx), str(exc)
         status = 200 if wants_fragment(request) else 400
     view, notice = user_usage.clamp_to_today(view)
-    page = await run_in_threadpool(user_usage.load_page, ctx, view)
     fragment = wants_fragment(request)
+    page = await run_in_threadpool(
+        functools.partial(user_usage.load_page, with_options=not fragment), ctx, view
+    )
     context = {
         **user_usage.template_context(page, error, notice=notice, now=ctx.clock()),
         "oob": fragment,

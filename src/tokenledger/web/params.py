@@ -46,6 +46,21 @@ UserIdParam = Annotated[
         json_schema_extra={"maxLength": report_params.MAX_USER_ID},
     ),
 ]
+TeamParam = Annotated[
+    str | None,
+    Query(
+        description=f"Only the people of this team; `{report_params.NO_VALUE}`: those without one.",
+        json_schema_extra={"maxLength": report_params.MAX_ATTRIBUTE},
+    ),
+]
+DepartmentParam = Annotated[
+    str | None,
+    Query(
+        description="Only the people of this department; "
+        f"`{report_params.NO_VALUE}`: those without one.",
+        json_schema_extra={"maxLength": report_params.MAX_ATTRIBUTE},
+    ),
+]
 SortParam = Annotated[
     str,
     Query(
@@ -70,6 +85,8 @@ def parse(
     q: str | None = None,
     user_id: str | None = None,
     sort: str | None = None,
+    team: str | None = None,
+    department: str | None = None,
 ) -> ReportParams:
     """The report a request names, in the app's default zone and at the app's clock
     (InvalidParameter, answered 400, naming a bad one)."""
@@ -83,4 +100,5 @@ def parse(
         default_tz=ctx.settings.timezone,
         now=ctx.clock(),
         span=span,
+        attributes={"team": team, "department": department},
     )

@@ -140,6 +140,11 @@ class ModelRow(Metrics):
         description="This model's part of the range's cost, 0 to 1 (4 places); null when "
         "the range's cost is 0."
     )
+
+
+class GroupTotals(Metrics):
+    people_active: int = Field(description="People with requests in the range.")
+    people: int = Field(description="Every person counted, with requests or not.")
     first_request_at: str | None
     last_request_at: str | None
 
@@ -151,3 +156,18 @@ class ModelUsageOut(_Strict):
     sort: str
     totals: Metrics
     models: list[ModelRow]
+
+
+class GroupRow(GroupTotals):
+    team: str | None = Field(None, description="With `by=team`; null: no team.")
+    department: str | None = Field(None, description="With `by=department`; null: none.")
+    label: str = Field(description='The value, or "No team" / "No department".')
+
+
+class TeamUsageReport(_Strict):
+    range: RangeOut
+    tz: str
+    by: Literal["team", "department"]
+    q: str
+    totals: GroupTotals
+    groups: list[GroupRow]

@@ -21,11 +21,13 @@ without a session cookie.
 from __future__ import annotations
 
 import secrets
+from collections.abc import AsyncGenerator
 from typing import Any
 from urllib.parse import parse_qs
 
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import Headers
+from starlette.formparsers import MultiPartException, MultiPartParser
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -34,7 +36,7 @@ from tokenledger.auth import csrf, sessions
 from tokenledger.clock import now_us
 from tokenledger.store.database import DatabaseUnavailable
 from tokenledger.web import cookies, proxy
-from tokenledger.web.body_limits import MAX_FORM_BYTES
+from tokenledger.web.body_limits import MAX_FORM_BYTES, MAX_UPLOAD_BYTES, UPLOAD_PATHS
 from tokenledger.web.context import AppContext
 from tokenledger.web.deps import Viewer
 from tokenledger.web.error_pages import error_page
@@ -164,6 +166,14 @@ async def _check_csrf(
         fields = parse_qs(body.decode("latin-1"), keep_blank_values=True)
         presented = next(iter(fields.get(csrf.FIELD, [])), None)
         receive = _replay(body, receive)
+    elif (
+        presented is None and media_type == "multipart/form-data" and scope["path"] in UPLOAD_PATHS
+    ):
+        body = await _read_body(receive, limit=MAX_UPLOAD_BYTES)
+        if body is None:
+            return receive, _refusal(scope, "This file is too large.", status=413)
+        presented = await _multipart_field(headers, body, csrf.FIELD)
+        receive = _replay(body, receive)
     if not csrf.matches(expected, presented):
         return receive, _refusal(
             scope,
@@ -173,7 +183,22 @@ async def _check_csrf(
     return receive, None
 
 
-async def _read_body(receive: Receive) -> bytes | None:
+async def _multipart_field(headers: Headers, body: bytes, name: str) -> str | None:
+    """The text field ``name`` of a multipart form (None if missing or malformed)."""
+
+    async def stream() -> AsyncGenerator[bytes, None]:
+        yield body
+
+    try:
+        form = await MultiPartParser(headers, stream()).parse()
+    except MultiPartException:
+        return None
+    value = form.get(name)
+    await form.close()
+    return value if isinstance(value, str) else None
+
+
+async def _read_body(receive: Receive, *, limit: int = MAX_FORM_BYTES) -> bytes | None:
     chunks: list[bytes] = []
     size = 0
     while True:
@@ -182,7 +207,7 @@ async def _read_body(receive: Receive) -> bytes | None:
             break
         chunk = message.get("body", b"")
         size += len(chunk)
-        if size > MAX_FORM_BYTES:
+        if size > limit:
             return None
         chunks.append(chunk)
         if not message.get("more_body", False):

@@ -1,16 +1,17 @@
 """Reporting > User Usage: from the page's URL to what its template shows.
 
 The URL carries the whole view (``start``, ``end``, ``tz``, ``q``, ``sort``, ``page``,
-``per_page``), so a link reproduces it and Back works. The route returns the full page,
-or only the results fragment when htmx asks for it.
+``per_page``, the ``team`` and ``department`` filters, the ``group`` view by team or
+department and the ``compare`` toggle), so a link reproduces it and Back works. The
+route returns the full page, or only the results fragment when htmx asks for it.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, time
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import quote, urlencode
 from zoneinfo import ZoneInfo
 
 from starlette.requests import Request
@@ -18,14 +19,24 @@ from starlette.requests import Request
 from tokenledger import report_params
 from tokenledger.localdays import LocalRange, today, zone
 from tokenledger.model_usage import ModelUsageReport, model_usage
-from tokenledger.ordering import parse_sort
+from tokenledger.ordering import parse_sort as parse_report_sort
 from tokenledger.report_params import InvalidParameter
-from tokenledger.reports import UserUsageReport, user_usage
+from tokenledger.reports import (
+    Comparison,
+    GroupUsage,
+    UserUsageReport,
+    previous_usage,
+    usage_by_attribute,
+    usage_by_change,
+    user_usage,
+)
 from tokenledger.usage import UserFilter
 from tokenledger.web import formatting, zone_picker
 from tokenledger.web.context import AppContext
 
 PATH = "/reporting/user-usage"
+PERSON_PATH = "/reporting/people"
+GROUPS = {"team": "By team", "department": "By department"}
 EXPORT_PATH = "/api/v1/reports/user-usage/export"
 PRICES_PATH = "/admin/prices"  # where an admin prices the unpriced requests
 PAGE_SIZES = (50, 100, 500)
@@ -50,7 +61,20 @@ SORT_WORDS = {
     "cost_usd": "cost",
     "first_request_at": "first request",
     "last_request_at": "last active",
+    "token_change": "change of tokens vs the previous period",
 }
+
+
+# With the compare toggle, the table also sorts by the change of tokens against the
+# previous range (in tokens: "who grew most"), a key of this page only.
+CHANGE_SORT = "token_change"
+
+
+def parse_sort(sort: str) -> tuple[str, bool]:
+    """A sort of the page: the report's keys, and the change of tokens."""
+    if sort.lstrip("-") == CHANGE_SORT:
+        return CHANGE_SORT, sort.startswith("-")
+    return parse_report_sort(sort)
 
 
 # A parameter of the page that cannot be used (the same as the API's, see report_params).
@@ -70,6 +94,19 @@ class UsageView:
     page: int = 1
     tz_from_browser: bool = False
     per_page: int = PAGE_SIZE
+    team: str = ""
+    department: str = ""
+    group: str = ""  # "team" or "department": the By team / By department view
+    compare: bool = False  # the change against the previous range, per person
+
+    @property
+    def users(self) -> UserFilter:
+        where = report_params.attribute_filter({"team": self.team, "department": self.department})
+        return UserFilter(q=self.q or None, where=where)
+
+    def person_url(self, user_id: str) -> str:
+        """A person's page, keeping this view (its Back link returns here)."""
+        return f"{PERSON_PATH}/{quote(user_id, safe='')}?{urlencode(self.params())}"
 
     @property
     def local_range(self) -> LocalRange:
@@ -94,13 +131,18 @@ class UsageView:
             params["page"] = str(view.page)
         if view.per_page != PAGE_SIZE:
             params["per_page"] = str(view.per_page)
+        for name in ("team", "department", "group"):
+            if getattr(view, name):
+                params[name] = getattr(view, name)
+        if view.compare:
+            params["compare"] = "1"
         return params
 
     def url(self, **changes: Any) -> str:
         return f"{PATH}?{urlencode(self.params(**changes))}"
 
     def export_url(self, granularity: str = "summary") -> str:
-        params = self.params(page=1, per_page=PAGE_SIZE)
+        params = self.params(page=1, per_page=PAGE_SIZE, group="", compare=False)
         params["sort"] = self.sort
         params["granularity"] = granularity
         return f"{EXPORT_PATH}?{urlencode(params)}"
@@ -121,6 +163,12 @@ class UsageView:
             new_sort = key if key == "name" else f"-{key}"
         return self.url(sort=new_sort, page=1)
 
+    def compare_url(self) -> str:
+        """The compare toggle; turning it off leaves a sort by change."""
+        if self.compare and parse_sort(self.sort)[0] == CHANGE_SORT:
+            return self.url(compare=False, sort=DEFAULT_SORT, page=1)
+        return self.url(compare=not self.compare)
+
     def aria_sort(self, key: str) -> str:
         column, descending = parse_sort(self.sort)
         if column != key:
@@ -132,17 +180,24 @@ def parse_view(ctx: AppContext, request: Request) -> UsageView:
     """The view named by the request's query (InvalidView naming a bad parameter)."""
     query = request.query_params
     tz_name = query.get("tz") or request.cookies.get(TZ_COOKIE) or ""
+    compare = query.get("compare") in {"1", "true", "on"}
+    sort = query.get("sort") or None
+    change_sort = compare and sort is not None and sort.lstrip("-") == CHANGE_SORT
     # The page's form may send empty fields: an empty one is a default.
     asked = report_params.report_params(
         start=query.get("start") or None,
         end=query.get("end") or None,
         tz=tz_name or None,
         q=query.get("q"),
-        sort_by=query.get("sort") or None,
+        sort_by=None if change_sort else sort,
         default_tz=ctx.settings.timezone,
         now=ctx.clock(),
         span=report_params.REPORT,
+        attributes={"team": query.get("team"), "department": query.get("department")},
     )
+    group = query.get("group") or ""
+    if group and group not in GROUPS:
+        raise InvalidView("group", f"must be one of {', '.join(GROUPS)}")
     page_text = query.get("page") or "1"
     # ASCII digits only ("²" is a digit to str.isdigit, not to int), and few of them.
     if not (page_text.isascii() and page_text.isdigit() and len(page_text) <= 7):
@@ -157,10 +212,14 @@ def parse_view(ctx: AppContext, request: Request) -> UsageView:
         local_range.tz,
         today(local_range.tz, ctx.clock()),
         asked.users.search or "",
-        asked.sort,
+        sort if change_sort and sort is not None else asked.sort,
         int(page_text),
         tz_from_browser=bool(tz_name),
         per_page=per_page,
+        team=query.get("team") or "",
+        department=query.get("department") or "",
+        group=group,
+        compare=compare,
     )
 
 
@@ -197,6 +256,10 @@ class Page:
     view: UsageView
     report: UserUsageReport
     models: ModelUsageReport | None = None
+    # The team and department filters' choices: (value, people), "no value" last.
+    options: dict[str, list[tuple[str | None, int]]] = field(default_factory=dict)
+    groups: list[GroupUsage] = field(default_factory=list)  # the By team view
+    previous: Comparison | None = None  # the compare toggle: the previous range's usage
 
     @property
     def first(self) -> int:
@@ -226,27 +289,55 @@ def pages_for(users: int, per_page: int) -> int:
 
 
 def _report(ctx: AppContext, view: UsageView) -> UserUsageReport:
+    column, descending = parse_sort(view.sort)
+    if column == CHANGE_SORT:
+        return usage_by_change(
+            ctx.store,
+            local_range=view.local_range,
+            users=view.users,
+            descending=descending,
+            limit=view.per_page,
+            offset=view.offset,
+        )
     return user_usage(
         ctx.store,
         local_range=view.local_range,
-        q=view.q or None,
+        users=view.users,
         sort=view.sort,
         limit=view.per_page,
         offset=view.offset,
     )
 
 
-def load_page(ctx: AppContext, view: UsageView) -> Page:
-    """The page the view names; a page past the last one shows the last one."""
+def filter_options(ctx: AppContext) -> dict[str, list[tuple[str | None, int]]]:
+    """Each attribute's values in use, with their number of people; None (no value) last."""
+    options = {}
+    with ctx.store.read() as reader:
+        for name in ("team", "department"):
+            counts = reader.people_per_value(name, UserFilter())
+            options[name] = sorted(
+                counts.items(), key=lambda item: (item[0] is None, (item[0] or "").casefold())
+            )
+    return options
+
+
+def load_page(ctx: AppContext, view: UsageView, *, with_options: bool = True) -> Page:
+    """The page the view names; a page past the last one shows the last one. The
+    filters' choices are read for a full page only (a fragment leaves the form as is)."""
     report = _report(ctx, view)
     last = pages_for(report.total_users, view.per_page)
     if view.page > last:
         view = replace(view, page=last)
         report = _report(ctx, view)
-    models = model_usage(
-        ctx.store, local_range=view.local_range, users=UserFilter(q=view.q or None)
-    )
-    return Page(view, report, models)
+    models = model_usage(ctx.store, local_range=view.local_range, users=view.users)
+    page = Page(view, report, models, filter_options(ctx) if with_options else {})
+    if view.group:
+        page.groups = usage_by_attribute(
+            ctx.store, local_range=view.local_range, attribute=view.group, users=view.users
+        )
+    if view.compare:
+        page.previous = previous_usage(ctx.store, local_range=view.local_range, users=view.users)
+    return page
 
 
 def template_context(
@@ -257,6 +348,8 @@ def template_context(
         "page": page,
         "view": view,
         "columns": COLUMNS,
+        "groups_views": GROUPS,
+        "no_value": report_params.NO_VALUE,
         "page_sizes": PAGE_SIZES,
         # Only the full page lists the zones (a fragment leaves the picker as it is).
         "zone_groups": lambda: zone_picker.zone_groups(now, view.tz.key),

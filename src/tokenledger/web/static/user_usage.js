@@ -12,7 +12,7 @@
   var PATH = "/reporting/user-usage";
   var REPORT_API = "/api/v1/reports/user-usage";
   var EXPORT_API = "/api/v1/reports/user-usage/export";
-  var VIEW_FIELDS = ["q", "start", "end", "tz", "sort", "page", "per_page"];
+  var VIEW_FIELDS = ["q", "start", "end", "tz", "sort", "page", "per_page", "team", "department", "group", "compare"];
   var DEFAULTS = { sort: "-total_tokens", page: "1", per_page: "50" };
   var BOM_KEY = "tokenledger.exportBom";
   var RETRY_EVERY_MS = 4000;
@@ -220,13 +220,14 @@
   function exportUrls(submitter) {
     var data = new FormData(form(), submitter);
     var params = new URLSearchParams();
-    ["start", "end", "tz", "q", "sort"].forEach(function (name) {
+    ["start", "end", "tz", "q", "sort", "team", "department"].forEach(function (name) {
       var value = data.get(name);
       if (value) params.set(name, value);
     });
     var check = new URLSearchParams(params);
     check.set("limit", "1");
     params.set("granularity", data.get("granularity") || "summary");
+    if (data.get("granularity") === "teams" && data.get("group")) params.set("by", data.get("group"));
     if (data.get("bom")) params.set("bom", "true");
     return { download: EXPORT_API + "?" + params, check: REPORT_API + "?" + check };
   }
@@ -253,6 +254,11 @@
           describe(error && error.status, error && error.body), function () { startExport(urls); }, false);
       });
   }
+
+  // The team and department filters apply as soon as one is chosen.
+  document.addEventListener("change", function (event) {
+    if (event.target.matches && event.target.matches("select[data-filter]")) apply({}, { history: "push" });
+  });
 
   document.addEventListener("submit", function (event) {
     if (event.target !== form()) return;
