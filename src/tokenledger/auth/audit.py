@@ -53,6 +53,12 @@ EXPORT_STARTED = "export_started"  # when an export begins (its filters)
 EXPORT = "export"  # when it ends: its filters, the rows that left, complete or not
 # Entries older than a date moved to a file by ``tokenledger audit-archive``.
 AUDIT_ARCHIVED = "audit_archived"
+# Budgets and alert channels (docs/budgets.md), and an alert sent again by an admin.
+BUDGET_CREATED = "budget_created"
+BUDGET_CHANGED = "budget_changed"
+BUDGET_DELETED = "budget_deleted"
+ALERT_CHANNEL_CHANGED = "alert_channel_changed"
+ALERT_RESENT = "alert_resent"
 ACTIONS = (
     SIGN_IN,
     SIGN_IN_FAILED,
@@ -67,6 +73,11 @@ ACTIONS = (
     EXPORT_STARTED,
     EXPORT,
     AUDIT_ARCHIVED,
+    BUDGET_CREATED,
+    BUDGET_CHANGED,
+    BUDGET_DELETED,
+    ALERT_CHANNEL_CHANGED,
+    ALERT_RESENT,
 )
 _MAX_ACTOR = 400
 

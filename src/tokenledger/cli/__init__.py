@@ -5,10 +5,10 @@ Each module adds its commands to the one Typer ``app`` (``common``).
 
 from __future__ import annotations
 
-from tokenledger.cli import accounts, backup, data, export, keys, server
+from tokenledger.cli import accounts, backup, budgets, data, export, keys, server
 from tokenledger.cli.common import app
 
-__all__ = ["accounts", "app", "backup", "data", "export", "keys", "main", "server"]
+__all__ = ["accounts", "app", "backup", "budgets", "data", "export", "keys", "main", "server"]
 
 
 def main() -> None:

@@ -13,7 +13,7 @@ from starlette.responses import RedirectResponse, Response
 from tokenledger import __version__
 from tokenledger.auth import passwords
 from tokenledger.clock import Clock, system_clock
-from tokenledger.gateway.budget import AllowAll, BudgetGate
+from tokenledger.gateway.budget import BudgetGate
 from tokenledger.observability.metrics import count_database_errors
 from tokenledger.observability.middleware import RequestObservation
 from tokenledger.settings import Settings
@@ -22,6 +22,7 @@ from tokenledger.web import (
     admin,
     api,
     auth_pages,
+    budgets_api,
     capture,
     errors,
     exports,
@@ -48,22 +49,24 @@ def create_app(
     budget_gate: BudgetGate | None = None,
 ) -> FastAPI:
     """Build the TokenLedger web app. The database must already be migrated.
-    ``budget_gate`` is what the gateway asks before forwarding (default: allow all)."""
+    ``budget_gate`` is what the gateway asks before forwarding (default: the budgets)."""
     settings = settings or Settings()
     passwords.use_hash_threads(settings.max_password_hashes)
     ctx = AppContext(
         settings=settings,
         db=db or open_database(settings),
         clock=clock,
-        budget_gate=budget_gate or AllowAll(),
+        budget_gate=budget_gate,
     )
     count_database_errors(ctx.db, ctx.metrics)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        ctx.alerts.start()
         yield
         await ctx.gateway.client.aclose()
         ctx.writes.close()  # commit what was handed over before the process ends
+        ctx.alerts.stop()
 
     app = FastAPI(
         lifespan=lifespan,
@@ -90,6 +93,7 @@ def create_app(
     app.add_middleware(SecurityHeadersMiddleware)
     app.add_middleware(RequestObservation)  # outermost: sees every answer, times all
     app.include_router(api.router)
+    app.include_router(budgets_api.router)
     app.include_router(capture.router)
     app.include_router(gateway.router)
     app.include_router(exports.router)
