@@ -238,6 +238,14 @@ class Settings(BaseSettings):
             "(at most one hour), for 24 hours."
         ),
     )
+    alert_send_timeout_s: float = Field(
+        10,
+        gt=0,
+        description=(
+            "Seconds one alert delivery may take (webhook answer, SMTP exchange); a process "
+            "that dies while sending leaves the alert to be tried again after twice that."
+        ),
+    )
     smtp_host: str = Field("", description="SMTP server for e-mail alerts; empty: no e-mail.")
     smtp_port: int = Field(587, ge=1, le=65535, description="Port of the SMTP server.")
     smtp_starttls: bool = Field(True, description="Upgrade the SMTP connection with STARTTLS.")

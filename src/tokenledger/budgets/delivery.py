@@ -20,12 +20,10 @@ import httpx2
 import orjson
 
 from tokenledger.budgets.model import limit_json
-from tokenledger.capture.contract import rfc3339_from_us
+from tokenledger.localdays import iso, zone
 from tokenledger.metrics import MetricSet
 from tokenledger.settings import Settings
 from tokenledger.store.budgets import Alert
-
-TIMEOUT_S = 10.0
 
 
 @dataclass(frozen=True)
@@ -45,6 +43,7 @@ def payload(alert: Alert, *, metrics: MetricSet, public_url: str) -> dict[str, A
     budget = alert.budget
     metric = budget.metric if budget is not None else "tokens"
     person = alert.person
+    tz = budget.tz if budget is not None else zone("UTC")
     return {
         "alert_id": alert.crossing_id,
         "budget": {
@@ -60,10 +59,7 @@ def payload(alert: Alert, *, metrics: MetricSet, public_url: str) -> dict[str, A
         "limit": limit_json(metrics, metric, alert.limit),
         "used": limit_json(metrics, metric, alert.used),
         "threshold": alert.threshold,
-        "period": {
-            "start": rfc3339_from_us(alert.period_start_us),
-            "end": rfc3339_from_us(alert.period_end_us),
-        },
+        "period": {"start": iso(alert.period_start_us, tz), "end": iso(alert.period_end_us, tz)},
         "url": person_link(public_url, person.user_id),
     }
 
@@ -93,7 +89,7 @@ def send(alert: Alert, *, settings: Settings, metrics: MetricSet, now_s: int) ->
             return _email(alert.channel.target, data, settings)
         if kind == "slack":
             body = orjson.dumps({"text": f"{summary(data)} <{data['url']}>"})
-            return _post(alert.channel.target, body, {})
+            return _post(alert.channel.target, body, {}, settings.alert_send_timeout_s)
         body = orjson.dumps(data)
         timestamp = str(now_s)
         headers = {
@@ -101,17 +97,17 @@ def send(alert: Alert, *, settings: Settings, metrics: MetricSet, now_s: int) ->
             "X-TokenLedger-Signature": signature(alert.channel.secret, timestamp, body),
             "X-TokenLedger-Alert": str(alert.crossing_id),
         }
-        return _post(alert.channel.target, body, headers)
+        return _post(alert.channel.target, body, headers, settings.alert_send_timeout_s)
     except (httpx2.HTTPError, OSError, smtplib.SMTPException) as exc:
         return Result(False, None, f"{type(exc).__name__}: {exc}"[:500])
 
 
-def _post(url: str, body: bytes, headers: dict[str, str]) -> Result:
+def _post(url: str, body: bytes, headers: dict[str, str], timeout_s: float) -> Result:
     answer = httpx2.post(
         url,
         content=body,
         headers={"Content-Type": "application/json", "User-Agent": "TokenLedger", **headers},
-        timeout=TIMEOUT_S,
+        timeout=timeout_s,
         follow_redirects=False,
     )
     if 200 <= answer.status_code < 300:
@@ -127,7 +123,9 @@ def _email(address: str, data: dict[str, Any], settings: Settings) -> Result:
     message["To"] = address
     message["Subject"] = summary(data)[:200]
     message.set_content(f"{summary(data)}\n\n{data['url']}\n")
-    with smtplib.SMTP(settings.smtp_host, settings.smtp_port, timeout=TIMEOUT_S) as smtp:
+    with smtplib.SMTP(
+        settings.smtp_host, settings.smtp_port, timeout=settings.alert_send_timeout_s
+    ) as smtp:
         if settings.smtp_starttls:
             smtp.starttls()
         if settings.smtp_user:

@@ -28,7 +28,6 @@ from tokenledger.store import budgets as budget_store
 log = logging.getLogger("tokenledger.alerts")
 
 US = 1_000_000
-LEASE_US = 60 * US  # a claimed delivery is due again after this, if not recorded
 MAX_RETRY_US = 3600 * US
 
 
@@ -122,9 +121,11 @@ class AlertService:
     def _attempt(self, delivery_id: int) -> None:
         db = self.budgets.db
         start = now_us(self.clock)
+        # A claimed delivery is due again after this if its attempt is never recorded.
+        lease_us = int(2 * self.settings.alert_send_timeout_s * US)
         with db.write() as conn:
             claimed = budget_store.claim(
-                conn, delivery_id=delivery_id, now_us=start, lease_until_us=start + LEASE_US
+                conn, delivery_id=delivery_id, now_us=start, lease_until_us=start + lease_us
             )
             alert = budget_store.load_alert(conn, delivery_id=delivery_id) if claimed else None
         if alert is None:
