@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import itertools
 import time
 from collections.abc import Iterator
 from email import message_from_bytes, policy
@@ -86,8 +87,9 @@ def test_each_crossing_is_recorded_once_and_delivered_once_signed(
         assert not verify("another secret", item.headers, item.body, now_s)
         assert not verify(SECRET, item.headers, item.body + b" ", now_s)
         assert not verify(SECRET, item.headers, item.body, now_s + 301)  # replayed later
-    payloads = sorted((orjson.loads(item.body) for item in receiver.accepted),
-                      key=lambda p: p["threshold"])  # fmt: skip
+    payloads = sorted(
+        (orjson.loads(item.body) for item in receiver.accepted), key=lambda p: p["threshold"]
+    )
     assert [p["threshold"] for p in payloads] == [50, 80, 100]
     first = payloads[0]
     assert first == {
@@ -162,7 +164,7 @@ def test_delivery_gives_up_after_24_hours_and_an_admin_can_resend(
     assert row.status == "failed"
     with db.read() as conn:
         tried = budget_store.attempts_of(conn, delivery_id=row.id)
-    gaps = [b["at_us"] - a["at_us"] for a, b in zip(tried, tried[1:], strict=False)]
+    gaps = [b["at_us"] - a["at_us"] for a, b in itertools.pairwise(tried)]
     assert gaps[:3] == [30_000_000, 60_000_000, 120_000_000]
     assert max(gaps) == 3600 * 1_000_000 == gaps[-1]  # at most an hour apart
     assert tried[-1]["at_us"] - start <= 24 * 3600 * 1_000_000
@@ -181,9 +183,12 @@ def test_delivery_gives_up_after_24_hours_and_an_admin_can_resend(
 
 
 def test_slack_text_and_email_over_a_real_smtp_server(
-    db: Database, budgets: Budgets, settings: Settings, clock: FrozenClock,
+    db: Database,
+    budgets: Budgets,
+    settings: Settings,
+    clock: FrozenClock,
     receiver: WebhookReceiver,
-) -> None:  # fmt: skip
+) -> None:
     got: list[Any] = []
 
     class Handler:
@@ -201,7 +206,7 @@ def test_slack_text_and_email_over_a_real_smtp_server(
                 "smtp_port": port,
                 "smtp_starttls": False,
                 "smtp_from": "ledger@example.com",
-            }  # fmt: skip
+            }
         )
         service = AlertService(budgets, settings=tuned, clock=clock)
         create(budgets, name="daily", limit=200, period="day", thresholds="100")
@@ -243,9 +248,12 @@ def test_an_email_without_an_smtp_server_is_an_error_retried(
 
 
 def test_a_late_event_crosses_a_threshold_of_last_month(
-    db: Database, budgets: Budgets, service: AlertService, clock: FrozenClock,
+    db: Database,
+    budgets: Budgets,
+    service: AlertService,
+    clock: FrozenClock,
     receiver: WebhookReceiver,
-) -> None:  # fmt: skip
+) -> None:
     create(budgets, limit=1000, thresholds="80")
     add_channel(db, "webhook", receiver.url, SECRET)
     clock.set("2026-12-02T00:00:00+00:00")
@@ -259,9 +267,13 @@ def test_a_late_event_crosses_a_threshold_of_last_month(
 
 
 def test_the_app_alerts_after_an_ingest_on_its_own(
-    settings: Settings, db: Database, clock: FrozenClock, budgets: Budgets,
-    receiver: WebhookReceiver, ingest_key: str,
-) -> None:  # fmt: skip
+    settings: Settings,
+    db: Database,
+    clock: FrozenClock,
+    budgets: Budgets,
+    receiver: WebhookReceiver,
+    ingest_key: str,
+) -> None:
     from tests.conftest import make_event
 
     create(budgets, limit=1000)

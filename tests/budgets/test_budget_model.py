@@ -24,10 +24,23 @@ def us(text: str) -> int:
     return to_us(datetime.fromisoformat(text))
 
 
-def budget(budget_id: int, scope: str, value: str | None, *, metric: str = "tokens",
-           period: str = "month") -> Budget:  # fmt: skip
-    return Budget(budget_id, f"b{budget_id}", scope, value, metric, 1000, period, "UTC",
-                  (50, 80, 100), "alert", 0, 0)  # fmt: skip
+def budget(
+    budget_id: int, scope: str, value: str | None, *, metric: str = "tokens", period: str = "month"
+) -> Budget:
+    return Budget(
+        budget_id,
+        f"b{budget_id}",
+        scope,
+        value,
+        metric,
+        1000,
+        period,
+        "UTC",
+        (50, 80, 100),
+        "alert",
+        0,
+        0,
+    )
 
 
 AUCKLAND = zone("Pacific/Auckland")

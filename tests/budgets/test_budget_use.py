@@ -88,8 +88,9 @@ def test_changes_are_audited_and_preview_counts_people_over_80_percent(
     assert budgets.preview(now_us=now, **given) == 2
     assert budgets.preview(now_us=now, **{**given, "limit": 100_000}) == 0
     budget = budgets.create(actor="admin@example.com", client="10.0.0.1", now_us=now, **given)
-    budgets.update(budget.id, actor="admin@example.com", client=None, now_us=now,
-                   **{**given, "limit": 2000})  # fmt: skip
+    budgets.update(
+        budget.id, actor="admin@example.com", client=None, now_us=now, **{**given, "limit": 2000}
+    )
     budgets.delete(budget.id, actor="admin@example.com", client=None, now_us=now)
     logged = audit.entries(db, limit=3)
     assert [(e.action, e.details["budget_id"]) for e in logged] == [
@@ -144,9 +145,21 @@ def test_the_check_api(
     spend(db, "emp-1", "2026-11-25T09:30:00+00:00", 1)  # exactly 100 %: blocked
     check_key = create_key(db, name="gw", scope="budget:check", now_us=0)[1]
     assert check(client, check_key, user_id="emp-1").json()["allowed"] is False
-    budgets.update(block.id, actor="t", client=None, now_us=0, name="hard", scope="everyone",
-                   scope_value=None, metric="tokens", limit=1001, period="month",
-                   timezone="Europe/Paris", thresholds=None, action="block")  # fmt: skip
+    budgets.update(
+        block.id,
+        actor="t",
+        client=None,
+        now_us=0,
+        name="hard",
+        scope="everyone",
+        scope_value=None,
+        metric="tokens",
+        limit=1001,
+        period="month",
+        timezone="Europe/Paris",
+        thresholds=None,
+        action="block",
+    )
     assert check(client, check_key, user_id="emp-1").json()["allowed"] is True  # raised
     refused = check(client, read_key, user_id="emp-1")
     assert refused.status_code == 403

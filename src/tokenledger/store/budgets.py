@@ -261,13 +261,22 @@ def load_alert(conn: Connection, *, delivery_id: int) -> Alert | None:
     d, c = alert_deliveries, budget_crossings
     row = conn.execute(
         select(
-            d.c.id, d.c.crossing_id, d.c.attempts, d.c.deadline_us, d.c.channel_id, c.c.budget_id,
-            c.c.user_pk, c.c.threshold, c.c.used, c.c.limit_value, c.c.period_start_us,
+            d.c.id,
+            d.c.crossing_id,
+            d.c.attempts,
+            d.c.deadline_us,
+            d.c.channel_id,
+            c.c.budget_id,
+            c.c.user_pk,
+            c.c.threshold,
+            c.c.used,
+            c.c.limit_value,
+            c.c.period_start_us,
             c.c.period_end_us,
         )
         .join(c, c.c.id == d.c.crossing_id)
         .where(d.c.id == delivery_id)
-    ).first()  # fmt: skip
+    ).first()
     if row is None:
         return None
     channel = next(ch for ch in load_channels(conn) if ch.id == row.channel_id)
@@ -359,16 +368,27 @@ def delivery_log(conn: Connection, *, limit: int = 100) -> list[DeliveryRow]:
     d, c, ch = alert_deliveries, budget_crossings, alert_channels
     query = (
         select(
-            d.c.id, d.c.status, d.c.attempts, d.c.next_try_us, d.c.created_us, d.c.sent_us,
-            d.c.last_code, d.c.last_error, ch.c.kind, ch.c.target, c.c.budget_id,
-            users.c.external_id, c.c.threshold, c.c.period_start_us,
+            d.c.id,
+            d.c.status,
+            d.c.attempts,
+            d.c.next_try_us,
+            d.c.created_us,
+            d.c.sent_us,
+            d.c.last_code,
+            d.c.last_error,
+            ch.c.kind,
+            ch.c.target,
+            c.c.budget_id,
+            users.c.external_id,
+            c.c.threshold,
+            c.c.period_start_us,
         )
         .join(c, c.c.id == d.c.crossing_id)
         .join(ch, ch.c.id == d.c.channel_id)
         .join(users, users.c.id == c.c.user_pk)
         .order_by(d.c.id.desc())
         .limit(limit)
-    )  # fmt: skip
+    )
     rows: list[tuple[Any, ...]] = [tuple(row) for row in conn.execute(query)]
     return [DeliveryRow(*row) for row in rows]
 
