@@ -19,9 +19,12 @@ class Received:
 @dataclass
 class WebhookReceiver:
     """Answers 500 to the first ``fail_first`` attempts of each alert (by its
-    ``X-TokenLedger-Alert`` header, or by path), then 200; keeps every request."""
+    ``X-TokenLedger-Alert`` header, or by path), then 200; keeps every request. With
+    ``hold`` the first request waits until it is set, then gets a 500 (its sender
+    may be dead by then: such a request never counts as delivered)."""
 
     fail_first: int = 0
+    hold: threading.Event | None = None
     received: list[Received] = field(default_factory=list)
     accepted: list[Received] = field(default_factory=list)
     _tries: Counter[str] = field(default_factory=Counter)
@@ -38,9 +41,12 @@ class WebhookReceiver:
                 with receiver._lock:
                     receiver.received.append(item)
                     receiver._tries[key] += 1
-                    ok = receiver._tries[key] > receiver.fail_first
+                    held = receiver.hold is not None and len(receiver.received) == 1
+                    ok = not held and receiver._tries[key] > receiver.fail_first
                     if ok:
                         receiver.accepted.append(item)
+                if held and receiver.hold is not None:
+                    receiver.hold.wait(60)
                 self.send_response(200 if ok else 500)
                 self.send_header("Content-Length", "0")
                 self.end_headers()
