@@ -60,8 +60,10 @@ def receiver() -> Iterator[WebhookReceiver]:
 
 
 @pytest.fixture
-def service(budgets: Budgets, settings: Settings, clock: FrozenClock) -> AlertService:
-    return AlertService(budgets, settings=settings, clock=clock)
+def service(budgets: Budgets, settings: Settings, clock: FrozenClock) -> Iterator[AlertService]:
+    made = AlertService(budgets, settings=settings, clock=clock)
+    yield made
+    made.stop()
 
 
 def test_each_crossing_is_recorded_once_and_delivered_once_signed(
@@ -216,6 +218,7 @@ def test_slack_text_and_email_over_a_real_smtp_server(
         assert service.sweep() == 1
         service.deliver_due()
     finally:
+        service.stop()
         smtp.stop()
     (slack,) = receiver.accepted
     text = (

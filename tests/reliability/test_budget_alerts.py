@@ -5,11 +5,12 @@ events committed while no server ran (found by the start-up sweep)."""
 
 from __future__ import annotations
 
-import multiprocessing
+import subprocess
+import sys
 import time
 from collections import Counter
-from concurrent.futures import ProcessPoolExecutor
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import httpx2 as httpx
@@ -25,6 +26,7 @@ from tokenledger.settings import Settings
 from tokenledger.store.database import open_database
 from tokenledger.store.usage_store import UsageStore
 
+ROOT = Path(__file__).resolve().parents[2]
 PEOPLE = 200
 EVENTS_EACH = 10  # 100 tokens each, of a 1000-token budget: 50 %, 80 %, 100 %
 SENDERS = 8
@@ -66,7 +68,7 @@ def recent() -> str:
 
 
 def post_batches(url: str, key: str, batches: list[list[dict[str, Any]]]) -> int:
-    """One ingesting process: its batches, one request each."""
+    """Post each batch, one request each; the events accepted."""
     accepted = 0
     with httpx.Client(timeout=60) as client:
         for batch in batches:
@@ -97,7 +99,7 @@ def wait_for(receiver: WebhookReceiver, count: int, timeout_s: float = 180) -> N
 
 
 def test_concurrent_ingest_from_8_processes_alerts_exactly_once_per_crossing(
-    database_url: str, servers: Servers
+    database_url: str, servers: Servers, tmp_path: Path
 ) -> None:
     keys = create_keys(database_url)
     with WebhookReceiver(fail_first=3) as receiver:
@@ -113,13 +115,25 @@ def test_concurrent_ingest_from_8_processes_alerts_exactly_once_per_crossing(
                     output_tokens=0,
                 )
                 shares[(person + index) % SENDERS].append(event)
-        work = []
+        workers = []
         for number, share in enumerate(shares):
             batches = [share[i : i + 25] for i in range(0, len(share), 25)]
-            work.append((started[number % 2].url, keys.ingest, batches))
-        spawn = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(SENDERS, mp_context=spawn) as pool:
-            accepted = sum(pool.map(post_batches, *zip(*work, strict=True)))
+            path = tmp_path / f"batches-{number}.json"
+            path.write_bytes(orjson.dumps(batches))
+            command = [
+                sys.executable,
+                "-m",
+                "tests.support.ingest_worker",
+                started[number % 2].url,
+                keys.ingest,
+                str(path),
+            ]
+            workers.append(subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE))
+        accepted = 0
+        for worker in workers:
+            out, _ = worker.communicate(timeout=600)
+            assert worker.returncode == 0
+            accepted += int(out)
         assert accepted == PEOPLE * EVENTS_EACH
         wait_for(receiver, PEOPLE * 3)
         found = alert_keys(receiver)

@@ -80,8 +80,11 @@ def summary(data: dict[str, Any]) -> str:
     )
 
 
-def send(alert: Alert, *, settings: Settings, metrics: MetricSet, now_s: int) -> Result:
-    """One attempt to deliver ``alert`` on its channel."""
+def send(
+    alert: Alert, *, client: httpx2.Client, settings: Settings, metrics: MetricSet, now_s: int
+) -> Result:
+    """One attempt to deliver ``alert`` on its channel (webhooks through ``client``,
+    kept open between alerts: building a client costs more than a local POST)."""
     data = payload(alert, metrics=metrics, public_url=settings.public_url)
     kind = alert.channel.kind
     try:
@@ -89,7 +92,7 @@ def send(alert: Alert, *, settings: Settings, metrics: MetricSet, now_s: int) ->
             return _email(alert.channel.target, data, settings)
         if kind == "slack":
             body = orjson.dumps({"text": f"{summary(data)} <{data['url']}>"})
-            return _post(alert.channel.target, body, {}, settings.alert_send_timeout_s)
+            return _post(client, alert.channel.target, body, {}, settings.alert_send_timeout_s)
         body = orjson.dumps(data)
         timestamp = str(now_s)
         headers = {
@@ -97,18 +100,19 @@ def send(alert: Alert, *, settings: Settings, metrics: MetricSet, now_s: int) ->
             "X-TokenLedger-Signature": signature(alert.channel.secret, timestamp, body),
             "X-TokenLedger-Alert": str(alert.crossing_id),
         }
-        return _post(alert.channel.target, body, headers, settings.alert_send_timeout_s)
+        return _post(client, alert.channel.target, body, headers, settings.alert_send_timeout_s)
     except (httpx2.HTTPError, OSError, smtplib.SMTPException) as exc:
         return Result(False, None, f"{type(exc).__name__}: {exc}"[:500])
 
 
-def _post(url: str, body: bytes, headers: dict[str, str], timeout_s: float) -> Result:
-    answer = httpx2.post(
+def _post(
+    client: httpx2.Client, url: str, body: bytes, headers: dict[str, str], timeout_s: float
+) -> Result:
+    answer = client.post(
         url,
         content=body,
         headers={"Content-Type": "application/json", "User-Agent": "TokenLedger", **headers},
         timeout=timeout_s,
-        follow_redirects=False,
     )
     if 200 <= answer.status_code < 300:
         return Result(True, answer.status_code)

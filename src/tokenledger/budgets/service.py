@@ -17,6 +17,10 @@ import queue
 import threading
 import time
 from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
+from http.cookiejar import CookieJar, DefaultCookiePolicy
+
+import httpx2
 
 from tokenledger.auth import audit
 from tokenledger.budgets import alerts, delivery
@@ -29,6 +33,7 @@ log = logging.getLogger("tokenledger.alerts")
 
 US = 1_000_000
 MAX_RETRY_US = 3600 * US
+SENDERS = 4  # deliveries tried at once by one process (each waits on the network)
 
 
 def retry_delay_us(attempts: int, *, base_s: float) -> int:
@@ -46,6 +51,18 @@ class AlertService:
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._client: httpx2.Client | None = None
+        self._senders: ThreadPoolExecutor | None = None
+
+    @property
+    def client(self) -> httpx2.Client:
+        """The HTTP client of webhooks (made on first use; no cookies, no redirects)."""
+        if self._client is None:
+            no_cookies = CookieJar(policy=DefaultCookiePolicy(allowed_domains=[]))
+            self._client = httpx2.Client(
+                follow_redirects=False, trust_env=False, cookies=no_cookies
+            )
+        return self._client
 
     # -- the thread -------------------------------------------------------------------
 
@@ -63,6 +80,12 @@ class AlertService:
             self._stop.set()
             self._wake.set()
             thread.join()
+        if self._senders is not None:
+            self._senders.shutdown()
+            self._senders = None
+        if self._client is not None:
+            self._client.close()
+            self._client = None
 
     def people_committed(self, user_ids: Iterable[str]) -> None:
         """Check these people soon (called after a commit; never blocks)."""
@@ -108,10 +131,12 @@ class AlertService:
         db = self.budgets.db
         with db.read() as conn:
             due = budget_store.due_deliveries(conn, now_us=now_us(self.clock))
-        for delivery_id in due:
-            if self._stop.is_set():
-                break
-            self._attempt(delivery_id)
+        if len(due) == 1:
+            self._attempt(due[0])
+        elif due:
+            if self._senders is None:
+                self._senders = ThreadPoolExecutor(SENDERS, thread_name_prefix="tokenledger-alert")
+            list(self._senders.map(self._attempt, due))
         with db.read() as conn:
             following = budget_store.next_due_us(conn)
         if following is None:
@@ -131,7 +156,11 @@ class AlertService:
         if alert is None:
             return  # another process has it
         result = delivery.send(
-            alert, settings=self.settings, metrics=self.budgets.metrics, now_s=start // US
+            alert,
+            client=self.client,
+            settings=self.settings,
+            metrics=self.budgets.metrics,
+            now_s=start // US,
         )
         finished = now_us(self.clock)
         next_try: int | None = None

@@ -1,18 +1,18 @@
-"""Admin pages: Accounts (``accounts``), Keys (``keys``) and the Audit log (``audit``).
-Every route needs the admin role, read from the database on this very request
-(``PageAdmin``)."""
+"""Admin pages: Accounts (``accounts``), Keys (``keys``), Budgets (``budgets``) and the
+Audit log (``audit``). Every route needs the admin role, read from the database on this
+very request (``PageAdmin``), except reading the Budgets page (any signed-in account)."""
 
 from __future__ import annotations
 
 from fastapi import APIRouter
 
-from tokenledger.web.admin import accounts, audit, keys
+from tokenledger.web.admin import accounts, audit, budgets, keys
 
 
 def build_router() -> APIRouter:
     # Each section's router carries the ``/admin`` prefix itself: FastAPI includes
     # routers lazily, and a route's own path is what metrics and logs name it by.
     router = APIRouter(include_in_schema=False)
-    for section in (accounts, keys, audit):
+    for section in (accounts, keys, budgets, audit):
         router.include_router(section.router)
     return router
