@@ -140,3 +140,24 @@ def _budgets(db: Database) -> list[Any]:
 def _channels(db: Database) -> list[budget_store.Channel]:
     with db.read() as conn:
         return budget_store.load_channels(conn)
+
+
+def test_user_usage_shows_the_tightest_budget_and_filters_by_it(
+    client: TestClient, db: Database, admin: None
+) -> None:
+    assert 'class="budget-col"' not in client.get("/reporting/user-usage").text  # none yet
+    post_form(client, "/admin/budgets", {**FORM, "limit": "1000"})
+    post_form(client, "/admin/budgets", {**FORM, "name": "daily", "limit": "400", "period": "day"})
+    for person, tokens in (("low", 100), ("mid", 300), ("high", 900)):
+        spend(db, person, "2026-11-25T10:00:00+00:00", tokens)
+    page = client.get("/reporting/user-usage").text
+    assert 'class="budget-col"' in page
+    shown = dict(re.findall(r'user-name">([a-z]+)<.*?data-budget-percent="(\d+)"', page, re.S))
+    assert shown == {"high": "225", "mid": "75", "low": "25"}  # the daily budget is tighter
+    over = client.get("/reporting/user-usage", params={"over": "80"}).text
+    assert re.findall(r'user-name">([a-z]+)<', over) == ["high"]
+    over = client.get("/reporting/user-usage", params={"over": "50"}).text
+    assert re.findall(r'user-name">([a-z]+)<', over) == ["high", "mid"]
+    bad = client.get("/reporting/user-usage", params={"over": "lots"})
+    assert bad.status_code == 400
+    assert "over: must be a percent of budget" in bad.text

@@ -59,6 +59,15 @@ class BudgetUse:
         return self.budget.action == "block" and self.used >= self.budget.limit
 
 
+def tightest(uses: Iterable[BudgetUse]) -> BudgetUse | None:
+    """The use nearest its limit (the highest share used; exact)."""
+    found: BudgetUse | None = None
+    for use in uses:
+        if found is None or use.used * found.budget.limit > found.used * use.budget.limit:
+            found = use
+    return found
+
+
 @dataclass(frozen=True)
 class PersonUses:
     person: Person
@@ -207,6 +216,27 @@ class Budgets:
                 period = period_of(budget)
                 uses.append(BudgetUse(budget, period, self.value(budget, usage[period].get(pk))))
             result[pk] = PersonUses(person, uses)
+        return result
+
+    def people_over(self, percent: int, *, now_us: int) -> frozenset[int]:
+        """The people (``users.id``) at or over ``percent`` of a budget this period."""
+        found = self.uses_of_people(period_of=lambda b: b.period_at(now_us))
+        return frozenset(
+            pk for pk, person in found.items() if any(u.reached(percent) for u in person.uses)
+        )
+
+    def tightest_of(self, user_ids: Iterable[str], *, now_us: int) -> dict[str, BudgetUse]:
+        """Each person's use of their tightest budget this period (none: left out)."""
+        if not self.all():
+            return {}
+        found = self.uses_of_people(
+            period_of=lambda b: b.period_at(now_us), user_ids=list(user_ids)
+        )
+        result = {}
+        for person in found.values():
+            use = tightest(person.uses)
+            if use is not None:
+                result[person.person.user_id] = use
         return result
 
     def preview(self, *, now_us: int, percent: int = 80, **given: Any) -> int:

@@ -16,10 +16,13 @@ from zoneinfo import ZoneInfo
 from starlette.requests import Request
 
 from tokenledger import report_params
+from tokenledger.budgets.check import BudgetUse
+from tokenledger.clock import now_us
 from tokenledger.localdays import LocalRange, today, zone
 from tokenledger.ordering import parse_sort
 from tokenledger.report_params import InvalidParameter
 from tokenledger.reports import UserUsageReport, user_usage
+from tokenledger.usage import UserFilter
 from tokenledger.web import formatting, zone_picker
 from tokenledger.web.context import AppContext
 
@@ -65,6 +68,8 @@ class UsageView:
     page: int = 1
     tz_from_browser: bool = False
     per_page: int = PAGE_SIZE
+    # Only the people at or over this percent of a budget now (None: everyone).
+    over: int | None = None
 
     @property
     def local_range(self) -> LocalRange:
@@ -89,13 +94,15 @@ class UsageView:
             params["page"] = str(view.page)
         if view.per_page != PAGE_SIZE:
             params["per_page"] = str(view.per_page)
+        if view.over is not None:
+            params["over"] = str(view.over)
         return params
 
     def url(self, **changes: Any) -> str:
         return f"{PATH}?{urlencode(self.params(**changes))}"
 
     def export_url(self, granularity: str = "summary") -> str:
-        params = self.params(page=1, per_page=PAGE_SIZE)
+        params = self.params(page=1, per_page=PAGE_SIZE, over=None)  # exports: everyone
         params["sort"] = self.sort
         params["granularity"] = granularity
         return f"{EXPORT_PATH}?{urlencode(params)}"
@@ -156,7 +163,16 @@ def parse_view(ctx: AppContext, request: Request) -> UsageView:
         int(page_text),
         tz_from_browser=bool(tz_name),
         per_page=per_page,
+        over=_over(query.get("over")),
     )
+
+
+def _over(value: str | None) -> int | None:
+    if not value:
+        return None
+    if not (value.isascii() and value.isdigit() and 1 <= int(value) <= 1000):
+        raise InvalidView("over", "must be a percent of budget from 1 to 1000")
+    return int(value)
 
 
 def _per_page(value: str | None) -> int:
@@ -191,6 +207,8 @@ class Page:
 
     view: UsageView
     report: UserUsageReport
+    # Each row's person's tightest budget this period (None: no budget exists).
+    budgets: dict[str, BudgetUse] | None = None
 
     @property
     def first(self) -> int:
@@ -220,13 +238,17 @@ def pages_for(users: int, per_page: int) -> int:
 
 
 def _report(ctx: AppContext, view: UsageView) -> UserUsageReport:
+    users = UserFilter(q=view.q or None)
+    if view.over is not None:
+        over = ctx.budgets.people_over(view.over, now_us=now_us(ctx.clock))
+        users = replace(users, user_pks=over)
     return user_usage(
         ctx.store,
         local_range=view.local_range,
-        q=view.q or None,
         sort=view.sort,
         limit=view.per_page,
         offset=view.offset,
+        users=users,
     )
 
 
@@ -237,7 +259,11 @@ def load_page(ctx: AppContext, view: UsageView) -> Page:
     if view.page > last:
         view = replace(view, page=last)
         report = _report(ctx, view)
-    return Page(view, report)
+    budgets = None
+    if ctx.budgets.all():
+        people = [row.user_id for row in report.rows]
+        budgets = ctx.budgets.tightest_of(people, now_us=now_us(ctx.clock))
+    return Page(view, report, budgets)
 
 
 def template_context(
