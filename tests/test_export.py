@@ -165,9 +165,11 @@ def test_bad_sort_or_granularity_is_refused_before_any_byte() -> None:
 
 
 def test_columns_are_in_the_documented_order() -> None:
-    assert SUMMARY_COLUMNS[-3:] == ("range_start", "range_end", "timezone")
-    assert DAILY_COLUMNS[1:-1] == SUMMARY_COLUMNS[:14]
-    assert (DAILY_COLUMNS[0], DAILY_COLUMNS[-1]) == ("date", "timezone")
+    # Metrics added after the first format (cost) go at the end, after the timezone.
+    added = ("cost_usd", "unpriced_requests")
+    assert SUMMARY_COLUMNS[-5:] == ("range_start", "range_end", "timezone", *added)
+    assert DAILY_COLUMNS[1:-3] == SUMMARY_COLUMNS[:14]
+    assert (DAILY_COLUMNS[0], DAILY_COLUMNS[-3:]) == ("date", ("timezone", *added))
     assert EVENT_COLUMNS[:5] == ("event_id", "user_id", "name", "email", "started_at")
 
 

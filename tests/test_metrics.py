@@ -145,7 +145,7 @@ def test_a_metric_declared_once_is_written_reported_verified_and_exported(
         "ana": Decimal(_cost(EVENTS[0]) + _cost(EVENTS[1])).scaleb(-9),
     }
     daily = b"".join(CsvExport(store, ExportRequest(local_range=day, granularity="daily")))
-    assert daily.splitlines()[0].endswith(b",timezone,fake_cost_usd")
+    assert daily.splitlines()[0].endswith(b",timezone,cost_usd,unpriced_requests,fake_cost_usd")
 
 
 def test_declarations_are_checked() -> None:

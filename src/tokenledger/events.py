@@ -14,6 +14,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
 from typing import Annotated, Any, Literal
 
 import orjson
@@ -21,6 +22,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    StrictFloat,
     StrictInt,
     StrictStr,
     ValidationError,
@@ -36,6 +38,10 @@ METADATA_MAX_DEPTH = 16
 EARLIEST_US = to_us(datetime.fromisoformat("1900-01-01T00:00:00+00:00"))
 
 Count = Annotated[StrictInt, Field(ge=0, le=MAX_COUNT)]
+# A reported cost: at most one million dollars per request, kept to the nano-dollar.
+MAX_COST_USD = Decimal(1_000_000)
+NANO = Decimal("1e-9")
+_COST_TEXT = re.compile(r"[0-9]{1,20}(?:\.[0-9]{1,40})?")
 Text255 = Annotated[StrictStr, Field(max_length=255)]
 
 _RFC3339 = re.compile(
@@ -124,6 +130,15 @@ class EventIn(BaseModel):
     cache_write_tokens: Count | None = Field(None, description="Part of input_tokens.")
     reasoning_tokens: Count | None = Field(None, description="Part of output_tokens.")
     status: Literal["ok", "error"] = "ok"
+    cost_usd: StrictStr | StrictInt | StrictFloat | None = Field(
+        None,
+        description=(
+            "What the request cost in US dollars, when the gateway computed it (e.g. "
+            "LiteLLM's response_cost): a decimal string (preferred, exact) or a number "
+            ">= 0, kept to the nano-dollar. Without it, the cost comes from the prices."
+        ),
+        examples=["0.000225"],
+    )
     metadata: dict[str, Any] | None = Field(
         None, description="Free-form JSON object up to 8 KB; stored, not aggregated."
     )
@@ -154,6 +169,18 @@ class EventIn(BaseModel):
             ) from exc
         return value
 
+    @field_validator("cost_usd", mode="before")
+    @classmethod
+    def _cost(cls, value: Any) -> Any:
+        if value is None:
+            return None
+        if isinstance(value, bool) or not isinstance(value, str | int | float):
+            raise PydanticCustomError(
+                "invalid_type", "must be a decimal string or a number of US dollars"
+            )
+        cost_nanos(value)
+        return value
+
     @field_validator("metadata")
     @classmethod
     def _metadata(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
@@ -161,6 +188,30 @@ class EventIn(BaseModel):
             return None
         _check_json_value(value, depth=1)
         return value
+
+
+def cost_nanos(value: str | int | float) -> int:
+    """A reported cost in dollars as integer nano-dollars (rounded half to even);
+    PydanticCustomError for a value that is not a plain decimal in range."""
+    if isinstance(value, str):
+        if not _COST_TEXT.fullmatch(value):
+            raise PydanticCustomError(
+                "invalid_value", 'must be a decimal number of US dollars, e.g. "0.0123"'
+            )
+        amount = Decimal(value)
+    else:
+        try:
+            # A JSON number arrives as a float: its shortest spelling is what was sent.
+            amount = Decimal(repr(value)) if isinstance(value, float) else Decimal(value)
+        except InvalidOperation as exc:  # pragma: no cover - repr of a float is decimal
+            raise PydanticCustomError("invalid_value", "must be a number") from exc
+        if not amount.is_finite():
+            raise PydanticCustomError("out_of_range", "must be a finite number")
+    if amount < 0:
+        raise PydanticCustomError("out_of_range", "must be >= 0")
+    if amount > MAX_COST_USD:
+        raise PydanticCustomError("out_of_range", "must be at most 1000000 (US dollars)")
+    return int(amount.quantize(NANO, rounding=ROUND_HALF_EVEN).scaleb(9))
 
 
 def _check_json_value(value: Any, *, depth: int) -> None:
@@ -207,6 +258,12 @@ class Event:
     status: str
     metadata: str | None
     content_hash: bytes
+    # The cost the event reported (``cost_usd``, nano-dollars); part of its content.
+    reported_cost_nanos: int | None = None
+    # Its cost as stored (nano-dollars; None = unpriced) and where that came from
+    # (reported, own_price, catalogue, unpriced): set by the prices, not hashed.
+    cost_nanos: int | None = None
+    cost_source: str = "unpriced"
 
     def hash_in(self, version: int) -> bytes | None:
         """This event's content hash in ``version`` (to compare with a stored event)."""
@@ -374,8 +431,14 @@ def validate_event(raw: Any, *, now_us: int, future_tolerance_s: int = 300) -> E
         "reasoning_tokens": parsed.reasoning_tokens,
         "status": parsed.status,
         "metadata": metadata,
+        "reported_cost_nanos": None if parsed.cost_usd is None else cost_nanos(parsed.cost_usd),
     }
-    return Event(**values, content_hash=_hash_v2(_hashed_fields(values)))
+    return Event(
+        **values,
+        content_hash=_hash_v2(_hashed_fields(values)),
+        cost_nanos=values["reported_cost_nanos"],
+        cost_source="unpriced" if values["reported_cost_nanos"] is None else "reported",
+    )
 
 
 # -- the content hash ------------------------------------------------------------------
@@ -408,6 +471,7 @@ HASHED_FIELDS = (
     ("reasoning_tokens", "reasoning_tokens"),
     ("status", "status"),
     ("metadata", "metadata"),
+    ("cost_usd", "reported_cost_nanos"),  # exact nano-dollars, not its spelling
 )
 # Version 1's tuple, frozen: the fields of the contract when it was made.
 _V1_FIELDS = (

@@ -357,5 +357,9 @@ METRICS = MetricSet(
             "Usage time",
             csv_name="usage_seconds",
         ),
+        # Exact money: each event's cost in integer nano-dollars (tokenledger/pricing.py);
+        # an unpriced event adds nothing here and one to unpriced_requests.
+        Metric("cost_nanos", value_of("cost_nanos"), Unit.NANO_USD, "Cost", public_name="cost_usd"),
+        Metric("unpriced_requests", is_null("cost_nanos"), label="Unpriced requests"),
     )
 )

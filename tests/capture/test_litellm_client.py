@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+from decimal import Decimal
 from typing import Any
 
 import litellm
@@ -108,6 +109,11 @@ def test_litellm_generic_api_callback_lands_in_the_report_once(
         "reasoning_tokens": 2 * 128,
     }
     assert row["email"] == "li.wei@example.com"
+    # The cost LiteLLM computed (response_cost, a float) arrives, to the nano-dollar.
+    costs = [Decimal(repr(log["response_cost"])) for log in batch]
+    assert all(cost > 0 for cost in costs)
+    expected_cost = sum(cost.quantize(Decimal("1e-9")) for cost in costs)
+    assert (Decimal(row["cost_usd"]), row["unpriced_requests"]) == (expected_cost, 0)
     expected_ms = sum(
         (round(log["endTime"] * 1e6) - round(log["startTime"] * 1e6) + 500) // 1000 for log in batch
     )

@@ -46,7 +46,7 @@ def log(**overrides: Any) -> dict[str, Any]:
     return record
 
 
-def test_a_log_as_an_event_with_cost_and_team_kept_for_later() -> None:
+def test_a_log_as_an_event_with_its_cost_and_team_kept_for_later() -> None:
     event = record_event(log())
     assert event == {
         "event_id": "litellm:0f6f1617-dfe8-4f5f-b9bc-c5608dcee393",
@@ -63,12 +63,13 @@ def test_a_log_as_an_event_with_cost_and_team_kept_for_later() -> None:
         "status": "ok",
         "metadata": {"source": "litellm", "call_type": "acompletion"},
     }
-    # Until the contract takes cost (issue 13) and teams (issue 14), they are dropped.
-    assert {"cost_usd", "user.team"} == PENDING_FIELDS
+    # The contract takes the cost (issue 13); until it takes teams (issue 14), they
+    # are dropped.
+    assert {"user.team"} == PENDING_FIELDS
     stored = to_contract(event)
-    assert "cost_usd" not in stored
+    assert stored["cost_usd"] == "0.000225"
     assert stored["user"] == {"id": "emp-1", "email": "li.wei@example.com"}
-    assert {k: v for k, v in event.items() if k not in {"cost_usd", "user"}} == {
+    assert {k: v for k, v in event.items() if k != "user"} == {
         k: v for k, v in stored.items() if k != "user"
     }
 

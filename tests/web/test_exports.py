@@ -100,26 +100,31 @@ KNOWN = [
 ]
 KNOWN_RANGE = {"start": "2026-11-24", "end": "2026-11-25", "tz": "Asia/Kolkata"}
 
+# evt-1 is gpt-4o (catalogue: $2.50 input, $1.25 cached input, $10 output per million):
+# 70 x 2.50 + 30 x 1.25 + 40 x 10 = 612.5 per million = $0.0006125. The catalogue has
+# no "claude-sonnet" and evt-3 names no model: both unpriced.
 SUMMARY_BODY = (
     "user_id,name,email,requests,error_requests,input_tokens,output_tokens,total_tokens,"
     "cache_read_tokens,cache_write_tokens,reasoning_tokens,usage_seconds,first_request_at,"
-    "last_request_at,range_start,range_end,timezone\r\n"
+    "last_request_at,range_start,range_end,timezone,cost_usd,unpriced_requests\r\n"
     "u-zoe,Zoë Dubois,zoe@example.com,2,0,300,100,400,30,50,10,3.750,"
     "2026-11-24T15:30:00+05:30,2026-11-25T13:45:30.250000+05:30,"
-    "2026-11-24,2026-11-25,Asia/Kolkata\r\n"
+    "2026-11-24,2026-11-25,Asia/Kolkata,0.000612500,1\r\n"
     'u-bob,"Bob ""The"" Builder, Jr.",,1,1,5,0,5,0,0,0,0.000,'
-    "2026-11-25T01:30:00+05:30,2026-11-25T01:30:00+05:30,2026-11-24,2026-11-25,Asia/Kolkata\r\n"
+    "2026-11-25T01:30:00+05:30,2026-11-25T01:30:00+05:30,2026-11-24,2026-11-25,Asia/Kolkata,"
+    "0.000000000,1\r\n"
 )
 DAILY_BODY = (
     "date,user_id,name,email,requests,error_requests,input_tokens,output_tokens,total_tokens,"
     "cache_read_tokens,cache_write_tokens,reasoning_tokens,usage_seconds,first_request_at,"
-    "last_request_at,timezone\r\n"
+    "last_request_at,timezone,cost_usd,unpriced_requests\r\n"
     "2026-11-24,u-zoe,Zoë Dubois,zoe@example.com,1,0,100,40,140,30,0,10,1.500,"
-    "2026-11-24T15:30:00+05:30,2026-11-24T15:30:00+05:30,Asia/Kolkata\r\n"
+    "2026-11-24T15:30:00+05:30,2026-11-24T15:30:00+05:30,Asia/Kolkata,0.000612500,0\r\n"
     "2026-11-25,u-zoe,Zoë Dubois,zoe@example.com,1,0,200,60,260,0,50,0,2.250,"
-    "2026-11-25T13:45:30.250000+05:30,2026-11-25T13:45:30.250000+05:30,Asia/Kolkata\r\n"
+    "2026-11-25T13:45:30.250000+05:30,2026-11-25T13:45:30.250000+05:30,Asia/Kolkata,"
+    "0.000000000,1\r\n"
     '2026-11-25,u-bob,"Bob ""The"" Builder, Jr.",,1,1,5,0,5,0,0,0,0.000,'
-    "2026-11-25T01:30:00+05:30,2026-11-25T01:30:00+05:30,Asia/Kolkata\r\n"
+    "2026-11-25T01:30:00+05:30,2026-11-25T01:30:00+05:30,Asia/Kolkata,0.000000000,1\r\n"
 )
 EVENTS_BODY = (
     "event_id,user_id,name,email,started_at,duration_ms,model,provider,status,input_tokens,"
@@ -236,6 +241,8 @@ def _report_row(row: dict[str, str]) -> dict[str, Any]:
         "duration_ms": int(whole) * 1000 + int(millis),
         "first_request_at": row["first_request_at"],
         "last_request_at": row["last_request_at"],
+        "cost_usd": row["cost_usd"],  # the same exact decimal string
+        "unpriced_requests": int(row["unpriced_requests"]),
     }
 
 

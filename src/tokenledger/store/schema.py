@@ -90,6 +90,10 @@ events = Table(
     Column("content_hash", LargeBinary(32), nullable=False),
     Column("hash_version", SmallInteger, nullable=False, server_default="1"),
     Column("ingested_us", BigInteger, nullable=False),
+    # The event's cost in nano-dollars (NULL: unpriced, unknown) and where it came
+    # from: reported, own_price, catalogue or unpriced (tokenledger/pricing.py).
+    Column("cost_nanos", BigInteger),
+    Column("cost_source", String(16), nullable=False, server_default="unpriced"),
     Index("ix_events_started", "started_us", "id"),
 )
 

@@ -19,6 +19,7 @@ from sqlalchemy.sql import visitors
 
 from tokenledger.events import Event, Rejection
 from tokenledger.metrics import METRICS, MetricSet
+from tokenledger.pricing import Pricer, default_pricer
 from tokenledger.search import fold
 from tokenledger.store import event_pages, recompute, writes
 from tokenledger.store.database import Database
@@ -39,8 +40,10 @@ class UsageStore:
         metrics: MetricSet = METRICS,
         rollups: Sequence[Rollup] = ROLLUPS,
         attributes: Sequence[UserAttribute] = USER_ATTRIBUTES,
+        pricer: Pricer | None = None,
     ) -> None:
         self.db = db
+        self.pricer = pricer or default_pricer()
         self.metrics = metrics
         self.rollups = tuple(rollups)
         self.attributes = {attribute.name: attribute for attribute in attributes}

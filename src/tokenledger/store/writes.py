@@ -126,6 +126,7 @@ def _write(
     """Insert what is new; return ``{event_id: stored hash}`` for ids already stored.
     On PostgreSQL the caller holds the batch's user locks."""
     db = store.db
+    batch = store.pricer.price_all(batch)
     user_pks = _ensure_users(conn, batch)
     inserted = _insert_events(db, conn, batch, user_pks, now_us=now_us)
     new_events = [event for event in batch if event.event_id in inserted]
@@ -199,6 +200,8 @@ _EVENT_COLUMNS = (
     "content_hash",
     "hash_version",
     "ingested_us",
+    "cost_nanos",
+    "cost_source",
 )
 _EVENTS_PER_STATEMENT = 500
 
@@ -237,6 +240,8 @@ def _insert_events(
                 event.content_hash,
                 HASH_VERSION,
                 now_us,
+                event.cost_nanos,
+                event.cost_source,
             )
         sql = (
             f"INSERT INTO events ({', '.join(_EVENT_COLUMNS)}) VALUES "
