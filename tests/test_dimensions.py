@@ -5,9 +5,7 @@ from __future__ import annotations
 from datetime import date
 
 import pytest
-from alembic.operations import Operations
-from alembic.runtime.migration import MigrationContext
-from sqlalchemy import Column, String, text
+from sqlalchemy import text
 
 from tests.conftest import make_event
 from tokenledger.ingest import ingest
@@ -25,16 +23,13 @@ DAY = LocalRange.of(date(2026, 11, 25), date(2026, 11, 25), zone("Europe/Paris")
 
 @pytest.fixture
 def store(db: Database) -> UsageStore:
-    store = UsageStore(db, attributes=(TEAM,))
+    store = UsageStore(db, attributes=(TEAM,))  # declared here alone: only "team"
     events = [
         make_event(user={"id": person}, started_at=f"2026-11-25T0{hour}:00:00Z", input_tokens=10)
         for hour, person in enumerate(["ana", "ana", "bo", "cy", "di", "di", "di"])
     ]
     assert ingest(store, events, now_us=2**62).count("accepted") == 7
-    with db.engine.begin() as conn:  # the migration and the directory import of teams
-        Operations(MigrationContext.configure(conn)).add_column(
-            "users", Column("team", String(255))
-        )
+    with db.engine.begin() as conn:  # teams set directly
         for person, team in TEAMS.items():
             conn.execute(
                 text("UPDATE users SET team = :team WHERE external_id = :id"),

@@ -89,8 +89,10 @@ class UserIn(BaseModel):
     id: Annotated[StrictStr, Field(min_length=1, max_length=255)]
     name: Text255 | None = None
     email: Annotated[StrictStr, Field(max_length=320)] | None = None
+    department: Text255 | None = None
+    team: Text255 | None = None
 
-    @field_validator("id", "name")
+    @field_validator("id", "name", "department", "team")
     @classmethod
     def _text(cls, value: str | None) -> str | None:
         return None if value is None else _clean_text(value)
@@ -264,6 +266,8 @@ class Event:
     # (reported, own_price, catalogue, unpriced): set by the prices, not hashed.
     cost_nanos: int | None = None
     cost_source: str = "unpriced"
+    user_department: str | None = None
+    user_team: str | None = None
 
     def hash_in(self, version: int) -> bytes | None:
         """This event's content hash in ``version`` (to compare with a stored event)."""
@@ -374,6 +378,10 @@ def _key_with_surrogate(value: Any) -> str | None:
     return None
 
 
+def _non_blank(value: str | None) -> str | None:
+    return value if value and value.strip() else None
+
+
 def validate_event(raw: Any, *, now_us: int, future_tolerance_s: int = 300) -> Event | Rejection:
     """Validate one decoded JSON value as an event."""
     if not isinstance(raw, dict):
@@ -414,7 +422,7 @@ def validate_event(raw: Any, *, now_us: int, future_tolerance_s: int = 300) -> E
                 f"is {len(encoded)} bytes as JSON; at most {METADATA_MAX_BYTES} are kept",
             )
         metadata = encoded.decode()
-    name = parsed.user.name if parsed.user.name and parsed.user.name.strip() else None
+    name = _non_blank(parsed.user.name)
     values: dict[str, Any] = {
         "event_id": parsed.event_id,
         "user_id": parsed.user.id,
@@ -432,6 +440,8 @@ def validate_event(raw: Any, *, now_us: int, future_tolerance_s: int = 300) -> E
         "status": parsed.status,
         "metadata": metadata,
         "reported_cost_nanos": None if parsed.cost_usd is None else cost_nanos(parsed.cost_usd),
+        "user_department": _non_blank(parsed.user.department),
+        "user_team": _non_blank(parsed.user.team),
     }
     return Event(
         **values,
@@ -472,6 +482,8 @@ HASHED_FIELDS = (
     ("status", "status"),
     ("metadata", "metadata"),
     ("cost_usd", "reported_cost_nanos"),  # exact nano-dollars, not its spelling
+    ("user.department", "user_department"),
+    ("user.team", "user_team"),
 )
 # Version 1's tuple, frozen: the fields of the contract when it was made.
 _V1_FIELDS = (

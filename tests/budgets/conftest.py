@@ -23,14 +23,20 @@ def budgets(db: Database) -> Budgets:
     return Budgets(UsageStore(db))
 
 
-def spend(db: Database, user_id: str, started_at: str, tokens: int) -> None:
-    """One event of ``tokens`` input tokens by ``user_id`` at ``started_at``."""
+def spend(db: Database, user_id: str, started_at: str, tokens: int, **more: Any) -> None:
+    """One event of ``tokens`` input tokens by ``user_id`` at ``started_at`` (``more``:
+    other fields, e.g. ``cost_usd``; ``team`` and ``department`` go to the user)."""
+    user = {"id": user_id}
+    for attribute in ("team", "department"):
+        if attribute in more:
+            user[attribute] = more.pop(attribute)
     event = make_event(
         event_id=f"spend-{next(_ids)}",
-        user={"id": user_id},
+        user=user,
         started_at=started_at,
         input_tokens=tokens,
         output_tokens=0,
+        **more,
     )
     result = ingest(UsageStore(db), [event], now_us=FAR_FUTURE_US)
     assert result.count("accepted") == 1, result

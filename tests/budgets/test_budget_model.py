@@ -13,11 +13,12 @@ from tokenledger.budgets.model import (
     InvalidBudget,
     Period,
     applicable,
+    available_metrics,
     budget_fields,
     period_at,
 )
 from tokenledger.localdays import to_us, zone
-from tokenledger.metrics import METRICS, Metric, Unit, value_of
+from tokenledger.metrics import METRICS, MetricSet
 
 
 def us(text: str) -> int:
@@ -107,6 +108,19 @@ def test_a_person_budget_replaces_the_wider_ones_of_its_metric_and_period() -> N
     assert applicable(all_budgets, user_id="emp-3", attributes={}) == [everyone, weekly]
 
 
+BASE: dict[str, Any] = {
+    "name": "monthly tokens",
+    "scope": "everyone",
+    "scope_value": None,
+    "metric": "tokens",
+    "limit": "2000000",
+    "period": "month",
+    "timezone": "Pacific/Auckland",
+    "thresholds": None,
+    "action": "block",
+}
+
+
 def fields(**changes: object) -> dict[str, object]:
     given: dict[str, object] = {
         "name": "monthly tokens",
@@ -144,10 +158,10 @@ def test_a_valid_budget_is_stored_as_given_with_default_thresholds() -> None:
     [
         ({"name": " "}, "name"),
         ({"scope": "galaxy"}, "scope"),
-        ({"scope": "department", "scope_value": "R&D"}, "scope"),  # not declared here
+        ({"scope": "region", "scope_value": "EMEA"}, "scope"),  # no such attribute
         ({"scope": "person"}, "scope_value"),
         ({"scope_value": "emp-1"}, "scope_value"),
-        ({"metric": "cost_usd"}, "metric"),  # no cost metric in this registry
+        ({"metric": "joules"}, "metric"),
         ({"limit": "0"}, "limit"),
         ({"limit": "1.5"}, "limit"),
         ({"limit": 2.0}, "limit"),
@@ -166,21 +180,17 @@ def test_a_wrong_field_is_named(changes: dict[str, object], field: str) -> None:
     assert caught.value.field == field
 
 
-def test_money_limits_are_exact_nano_dollars_with_a_cost_metric() -> None:
-    with_cost = METRICS.plus(
-        Metric("cost_nanos", value_of("input_tokens"), Unit.NANO_USD, public_name="cost_usd")
-    )
-    given: dict[str, Any] = {
-        "name": "b",
-        "scope": "everyone",
-        "scope_value": None,
-        "metric": "cost_usd",
-        "period": "month",
-        "timezone": "UTC",
-        "thresholds": None,
-        "action": "alert",
-    }
-    stored = budget_fields(metrics=with_cost, attributes=(), limit="40.000000001", **given)
+def test_money_limits_are_exact_nano_dollars() -> None:
+    stored = fields(metric="cost_usd", limit="40.000000001")
     assert stored["limit_value"] == 40_000_000_001
+    assert fields(metric="cost_usd", limit="40")["limit_value"] == 40_000_000_000
     with pytest.raises(InvalidBudget, match="9 decimals"):
-        budget_fields(metrics=with_cost, attributes=(), limit="0.0000000001", **given)
+        fields(metric="cost_usd", limit="0.0000000001")
+
+
+def test_only_metrics_of_the_registry_are_offered() -> None:
+    assert available_metrics(METRICS) == ["tokens", "requests", "cost_usd"]
+    without_cost = MetricSet(tuple(m for m in METRICS.declared if m.public != "cost_usd"))
+    assert available_metrics(without_cost) == ["tokens", "requests"]
+    with pytest.raises(InvalidBudget, match="metric: must be one of tokens, requests"):
+        budget_fields(metrics=without_cost, attributes=(), **{**BASE, "metric": "cost_usd"})

@@ -169,3 +169,35 @@ def test_the_check_api(
         answer = check(client, ingest_key, **bad)
         assert answer.status_code == 400, bad
         assert "user_id" in answer.text
+
+
+def test_team_and_department_budgets_and_a_person_exception(db: Database, budgets: Budgets) -> None:
+    create(budgets, name="ops", scope="team", scope_value="Ops", limit=1000)
+    create(budgets, name="r&d", scope="department", scope_value="R&D", limit=5000)
+    create(budgets, name="ana", scope="person", scope_value="ana", limit=9000)
+    spend(db, "ana", "2026-11-24T10:00:00+00:00", 700, team="Ops", department="R&D")
+    spend(db, "ben", "2026-11-24T10:00:00+00:00", 800, team="Ops", department="R&D")
+    spend(db, "cat", "2026-11-24T10:00:00+00:00", 900, team="Sales", department="R&D")
+    at = "2026-11-25T12:00:00+00:00"
+    assert used(budgets, "ana", at) == [("ana", 700)]  # her own replaces both
+    assert used(budgets, "ben", at) == [("ops", 800), ("r&d", 800)]
+    assert used(budgets, "cat", at) == [("r&d", 900)]
+
+
+def test_a_cost_budget_is_exact_money(
+    client: TestClient, db: Database, budgets: Budgets, ingest_key: str
+) -> None:
+    budget = create(budgets, name="dollars", metric="cost_usd", limit="0.50", action="block")
+    spend(db, "emp-2", "2026-11-25T09:00:00+00:00", 10, cost_usd="0.30")
+    spend(db, "emp-2", "2026-11-25T09:01:00+00:00", 10, cost_usd="0.200000001")
+    (entry,) = check(client, ingest_key, user_id="emp-2").json()["budgets"]
+    assert (entry["id"], entry["limit"], entry["used"], entry["remaining"]) == (
+        budget.id,
+        "0.500000000",
+        "0.500000001",
+        "0.000000000",
+    )
+    assert check(client, ingest_key, user_id="emp-2").json()["allowed"] is False
+    decision = budgets.check("emp-2", now_us=us("2026-11-25T12:00:00+00:00"))
+    assert decision.budget is not None
+    assert decision.budget.to_json()["used"] == "0.500000001"

@@ -63,12 +63,11 @@ def test_a_log_as_an_event_with_its_cost_and_team_kept_for_later() -> None:
         "status": "ok",
         "metadata": {"source": "litellm", "call_type": "acompletion"},
     }
-    # The contract takes the cost (issue 13); until it takes teams (issue 14), they
-    # are dropped.
-    assert {"user.team"} == PENDING_FIELDS
+    # The contract takes the cost (issue 13) and the team (issue 14).
+    assert frozenset() == PENDING_FIELDS
     stored = to_contract(event)
     assert stored["cost_usd"] == "0.000225"
-    assert stored["user"] == {"id": "emp-1", "email": "li.wei@example.com"}
+    assert stored["user"] == {"id": "emp-1", "email": "li.wei@example.com", "team": "Research"}
     assert {k: v for k, v in event.items() if k != "user"} == {
         k: v for k, v in stored.items() if k != "user"
     }

@@ -66,6 +66,8 @@ CHANGES: dict[str, dict[str, Any]] = {
     "user.email": {"user": {**FULL["user"], "email": "zoe@example.org"}},
     "user.id": {"user": {**FULL["user"], "id": "u-9"}},
     "started_at": {"started_at": "2026-11-25T10:00:00.251+01:00"},
+    "user.team added": {"user": {**FULL["user"], "team": "Ops"}},
+    "user.department added": {"user": {**FULL["user"], "department": "Finance"}},
 }
 
 

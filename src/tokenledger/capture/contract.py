@@ -1,9 +1,9 @@
 """What a mapping hands over: an event as ``POST /api/v1/events`` takes it, or why not.
 
-The mappings also produce values the event contract does not accept yet (the key's
-team as ``user.team``). They are computed and tested now, and dropped here until the
-contract has them: enabling one is removing its name from :data:`PENDING_FIELDS`
-(LiteLLM's ``response_cost``, mapped to ``cost_usd``, was the first).
+The mappings may also produce values the event contract does not accept yet; they are
+computed and tested, and dropped here until the contract has them: enabling one is
+removing its name from :data:`PENDING_FIELDS` (LiteLLM's ``response_cost`` as
+``cost_usd`` and the key's team as ``user.team`` were the first; both are taken now).
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from typing import Any
 
 from tokenledger.events import Rejection
 
-PENDING_FIELDS = frozenset({"user.team"})
+PENDING_FIELDS: frozenset[str] = frozenset()
 
 RawEvent = dict[str, Any]
 Mapped = RawEvent | Rejection

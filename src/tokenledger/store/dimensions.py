@@ -25,4 +25,6 @@ class UserAttribute:
     column: str  # the column of ``users``
 
 
-USER_ATTRIBUTES: tuple[UserAttribute, ...] = ()
+TEAM = UserAttribute("team", "team")
+DEPARTMENT = UserAttribute("department", "department")
+USER_ATTRIBUTES: tuple[UserAttribute, ...] = (TEAM, DEPARTMENT)

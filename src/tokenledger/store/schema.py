@@ -66,6 +66,26 @@ users = Table(
     Column("search_key", Text, nullable=False),
     Column("first_us", BigInteger, nullable=False),
     Column("last_us", BigInteger, nullable=False),
+    # The person's latest non-empty team and department (as name and e-mail: from the
+    # events, or the directory's, which wins: see people_directory).
+    Column("department", String(255)),
+    Column("department_at_us", BigInteger),
+    Column("team", String(255)),
+    Column("team_at_us", BigInteger),
+)
+
+# The people directory as last imported (``tokenledger people import``): a non-empty
+# value here is the person's (in ``users``) whatever their events say; an empty one
+# leaves that field to the events.
+people_directory = Table(
+    "people_directory",
+    metadata,
+    Column("user_pk", Id, ForeignKey("users.id"), primary_key=True, autoincrement=False),
+    Column("name", String(255)),
+    Column("email", String(320)),
+    Column("department", String(255)),
+    Column("team", String(255)),
+    Column("imported_us", BigInteger, nullable=False),
 )
 
 events = Table(

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 
 from sqlalchemy import bindparam, text
@@ -110,7 +110,7 @@ def store_batches(
 
     def work(conn: Connection) -> list[dict[str, StoredHash]]:
         user_ids = {event.user_id for part in pending for event in part.candidates}
-        db.dialect.lock_users(conn, (_lock_key(user_id) for user_id in user_ids))
+        db.dialect.lock_users(conn, (user_lock_key(user_id) for user_id in user_ids))
         return [
             _write(store, conn, part.candidates, now_us=now) if part.first_seen else {}
             for part, (_, now) in zip(pending, batches, strict=True)
@@ -141,7 +141,7 @@ def _write(
     return _stored_hashes(conn, leftover)
 
 
-def _lock_key(user_id: str) -> int:
+def user_lock_key(user_id: str) -> int:
     return int.from_bytes(hashlib.sha256(user_id.encode()).digest()[:8], "big", signed=True)
 
 
@@ -272,34 +272,61 @@ def _stored_hashes(conn: Connection, event_ids: list[str]) -> dict[str, StoredHa
     return stored
 
 
+# The profile fields kept from events: (users column, Event attribute). Each keeps the
+# latest non-empty value by event time (its instant in ``<column>_at_us``), unless the
+# people directory holds a value for it (see people_directory in store/schema.py).
+PROFILE_FIELDS = (
+    ("name", "user_name"),
+    ("email", "user_email"),
+    ("department", "user_department"),
+    ("team", "user_team"),
+)
+
+
 @dataclass
 class _Seen:
-    """What one batch says about a user: activity span, latest name and e-mail."""
+    """What one batch says about a user: activity span, latest value of each field."""
 
     first_us: int
     last_us: int
-    name: str | None = None
-    name_at_us: int | None = None
-    email: str | None = None
-    email_at_us: int | None = None
+    latest: dict[str, tuple[str, int]] = field(default_factory=dict)
 
     def observe(self, event: Event) -> None:
-        self.first_us = min(self.first_us, event.started_us)
-        self.last_us = max(self.last_us, event.started_us)
-        if event.user_name and _newer(event.started_us, self.name_at_us):
-            self.name, self.name_at_us = event.user_name, event.started_us
-        if event.user_email and _newer(event.started_us, self.email_at_us):
-            self.email, self.email_at_us = event.user_email, event.started_us
+        started = event.started_us
+        self.first_us = min(self.first_us, started)
+        self.last_us = max(self.last_us, started)
+        latest = self.latest
+        for column, attribute in PROFILE_FIELDS:
+            value = getattr(event, attribute)
+            if value:
+                current = latest.get(column)
+                if current is None or started >= current[1]:
+                    latest[column] = (value, started)
 
 
 def _newer(candidate: int | None, current: int | None) -> bool:
     return candidate is not None and (current is None or candidate >= current)
 
 
+_PROFILE_SELECT = (
+    "SELECT u.id, u.external_id, u.first_us, u.last_us, "
+    + ", ".join(f"u.{column}, u.{column}_at_us, d.{column}" for column, _ in PROFILE_FIELDS)
+    + " FROM users u LEFT JOIN people_directory d ON d.user_pk = u.id WHERE u.id IN :ids"
+)
+_PROFILE_UPDATE = (
+    "UPDATE users SET "
+    + ", ".join(
+        f"{column} = :{column}, {column}_at_us = :{column}_at_us" for column, _ in PROFILE_FIELDS
+    )
+    + ", search_key = :search_key, first_us = :first_us, last_us = :last_us WHERE id = :pk"
+)
+
+
 def _update_profiles(
     db: Database, conn: Connection, new_events: list[Event], user_pks: dict[str, int]
 ) -> None:
-    """Keep the latest non-empty name and e-mail (by event time) and the activity span."""
+    """Keep the latest non-empty value of each profile field (by event time), where
+    the people directory has none, and the activity span."""
     seen: dict[int, _Seen] = {}
     for event in new_events:
         pk = user_pks[event.user_id]
@@ -307,56 +334,48 @@ def _update_profiles(
             seen[pk] = _Seen(event.started_us, event.started_us)
         seen[pk].observe(event)
     rows = conn.execute(
-        text(
-            "SELECT id, external_id, name, name_at_us, email, email_at_us, first_us, last_us "
-            "FROM users WHERE id IN :ids"
-        ).bindparams(bindparam("ids", expanding=True)),
-        {"ids": sorted(seen)},
+        text(_PROFILE_SELECT).bindparams(bindparam("ids", expanding=True)), {"ids": sorted(seen)}
     )
     profile_updates: list[dict[str, Any]] = []
-    span_updates: list[tuple[int | None, int | None, int, int, int]] = []
+    span_updates: list[tuple[int | None, ...]] = []
     for row in rows:
-        batch = seen[row.id]
-        name, name_at = row.name, row.name_at_us
-        if _newer(batch.name_at_us, name_at):
-            name, name_at = batch.name, batch.name_at_us
-        email, email_at = row.email, row.email_at_us
-        if _newer(batch.email_at_us, email_at):
-            email, email_at = batch.email, batch.email_at_us
-        first_us, last_us = min(row.first_us, batch.first_us), max(row.last_us, batch.last_us)
-        if (name, email) != (row.name, row.email):
-            profile_updates.append(
-                {
-                    "pk": row.id,
-                    "name": name,
-                    "name_at_us": name_at,
-                    "email": email,
-                    "email_at_us": email_at,
-                    "search_key": search_key(row.external_id, name, email),
-                    "first_us": first_us,
-                    "last_us": last_us,
-                }
+        batch = seen[row[0]]
+        first_us, last_us = min(row[2], batch.first_us), max(row[3], batch.last_us)
+        update: dict[str, Any] = {"pk": row[0], "first_us": first_us, "last_us": last_us}
+        changed: set[str] = set()
+        for index, (column, _) in enumerate(PROFILE_FIELDS):
+            value, at_us, directory = row[4 + 3 * index : 7 + 3 * index]
+            latest = batch.latest.get(column)
+            if directory is None and latest is not None and _newer(latest[1], at_us):
+                if latest[0] != value:
+                    changed.add(column)
+                value, at_us = latest
+            update[column], update[f"{column}_at_us"] = value, at_us
+        if changed:
+            update["search_key"] = search_key(row[1], update["name"], update["email"])
+            profile_updates.append(update)
+        elif (first_us, last_us) != (row[2], row[3]) or any(
+            update[f"{column}_at_us"] != row[5 + 3 * index]
+            for index, (column, _) in enumerate(PROFILE_FIELDS)
+        ):
+            # The common case (time moves on, same values): the search key stays.
+            span_updates.append(
+                (
+                    *(update[f"{column}_at_us"] for column, _ in PROFILE_FIELDS),
+                    first_us,
+                    last_us,
+                    row[0],
+                )
             )
-        elif (first_us, last_us) != (row.first_us, row.last_us):
-            # The common case (time moves on, same name): the search key stays.
-            span_updates.append((name_at, email_at, first_us, last_us, row.id))
     if profile_updates:
         profile_updates.sort(key=lambda update: int(update["pk"]))
-        conn.execute(
-            text(
-                "UPDATE users SET name = :name, name_at_us = :name_at_us, email = :email, "
-                "email_at_us = :email_at_us, search_key = :search_key, first_us = :first_us, "
-                "last_us = :last_us WHERE id = :pk"
-            ),
-            profile_updates,
-        )
+        conn.execute(text(_PROFILE_UPDATE), profile_updates)
     if span_updates:
-        span_updates.sort(key=lambda update: update[-1])
+        span_updates.sort(key=lambda update: update[-1] or 0)
         p = db.dialect.param
+        times = "".join(f"{column}_at_us = {p}, " for column, _ in PROFILE_FIELDS)
         conn.exec_driver_sql(
-            f"UPDATE users SET name_at_us = {p}, email_at_us = {p}, first_us = {p}, "
-            f"last_us = {p} WHERE id = {p}",
-            span_updates,
+            f"UPDATE users SET {times}first_us = {p}, last_us = {p} WHERE id = {p}", span_updates
         )
 
 

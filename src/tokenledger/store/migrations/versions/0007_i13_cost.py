@@ -6,7 +6,7 @@ NULL, ``cost_source`` 'unpriced'), so each rollup row's ``unpriced_requests`` is
 ``tokenledger reprice --from DATE`` prices them afterwards.
 
 Revision ID: 0007_i13
-Revises: 0006
+Revises: 0007 (re-chained on branch i15: 0006 on its own)
 Create Date: 2026-11-30
 """
 
@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0007_i13"
-down_revision = "0006"
+down_revision = "0007"
 branch_labels = None
 depends_on = None
 

@@ -1,7 +1,7 @@
 """budgets, alert channels, threshold crossings and their deliveries (the outbox)
 
 Revision ID: 0009_i15
-Revises: 0007
+Revises: 0008_i14 (0007 on its own branch)
 Create Date: 2026-11-30
 """
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0009_i15"
-down_revision = "0007"
+down_revision = "0008_i14"
 branch_labels = None
 depends_on = None
 
