@@ -20,7 +20,7 @@ from bench.backends import Backend, PostgresBackend, SqliteBackend, start_kept_c
 from bench.context import Context, Options
 from bench.datasets import DatasetSpec, ensure
 from bench.progress import say
-from bench.steps import compare, export, gateway, ingest, page, reports, scaling, search
+from bench.steps import budgets, compare, export, gateway, ingest, page, reports, scaling, search
 
 STEPS: dict[str, Callable[[Context], dict[str, Any]]] = {
     "ingest": ingest.run,
@@ -31,6 +31,7 @@ STEPS: dict[str, Callable[[Context], dict[str, Any]]] = {
     "scaling": scaling.run,
     "page": page.run,
     "gateway": gateway.run,
+    "budgets": budgets.run,
 }
 ROOT = results.ROOT
 

@@ -25,7 +25,17 @@ SMALL = [
     "--repetitions", str(REPETITIONS), "--ingest-events", "8000", "--import-events", "2000",
     "--gateway-requests", "20", "--gateway-streams", "50",
 ]  # fmt: skip
-STEPS = {"ingest", "reports", "compare", "export", "search", "scaling", "page", "gateway"}
+STEPS = {
+    "ingest",
+    "reports",
+    "compare",
+    "export",
+    "search",
+    "scaling",
+    "page",
+    "gateway",
+    "budgets",
+}
 
 
 def _run(tmp_path: Path, *extra: str) -> tuple[dict[str, Any], str]:
@@ -86,6 +96,9 @@ def _check(results: dict[str, Any], docs: str, backend: str) -> None:
     assert gateway["concurrent"]["recorded_all"] is True  # one event per gateway request
     assert "#### 8. Gateway" in docs
     assert len(steps["scaling"]["reports"]) == 12
+    assert steps["budgets"]["check"]["request_ms"]["n"] == REPETITIONS * 50
+    assert steps["budgets"]["ingest"]["ratio_three_to_none"] > 0
+    assert "#### 9. Budgets" in docs
 
     assert results["datasets"]["main"]["load"]["events"] == 20000
     assert {target["id"] for target in results["targets"]} >= {"ingest_http", "report_p95"}
