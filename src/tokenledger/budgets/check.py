@@ -168,7 +168,11 @@ class Budgets:
             if person is None:  # no usage yet
                 return [BudgetUse(b, b.period_at(now_us), 0) for b in mine]
             found = self._people_uses(
-                reader, mine, {person.pk: person}, lambda b: b.period_at(now_us), user_id=user_id
+                reader,
+                mine,
+                {person.pk: person},
+                lambda b: b.period_at(now_us),
+                users=UserFilter(user_id=user_id),
             )
         return found[person.pk].uses if person.pk in found else []
 
@@ -185,12 +189,11 @@ class Budgets:
             chosen = budget_store.load_budgets(reader.conn) if budgets is None else budgets
             if not chosen:
                 return {}
-            if user_ids is None:
-                return self._people_uses(reader, chosen, None, period_of, user_id=None)
-            found: dict[int, PersonUses] = {}
-            for user_id in sorted(set(user_ids)):
-                found.update(self._people_uses(reader, chosen, None, period_of, user_id=user_id))
-            return found
+            users = UserFilter()
+            if user_ids is not None:  # one read per period for all of them
+                pks = budget_store.people_pks(reader.conn, user_ids=user_ids)
+                users = UserFilter(user_pks=pks)
+            return self._people_uses(reader, chosen, None, period_of, users=users)
 
     def _people_uses(
         self,
@@ -199,10 +202,9 @@ class Budgets:
         people: dict[int, Person] | None,
         period_of: PeriodOf,
         *,
-        user_id: str | None,
+        users: UserFilter,
     ) -> dict[int, PersonUses]:
         """Uses per person: one usage read per distinct period of ``budgets``."""
-        users = UserFilter(user_id=user_id)
         periods = {period_of(budget) for budget in budgets}
         usage = {p: reader.per_user(p.start_us, p.end_us, users) for p in periods}
         if people is None:

@@ -110,6 +110,15 @@ def find_people(
     return found
 
 
+def people_pks(conn: Connection, *, user_ids: Iterable[str]) -> frozenset[int]:
+    """The ``users.id`` of the people ``user_ids`` (those known; in pieces)."""
+    query = select(users.c.id).where(users.c.external_id.in_(bindparam("ids", expanding=True)))
+    wanted, found = sorted(set(user_ids)), set[int]()
+    for start in range(0, len(wanted), 900):
+        found.update(conn.execute(query, {"ids": wanted[start : start + 900]}).scalars())
+    return frozenset(found)
+
+
 # -- channels -------------------------------------------------------------------------
 
 
