@@ -110,7 +110,7 @@ def test_each_crossing_is_recorded_once_and_delivered_once_signed(
         "used": 600,
         "threshold": 50,
         "period": {"start": "2026-11-01T00:00:00+13:00", "end": "2026-12-01T00:00:00+13:00"},
-        "url": "http://127.0.0.1:8000/reports/user-usage?user_id=emp-1",
+        "url": "http://127.0.0.1:8000/reporting/user-usage?q=emp-1",
     }
     assert {row.status for row in deliveries(db)} == {"sent"}
 
@@ -225,7 +225,7 @@ def test_slack_text_and_email_over_a_real_smtp_server(
         "emp-4 reached 100% of budget daily: 250 of 200 tokens used "
         "(2026-11-25T00:00:00+00:00 to 2026-11-26T00:00:00+00:00)"
     )
-    link = "http://127.0.0.1:8000/reports/user-usage?user_id=emp-4"
+    link = "http://127.0.0.1:8000/reporting/user-usage?q=emp-4"
     assert orjson.loads(slack.body) == {"text": f"{text} <{link}>"}
     (mail,) = got
     assert mail.mail_from == "ledger@example.com"

@@ -154,6 +154,7 @@ def test_user_usage_shows_the_tightest_budget_and_filters_by_it(
     assert 'class="budget-col"' in page
     shown = dict(re.findall(r'user-name">([a-z]+)<.*?data-budget-percent="(\d+)"', page, re.S))
     assert shown == {"high": "225", "mid": "75", "low": "25"}  # the daily budget is tighter
+    assert 'title="daily: 900 of 400 tokens used, 0 left; resets Nov 26, 00:00 (UTC)"' in page
     over = client.get("/reporting/user-usage", params={"over": "80"}).text
     assert re.findall(r'user-name">([a-z]+)<', over) == ["high"]
     over = client.get("/reporting/user-usage", params={"over": "50"}).text

@@ -65,7 +65,8 @@ def payload(alert: Alert, *, metrics: MetricSet, public_url: str) -> dict[str, A
 
 
 def person_link(public_url: str, user_id: str) -> str:
-    return f"{public_url.rstrip('/')}/reports/user-usage?user_id={quote(user_id, safe='')}"
+    """The User Usage page searched for the person (their id is part of the search)."""
+    return f"{public_url.rstrip('/')}/reporting/user-usage?q={quote(user_id, safe='')}"
 
 
 def summary(data: dict[str, Any]) -> str:

@@ -17,8 +17,10 @@ from starlette.requests import Request
 
 from tokenledger import report_params
 from tokenledger.budgets.check import BudgetUse
+from tokenledger.budgets.model import limit_json
 from tokenledger.clock import now_us
 from tokenledger.localdays import LocalRange, today, zone
+from tokenledger.metrics import METRICS, MetricSet
 from tokenledger.ordering import parse_sort
 from tokenledger.report_params import InvalidParameter
 from tokenledger.reports import UserUsageReport, user_usage
@@ -209,6 +211,12 @@ class Page:
     report: UserUsageReport
     # Each row's person's tightest budget this period (None: no budget exists).
     budgets: dict[str, BudgetUse] | None = None
+    metrics: MetricSet = METRICS
+
+    def budget_amount(self, use: BudgetUse, value: int) -> str:
+        """A use, limit or remainder as the page writes it (money in dollars)."""
+        shown = limit_json(self.metrics, use.budget.metric, value)
+        return shown if isinstance(shown, str) else formatting.number(shown)
 
     @property
     def first(self) -> int:
@@ -263,7 +271,7 @@ def load_page(ctx: AppContext, view: UsageView) -> Page:
     if ctx.budgets.all():
         people = [row.user_id for row in report.rows]
         budgets = ctx.budgets.tightest_of(people, now_us=now_us(ctx.clock))
-    return Page(view, report, budgets)
+    return Page(view, report, budgets, ctx.budgets.metrics)
 
 
 def template_context(
