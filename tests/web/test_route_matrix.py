@@ -273,7 +273,7 @@ def world(sqlite_template: Path, tmp_path_factory: pytest.TempPathFactory) -> Wo
         "read_key": create_key(db, name="read", scope="report:read", now_us=0)[1],
     }
     subject_key = create_key(db, name="subject", scope="ingest", now_us=0)[0]
-    budget_id, delivery_id = _budget_and_delivery(db)
+    budget_id, delivery_id = budget_and_delivery(db)
     db.dispose()
     sample = {
         "account_id": str(subject.id),
@@ -285,7 +285,7 @@ def world(sqlite_template: Path, tmp_path_factory: pytest.TempPathFactory) -> Wo
     return World(path, secrets, sample)
 
 
-def _budget_and_delivery(db: Database) -> tuple[int, int]:
+def budget_and_delivery(db: Database) -> tuple[int, int]:
     """A budget, and an alert of it waiting to be delivered (to resend)."""
     store = UsageStore(db)
     budget = Budgets(store).create(
@@ -296,7 +296,7 @@ def _budget_and_delivery(db: Database) -> tuple[int, int]:
         channel = budget_store.insert_channel(
             conn, kind="slack", target="http://127.0.0.1:9/x", secret="", now_us=0
         )
-        pk = conn.execute(text("SELECT id FROM users")).scalar_one()
+        pk = conn.execute(text("SELECT id FROM users WHERE external_id = 'emp-1'")).scalar_one()
         crossing = budget_store.Crossing(budget.id, pk, 0, 1, 80, 900, 1000)
         budget_store.record_crossings(
             conn, crossings=[crossing], channel_ids=[channel], now_us=_NOW, deadline_us=_NOW
