@@ -21,6 +21,7 @@ from bench.context import Context, Options
 from bench.datasets import DatasetSpec, ensure
 from bench.progress import say
 from bench.steps import (
+    budgets,
     compare,
     export,
     gateway,
@@ -42,6 +43,7 @@ STEPS: dict[str, Callable[[Context], dict[str, Any]]] = {
     "page": page.run,
     "gateway": gateway.run,
     "person": person.run,
+    "budgets": budgets.run,
 }
 ROOT = results.ROOT
 

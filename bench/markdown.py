@@ -130,6 +130,7 @@ def _details(label: str, run: dict[str, Any]) -> list[str]:
         ("7. User Usage page", _page_md, "page"),
         ("8. Gateway", _gateway_md, "gateway"),
         ("9. One person's events (keyset pages)", _person_md, "person"),
+        ("10. Budgets", _budgets_md, "budgets"),
     ):
         out += ["", f"#### {title} ({label})", ""]
         step = run if name is None else steps.get(name)
@@ -348,4 +349,15 @@ def _gateway_md(step: dict[str, Any]) -> str:
         f"{concurrent['direct']['wall_s']} s direct (x{concurrent['ratio_wall']}); "
         f"first byte p95 {concurrent['gateway']['first_byte_ms']['p95']} ms "
         f"(x{concurrent['ratio_first_byte_p95']})."
+    )
+
+
+def _budgets_md(step: dict[str, Any]) -> str:
+    check, ingest = step["check"]["request_ms"], step["ingest"]
+    return (
+        f"`GET /api/v1/budgets/check` with {step['check']['budgets']} budgets: median "
+        f"{check['median']} ms, p95 {check['p95']} ms over HTTP (n = {check['n']}). Ingest "
+        f"with 3 budgets: {ingest['three_budgets_events_per_s']['median']:,} events/s, "
+        f"without: {ingest['none_events_per_s']['median']:,} events/s "
+        f"(x{ingest['ratio_three_to_none']})."
     )

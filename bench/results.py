@@ -79,6 +79,7 @@ TARGETS = (
     Target("gateway_plain", "Gateway: added latency p95, non-streaming", "<= 5", "ms"),
     Target("gateway_first_byte", "Gateway: added time to first byte p95, streaming", "<= 5", "ms"),
     Target("gateway_streams", "Gateway: concurrent streams without an error", ">= 500", "streams"),
+    Target("budget_check_p95", "Budget check API p95 over HTTP, 3 budgets", "<= 5", "ms"),
 )
 
 
@@ -103,6 +104,7 @@ def _evaluate(target: str, steps: dict[str, Any]) -> tuple[float | None, bool | 
         "gateway_plain": "gateway",
         "gateway_first_byte": "gateway",
         "gateway_streams": "gateway",
+        "budget_check_p95": "budgets",
     }[target]
     step = steps.get(step_name)
     missing = _missing(step)
@@ -137,6 +139,10 @@ def _evaluate(target: str, steps: dict[str, Any]) -> tuple[float | None, bool | 
         return value, value <= 1.5, note
     if target.startswith("gateway"):
         return _gateway(target, step)
+    if target == "budget_check_p95":
+        value = step["check"]["request_ms"]["p95"]
+        ratio = step["ingest"]["ratio_three_to_none"]
+        return value, value <= 5, f"ingest with 3 budgets: x{ratio} of none"
     value = step["first_rows_ms"]["p95"]
     return value, value <= 1000, f"{step['users_in_range']:,} users in range"
 

@@ -234,6 +234,41 @@ class Settings(BaseSettings):
             "is refused. See docs/operations.md."
         ),
     )
+    # Budget alerts (docs/budgets.md).
+    public_url: str = Field(
+        "http://127.0.0.1:8000",
+        description="Address people open TokenLedger at; alerts link to a person's page there.",
+    )
+    alert_sweep_s: float = Field(
+        30,
+        gt=0,
+        description=(
+            "Seconds between two sweeps of every person's budgets for threshold crossings "
+            "(each commit's people are checked at once; the sweep catches the rest)."
+        ),
+    )
+    alert_retry_base_s: float = Field(
+        30,
+        gt=0,
+        description=(
+            "First wait before an alert delivery is tried again; it doubles on each failure "
+            "(at most one hour), for 24 hours."
+        ),
+    )
+    alert_send_timeout_s: float = Field(
+        10,
+        gt=0,
+        description=(
+            "Seconds one alert delivery may take (webhook answer, SMTP exchange); a process "
+            "that dies while sending leaves the alert to be tried again after twice that."
+        ),
+    )
+    smtp_host: str = Field("", description="SMTP server for e-mail alerts; empty: no e-mail.")
+    smtp_port: int = Field(587, ge=1, le=65535, description="Port of the SMTP server.")
+    smtp_starttls: bool = Field(True, description="Upgrade the SMTP connection with STARTTLS.")
+    smtp_user: str = Field("", description="SMTP user name; empty: no login.")
+    smtp_password: SecretStr = Field(SecretStr(""), description="SMTP password.")
+    smtp_from: str = Field("tokenledger@localhost", description="Sender address of e-mail alerts.")
     log_level: Literal["debug", "info", "warning", "error"] = Field(
         "info",
         description=(

@@ -62,6 +62,8 @@ class UserFilter:
     # Only the people whose attribute (store/dimensions.py) has this value, e.g.
     # (("team", "Ops"),); a value of None selects the people without one.
     where: tuple[tuple[str, str | None], ...] = ()
+    # Only these people (their ``users.id``), e.g. those over a share of their budget.
+    user_pks: frozenset[int] | None = None
 
     @property
     def search(self) -> str | None:
@@ -70,4 +72,9 @@ class UserFilter:
 
     @property
     def active(self) -> bool:
-        return self.search is not None or self.user_id is not None or bool(self.where)
+        return (
+            self.search is not None
+            or self.user_id is not None
+            or bool(self.where)
+            or self.user_pks is not None
+        )

@@ -35,6 +35,7 @@ STEPS = {
     "page",
     "gateway",
     "person",
+    "budgets",
 }
 
 
@@ -100,6 +101,9 @@ def _check(results: dict[str, Any], docs: str, backend: str) -> None:
     assert gateway["concurrent"]["recorded_all"] is True  # one event per gateway request
     assert "#### 8. Gateway" in docs
     assert len(steps["scaling"]["reports"]) == 12
+    assert steps["budgets"]["check"]["request_ms"]["n"] == REPETITIONS * 50
+    assert steps["budgets"]["ingest"]["ratio_three_to_none"] > 0
+    assert "#### 10. Budgets" in docs
 
     assert results["datasets"]["main"]["load"]["events"] == 20000
     assert {target["id"] for target in results["targets"]} >= {"ingest_http", "report_p95"}

@@ -3,21 +3,19 @@ format, the budget seam, the body limit, timeouts, and the event it records."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import func, select
 
 from tests.conftest import make_event
 from tests.gateway.conftest import InProcess, person, tokens
 from tests.support.fake_upstream import OPENAI_TOKENS
 from tokenledger.auth.keys import create_key
+from tokenledger.budgets.check import Budgets
 from tokenledger.gateway.budget import BudgetInfo, Decision
 from tokenledger.ingest import ingest
 from tokenledger.store.database import Database
-from tokenledger.store.schema import events, users
 from tokenledger.store.usage_store import UsageStore
 
 CHAT = "/gateway/openai/v1/chat/completions"
@@ -235,37 +233,23 @@ def test_a_person_key_speaks_for_its_person_only(make_gateway: Any) -> None:
     assert gateway.ledger.events("someone-else") == gateway.ledger.events("another") == []
 
 
-class MonthlyTokens:
-    """A stand-in for a ``block`` budget (issue 15 brings the real one): at most
-    ``limit`` tokens per UTC month, the usage read from the ledger."""
-
-    def __init__(self, db: Database, limit: int) -> None:
-        self.db = db
-        self.limit = limit
-
-    def check(self, user_id: str, *, now_us: int) -> Decision:
-        now = datetime.fromtimestamp(now_us / 1e6, UTC)
-        start = now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
-        end = (start + timedelta(days=32)).replace(day=1)
-        start_us, end_us = int(start.timestamp() * 1e6), int(end.timestamp() * 1e6)
-        query = (
-            select(func.coalesce(func.sum(events.c.input_tokens + events.c.output_tokens), 0))
-            .join(users, users.c.id == events.c.user_pk)
-            .where(users.c.external_id == user_id, events.c.started_us >= start_us)
-        )
-        with self.db.read() as conn:
-            used = int(conn.execute(query).scalar_one())
-        if used < self.limit:
-            return Decision(allowed=True)
-        budget = BudgetInfo("monthly", "tokens", self.limit, used, start_us, end_us)
-        return Decision(False, retry_after_s=-(-(end_us - now_us) // 1_000_000), budget=budget)
-
-
 def test_budget_end_to_end_over_the_limit_then_refused_then_raised(
     make_gateway: Any, db: Database
 ) -> None:
-    gate = MonthlyTokens(db, limit=100_000)
-    gateway: InProcess = make_gateway(budget_gate=gate)
+    """The real budgets (the default gate): a monthly ``block`` budget of tokens."""
+    budgets = Budgets(UsageStore(db))
+    spec: dict[str, Any] = {
+        "name": "monthly",
+        "scope": "everyone",
+        "scope_value": None,
+        "metric": "tokens",
+        "period": "month",
+        "timezone": "UTC",
+        "thresholds": None,
+        "action": "block",
+    }
+    budget = budgets.create(actor="tests", client=None, now_us=0, limit=100_000, **spec)
+    gateway: InProcess = make_gateway()
     user_id = person()
     earlier = make_event(
         user={"id": user_id},
@@ -273,7 +257,8 @@ def test_budget_end_to_end_over_the_limit_then_refused_then_raised(
         input_tokens=99_000,
         output_tokens=0,
     )
-    assert ingest(UsageStore(db), [earlier], now_us=1_795_608_000_000_000).count("accepted") == 1
+    stored = ingest(UsageStore(db), [earlier], now_us=1_795_608_000_000_000)
+    assert stored.count("accepted") == 1
     headers = _bearer(gateway.person_key(user_id))
     # At 99 %: allowed (the check comes before), and this request takes them over.
     assert gateway.client.post(CHAT, json=REQUEST, headers=headers).status_code == 200
@@ -282,6 +267,7 @@ def test_budget_end_to_end_over_the_limit_then_refused_then_raised(
     # To the end of the period: 2026-12-01T00:00Z is 5.5 days after the clock's noon.
     assert refused.headers["retry-after"] == str(int(5.5 * 86400))
     assert refused.json()["error"]["budget"]["used"] == 99_000 + 2854 + 412
-    gate.limit = 200_000  # raised: the next request goes through
+    budgets.update(budget.id, actor="tests", client=None, now_us=0, limit=200_000, **spec)
+    # Raised: the next request goes through.
     assert gateway.client.post(CHAT, json=REQUEST, headers=headers).status_code == 200
     assert len(gateway.ledger.events(user_id)) == 3  # the earlier one and two through

@@ -21,7 +21,7 @@ from fastapi import FastAPI
 from tests.conftest import make_event
 from tests.support.console import make_account
 from tests.web.signed_in import signed_in_client
-from tests.web.test_route_matrix import ROUTES, route_table
+from tests.web.test_route_matrix import ROUTES, budget_and_delivery, route_table
 from tokenledger.auth import csrf
 from tokenledger.auth.keys import create_key
 from tokenledger.store.people import Person, import_people
@@ -113,11 +113,14 @@ def sample(app: FastAPI) -> dict[str, str]:
     subject = make_account(ctx.db, "subject@example.com")
     key = create_key(ctx.db, name="subject", scope="ingest", now_us=0)[0]
     import_people(ctx.db, [Person("person-1", name="Someone", team="Ops")], now_us=0)
+    budget_id, delivery_id = budget_and_delivery(ctx.db)
     return {
         "account_id": str(subject.id),
         "key_id": str(key.id),
         "path": "app.css",
         "user_id": "person-1",
+        "budget_id": str(budget_id),
+        "delivery_id": str(delivery_id),
     }
 
 
@@ -144,6 +147,9 @@ def test_no_hostile_parameter_value_reaches_a_5xx(
                 answers = [admin.request(method, url, content=form, headers=headers)]
                 if method == "GET" and path.startswith("/api/v1/reports/"):
                     keyed = {"Authorization": f"Bearer {read_key}"}
+                    answers.append(admin.get(url, headers=keyed))
+                elif path == "/api/v1/budgets/check":
+                    keyed = {"Authorization": f"Bearer {ingest_key}"}
                     answers.append(admin.get(url, headers=keyed))
                 elif path == user_usage.PATH:  # its htmx fragment is another answer
                     answers.append(admin.get(url, headers={"HX-Request": "true"}))

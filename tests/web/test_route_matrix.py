@@ -32,9 +32,13 @@ from tests.support.idp import FakeIdP
 from tokenledger import prices
 from tokenledger.auth import csrf, sessions
 from tokenledger.auth.keys import create_key
+from tokenledger.budgets.check import Budgets
+from tokenledger.ingest import ingest
 from tokenledger.settings import Settings
+from tokenledger.store import budgets as budget_store
 from tokenledger.store.database import Database, open_database
 from tokenledger.store.people import Person, import_people
+from tokenledger.store.usage_store import UsageStore
 from tokenledger.web.app import create_app
 from tokenledger.web.session_middleware import API_PATHS
 
@@ -88,6 +92,16 @@ def report_api() -> dict[str, Outcome]:
 
 
 NEW_PASSWORD = {"new_password": "n" * 14, "confirm_password": "n" * 14}
+BUDGET_FORM = {
+    "name": "matrix",
+    "scope": "everyone",
+    "metric": "tokens",
+    "limit": "1000",
+    "period": "month",
+    "timezone": "UTC",
+    "thresholds": "80",
+    "action": "alert",
+}
 ROUTES: dict[tuple[str, str], Case] = {
     # Public: health, the API description, static files.
     ("GET", "/healthz"): Case(everyone(200)),
@@ -122,6 +136,9 @@ ROUTES: dict[tuple[str, str], Case] = {
             ("POST", "/gateway/anthropic/v1/messages"),
         )
     },
+    ("GET", "/api/v1/budgets/check"): Case(
+        {**everyone(401), "ingest_key": 200, "read_key": 403}, params={"user_id": "emp-1"}
+    ),
     ("GET", "/api/v1/reports/user-usage"): Case(report_api()),
     ("GET", "/api/v1/reports/usage-series"): Case(report_api()),
     ("GET", "/api/v1/reports/model-usage"): Case(report_api()),
@@ -190,6 +207,16 @@ ROUTES: dict[tuple[str, str], Case] = {
     ("GET", "/admin/people"): Case(admin_page()),
     ("GET", "/admin/people/directory.csv"): Case(admin_page()),
     ("POST", "/admin/people"): Case(admin_form(400), form={"file": "not a file"}),
+    # Budgets: any signed-in account reads them, only admins change them.
+    ("GET", "/admin/budgets"): Case(page()),
+    ("POST", "/admin/budgets"): Case(admin_form(303), form=BUDGET_FORM),
+    ("POST", "/admin/budgets/preview"): Case(admin_form(200), form=BUDGET_FORM),
+    ("POST", "/admin/budgets/channels"): Case(
+        admin_form(303), form={"kind": "slack", "target": "https://hooks.example.com/x"}
+    ),
+    ("POST", "/admin/budgets/{budget_id}"): Case(admin_form(303), form=BUDGET_FORM),
+    ("POST", "/admin/budgets/{budget_id}/delete"): Case(admin_form(303)),
+    ("POST", "/admin/budgets/deliveries/{delivery_id}/resend"): Case(admin_form(303)),
 }
 # Routes being built on other branches may be listed here with their outcomes; they
 # are checked once they exist (none at the moment).
@@ -280,6 +307,7 @@ def world(sqlite_template: Path, tmp_path_factory: pytest.TempPathFactory) -> Wo
     )
     subject_price = prices.set_price(db, price, now_us=0, actor="tests")
     import_people(db, [Person("person-1", name="Someone")], now_us=0)
+    budget_id, delivery_id = budget_and_delivery(db)
     db.dispose()
     sample = {
         "account_id": str(subject.id),
@@ -287,8 +315,30 @@ def world(sqlite_template: Path, tmp_path_factory: pytest.TempPathFactory) -> Wo
         "price_id": str(subject_price.id),
         "path": "app.css",
         "user_id": "person-1",
+        "budget_id": str(budget_id),
+        "delivery_id": str(delivery_id),
     }
     return World(path, secrets, sample)
+
+
+def budget_and_delivery(db: Database) -> tuple[int, int]:
+    """A budget, and an alert of it waiting to be delivered (to resend)."""
+    store = UsageStore(db)
+    budget = Budgets(store).create(
+        actor="matrix", client=None, now_us=0, **{**BUDGET_FORM, "scope_value": None}
+    )
+    ingest(store, [make_event(user={"id": "emp-1"})], now_us=_NOW)
+    with db.write() as conn:
+        channel = budget_store.insert_channel(
+            conn, kind="slack", target="http://127.0.0.1:9/x", secret="", now_us=0
+        )
+        pk = conn.execute(text("SELECT id FROM users WHERE external_id = 'emp-1'")).scalar_one()
+        crossing = budget_store.Crossing(budget.id, pk, 0, 1, 80, 900, 1000)
+        budget_store.record_crossings(
+            conn, crossings=[crossing], channel_ids=[channel], now_us=_NOW, deadline_us=_NOW
+        )
+        delivery_id = conn.execute(text("SELECT id FROM alert_deliveries")).scalar_one()
+    return budget.id, int(delivery_id)
 
 
 # Browsers say where a request comes from; these come from the console's own pages.

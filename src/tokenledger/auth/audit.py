@@ -60,6 +60,12 @@ PERSON_ERASED = "person_erased"
 PRICE_SET = "price_set"
 PRICE_DELETED = "price_deleted"
 REPRICED = "repriced"
+# Budgets and alert channels (docs/budgets.md), and an alert sent again by an admin.
+BUDGET_CREATED = "budget_created"
+BUDGET_CHANGED = "budget_changed"
+BUDGET_DELETED = "budget_deleted"
+ALERT_CHANNEL_CHANGED = "alert_channel_changed"
+ALERT_RESENT = "alert_resent"
 ACTIONS = (
     SIGN_IN,
     SIGN_IN_FAILED,
@@ -79,6 +85,11 @@ ACTIONS = (
     PRICE_DELETED,
     REPRICED,
     PEOPLE_IMPORTED,
+    BUDGET_CREATED,
+    BUDGET_CHANGED,
+    BUDGET_DELETED,
+    ALERT_CHANNEL_CHANGED,
+    ALERT_RESENT,
 )
 _MAX_ACTOR = 400
 

@@ -21,7 +21,7 @@ from tokenledger.auth import audit, names
 from tokenledger.store.database import Database
 from tokenledger.store.schema import api_keys, users
 
-Scope = Literal["ingest", "report:read", "metrics", "gateway", "gateway-app"]
+Scope = Literal["ingest", "report:read", "metrics", "gateway", "gateway-app", "budget:check"]
 SCOPES: tuple[Scope, ...] = get_args(Scope)
 SCOPE_USES: dict[str, str] = {
     "ingest": "send usage events",
@@ -29,6 +29,7 @@ SCOPE_USES: dict[str, str] = {
     "metrics": "read Prometheus metrics",
     "gateway": "one person's AI requests through the gateway",
     "gateway-app": "an application's AI requests through the gateway, each naming its person",
+    "budget:check": "ask whether a person may make an AI request (budgets)",
 }
 # The scope whose keys speak for one person (and only those have a ``user_id``).
 PERSON_SCOPE = "gateway"

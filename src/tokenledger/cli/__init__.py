@@ -8,6 +8,7 @@ from __future__ import annotations
 from tokenledger.cli import (
     accounts,
     backup,
+    budgets,
     data,
     export,
     keys,
@@ -22,6 +23,7 @@ __all__ = [
     "accounts",
     "app",
     "backup",
+    "budgets",
     "data",
     "export",
     "keys",

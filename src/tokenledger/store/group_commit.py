@@ -12,7 +12,7 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -45,9 +45,16 @@ class GroupCommit:
     """Stores batches through one writer thread (started on first use)."""
 
     def __init__(
-        self, store: UsagePort, *, max_events: int = 10_000, observer: CommitObserver | None = None
+        self,
+        store: UsagePort,
+        *,
+        max_events: int = 10_000,
+        observer: CommitObserver | None = None,
+        on_commit: Callable[[set[str]], None] | None = None,
     ) -> None:
         self._store = store
+        # Told the user ids of each committed group, after it is answered (budgets).
+        self._on_commit = on_commit
         self._max_events = max_events
         self._observer = observer
         self._queue: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
@@ -116,6 +123,16 @@ class GroupCommit:
             self._observe(jobs, results, started)
             for job, result in zip(jobs, results, strict=True):
                 job.future.set_result(result)
+            self._tell(jobs)
+
+    def _tell(self, jobs: list[_Job]) -> None:
+        if self._on_commit is None:
+            return
+        people = {item.user_id for job in jobs for item in job.items if isinstance(item, Event)}
+        try:
+            self._on_commit(people)
+        except Exception:  # never stop the writer thread: a sweep finds what is missed
+            log.exception("could not hand a group commit's people over")
 
     def _observe(self, jobs: list[_Job], results: list[BatchResult], started: float) -> None:
         if self._observer is None:

@@ -366,3 +366,93 @@ def audit_log_deletes_allowed(conn: Connection) -> Iterator[None]:
         conn.exec_driver_sql("ALTER TABLE audit_log DISABLE TRIGGER audit_log_no_change")
         yield
         conn.exec_driver_sql("ALTER TABLE audit_log ENABLE TRIGGER audit_log_no_change")
+
+
+# Budgets (docs/budgets.md): a limit of one metric per person and local period, for
+# everyone, the people of a team or department (an attribute of ``users``) or one person.
+# ``limit_value`` is in the metric's stored unit (nano-dollars for cost: exact).
+budgets = Table(
+    "budgets",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("name", String(255), nullable=False),
+    Column("scope", String(32), nullable=False),  # everyone, person, or an attribute
+    Column("scope_value", String(255)),  # the person's user id or the attribute's value
+    Column("metric", String(32), nullable=False),
+    Column("limit_value", BigInteger, nullable=False),
+    Column("period", String(8), nullable=False),
+    Column("timezone", String(64), nullable=False),
+    Column("thresholds", String(64), nullable=False),  # percents, e.g. "50,80,100"
+    Column("action", String(8), nullable=False),  # alert or block
+    Column("created_us", BigInteger, nullable=False),
+    Column("updated_us", BigInteger, nullable=False),
+)
+
+# Where alerts go: a webhook (signed with its own secret), a Slack-compatible incoming
+# webhook, or an e-mail address (over the SMTP server of the settings).
+alert_channels = Table(
+    "alert_channels",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("kind", String(16), nullable=False),
+    Column("target", String(2048), nullable=False),
+    Column("secret", String(128), nullable=False, server_default=""),
+    Column("enabled", Boolean, nullable=False),
+    Column("created_us", BigInteger, nullable=False),
+)
+
+# A person's usage crossed a threshold of a budget in a period: at most one row per
+# (budget, person, period, threshold) whatever the processes and retries (the unique
+# key; rows are inserted with ON CONFLICT DO NOTHING), and its deliveries (the outbox)
+# are written in the same transaction.
+budget_crossings = Table(
+    "budget_crossings",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("budget_id", BigInteger, nullable=False),
+    Column("user_pk", BigInteger, nullable=False),
+    Column("period_start_us", BigInteger, nullable=False),
+    Column("period_end_us", BigInteger, nullable=False),
+    Column("threshold", Integer, nullable=False),
+    Column("used", BigInteger, nullable=False),
+    Column("limit_value", BigInteger, nullable=False),
+    Column("crossed_us", BigInteger, nullable=False),
+    Index(
+        "ux_budget_crossings", "budget_id", "user_pk", "period_start_us", "threshold", unique=True
+    ),
+)
+
+# The outbox: one row per crossing and channel, tried until sent or 24 hours old.
+# ``next_try_us`` is when it may be tried next; a sender claims a row by moving it
+# forward (a lease), so only one process tries it at a time.
+alert_deliveries = Table(
+    "alert_deliveries",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("crossing_id", BigInteger, ForeignKey("budget_crossings.id"), nullable=False),
+    Column("channel_id", BigInteger, ForeignKey("alert_channels.id"), nullable=False),
+    Column("status", String(8), nullable=False),  # pending, sent, failed
+    Column("attempts", Integer, nullable=False, server_default="0"),
+    Column("next_try_us", BigInteger, nullable=False),
+    Column("deadline_us", BigInteger, nullable=False),
+    Column("created_us", BigInteger, nullable=False),
+    Column("sent_us", BigInteger),
+    Column("last_code", Integer),
+    Column("last_error", String(500)),
+    Index("ux_alert_deliveries", "crossing_id", "channel_id", unique=True),
+    Index("ix_alert_deliveries_due", "status", "next_try_us"),
+)
+
+# Every attempt to deliver an alert, as the Budgets page lists it.
+alert_attempts = Table(
+    "alert_attempts",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("delivery_id", BigInteger, ForeignKey("alert_deliveries.id"), nullable=False),
+    Column("at_us", BigInteger, nullable=False),
+    Column("outcome", String(8), nullable=False),  # sent or error
+    Column("response_code", Integer),
+    Column("error", String(500)),
+    Column("next_try_us", BigInteger),
+    Index("ix_alert_attempts_delivery", "delivery_id", "id"),
+)

@@ -95,6 +95,9 @@ class UsageStore:
         if users.user_id is not None:
             clauses.append(f"{alias}.external_id = :user_id")
             params["user_id"] = users.user_id
+        if users.user_pks is not None:  # integers from the database: inlined
+            pks = ", ".join(str(int(pk)) for pk in sorted(users.user_pks))
+            clauses.append(f"{alias}.id IN ({pks})" if pks else "1 = 0")
         for index, (name, value) in enumerate(users.where):
             column = f"{alias}.{self.attribute(name).column}"
             if value is None:

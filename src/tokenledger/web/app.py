@@ -14,7 +14,7 @@ from starlette.responses import RedirectResponse, Response
 from tokenledger import __version__, retention
 from tokenledger.auth import passwords
 from tokenledger.clock import Clock, system_clock
-from tokenledger.gateway.budget import AllowAll, BudgetGate
+from tokenledger.gateway.budget import BudgetGate
 from tokenledger.observability.metrics import count_database_errors
 from tokenledger.observability.middleware import RequestObservation
 from tokenledger.settings import Settings
@@ -23,6 +23,7 @@ from tokenledger.web import (
     admin,
     api,
     auth_pages,
+    budgets_api,
     capture,
     errors,
     exports,
@@ -52,14 +53,14 @@ def create_app(
     budget_gate: BudgetGate | None = None,
 ) -> FastAPI:
     """Build the TokenLedger web app. The database must already be migrated.
-    ``budget_gate`` is what the gateway asks before forwarding (default: allow all)."""
+    ``budget_gate`` is what the gateway asks before forwarding (default: the budgets)."""
     settings = settings or Settings()
     passwords.use_hash_threads(settings.max_password_hashes)
     ctx = AppContext(
         settings=settings,
         db=db or open_database(settings),
         clock=clock,
-        budget_gate=budget_gate or AllowAll(),
+        budget_gate=budget_gate,
     )
     count_database_errors(ctx.db, ctx.metrics)
 
@@ -68,11 +69,13 @@ def create_app(
         pruning = retention.start(ctx.store, settings=settings, clock=clock)
         # The price catalogue loads in the background once the worker answers.
         threading.Thread(target=ctx.store.pricer.catalogue.warm, daemon=True).start()
+        ctx.alerts.start()
         yield
         if pruning is not None:
             pruning.cancel()
         await ctx.gateway.client.aclose()
         ctx.writes.close()  # commit what was handed over before the process ends
+        ctx.alerts.stop()
 
     app = FastAPI(
         lifespan=lifespan,
@@ -99,6 +102,7 @@ def create_app(
     app.add_middleware(SecurityHeadersMiddleware)
     app.add_middleware(RequestObservation)  # outermost: sees every answer, times all
     app.include_router(api.router)
+    app.include_router(budgets_api.router)
     app.include_router(capture.router)
     app.include_router(gateway.router)
     app.include_router(exports.router)

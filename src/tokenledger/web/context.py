@@ -5,9 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from tokenledger.auth.oidc import OidcClient, ProviderConfig
+from tokenledger.budgets.check import Budgets
+from tokenledger.budgets.service import AlertService
 from tokenledger.clock import Clock
 from tokenledger.gateway import upstreams
-from tokenledger.gateway.budget import AllowAll, BudgetGate
+from tokenledger.gateway.budget import BudgetGate
 from tokenledger.gateway.forward import UpstreamClient
 from tokenledger.gateway.recording import Recorder
 from tokenledger.gateway.service import Gateway
@@ -26,8 +28,8 @@ class AppContext:
     metrics: Metrics = field(default_factory=create_metrics)
     # Hashes of ``metrics`` keys found valid (accepted while the database is down).
     metrics_keys_seen: set[bytes] = field(default_factory=set)
-    # Asked before the gateway forwards a request (budgets provide the real one).
-    budget_gate: BudgetGate = field(default_factory=AllowAll)
+    # Asked before the gateway forwards a request (default: the budgets below).
+    budget_gate: BudgetGate | None = None
     # Usage data: events, users, rollups (``db`` also holds accounts, keys, audit).
     store: UsageStore = field(init=False)
     # Ingest requests that arrive together share one commit.
@@ -38,10 +40,19 @@ class AppContext:
     # The metering gateway: its upstreams (from TOKENLEDGER_GATEWAY_CONFIG) and their
     # connection pool.
     gateway: Gateway = field(init=False)
+    # Budgets (the check API, the gateway's gate) and the alert thread.
+    budgets: Budgets = field(init=False)
+    alerts: AlertService = field(init=False)
 
     def __post_init__(self) -> None:
         self.store = UsageStore(self.db, erasure_key=self.settings.erasure_key_bytes)
-        self.writes = GroupCommit(self.store, observer=self.metrics.group_committed)
+        self.budgets = Budgets(self.store)
+        self.alerts = AlertService(self.budgets, settings=self.settings, clock=self.clock)
+        self.writes = GroupCommit(
+            self.store,
+            observer=self.metrics.group_committed,
+            on_commit=self.alerts.people_committed,
+        )
         config = ProviderConfig.from_settings(self.settings)
         self.oidc = OidcClient(config, clock=self.clock) if config else None
         settings = self.settings
@@ -51,7 +62,7 @@ class AppContext:
                 timeout_s=settings.gateway_timeout_s,
                 connections=settings.gateway_upstream_connections,
             ),
-            budget=self.budget_gate,
+            budget=self.budget_gate or self.budgets,
             recorder=Recorder(
                 self.writes, clock=self.clock, future_tolerance_s=settings.future_tolerance_s
             ),

@@ -38,8 +38,9 @@ def _bearer_token(request: Request) -> str | None:
     return token.strip()
 
 
-def require_key(scope: str) -> Callable[[Request, AppContext], ApiKey]:
-    """A dependency accepting only an active API key with ``scope``."""
+def require_key(scope: str, *others: str) -> Callable[[Request, AppContext], ApiKey]:
+    """A dependency accepting only an active API key with ``scope`` (or ``others``)."""
+    scopes = (scope, *others)
 
     def dependency(request: Request, ctx: Ctx) -> ApiKey:
         token = _bearer_token(request)
@@ -54,11 +55,12 @@ def require_key(scope: str) -> Callable[[Request, AppContext], ApiKey]:
         key = find_key(ctx.db, token)
         if key is None:
             raise ApiError(401, "unauthorized", "unknown or revoked API key", headers=challenge)
-        if key.scope != scope:
+        if key.scope not in scopes:
+            needed = " or ".join(repr(name) for name in scopes)
             raise ApiError(
                 403,
                 "insufficient_scope",
-                f"this key has scope {key.scope!r}; this endpoint needs {scope!r}",
+                f"this key has scope {key.scope!r}; this endpoint needs {needed}",
             )
         with suppress(DatabaseUnavailable):  # "last used" must never fail a request
             touch_key(ctx.db, key, now_us=now_us(ctx.clock))

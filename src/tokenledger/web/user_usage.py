@@ -17,7 +17,11 @@ from zoneinfo import ZoneInfo
 from starlette.requests import Request
 
 from tokenledger import report_params
+from tokenledger.budgets.check import BudgetUse
+from tokenledger.budgets.model import limit_json
+from tokenledger.clock import now_us
 from tokenledger.localdays import LocalRange, today, zone
+from tokenledger.metrics import METRICS, MetricSet
 from tokenledger.model_usage import ModelUsageReport, model_usage
 from tokenledger.ordering import parse_sort as parse_report_sort
 from tokenledger.report_params import InvalidParameter
@@ -99,6 +103,9 @@ class UsageView:
     group: str = ""  # "team" or "department": the By team / By department view
     compare: bool = False  # the change against the previous range, per person
 
+    # Only the people at or over this percent of a budget now (None: everyone).
+    over: int | None = None
+
     @property
     def users(self) -> UserFilter:
         where = report_params.attribute_filter({"team": self.team, "department": self.department})
@@ -136,13 +143,15 @@ class UsageView:
                 params[name] = getattr(view, name)
         if view.compare:
             params["compare"] = "1"
+        if view.over is not None:
+            params["over"] = str(view.over)
         return params
 
     def url(self, **changes: Any) -> str:
         return f"{PATH}?{urlencode(self.params(**changes))}"
 
     def export_url(self, granularity: str = "summary") -> str:
-        params = self.params(page=1, per_page=PAGE_SIZE, group="", compare=False)
+        params = self.params(page=1, per_page=PAGE_SIZE, group="", compare=False, over=None)
         params["sort"] = self.sort
         params["granularity"] = granularity
         return f"{EXPORT_PATH}?{urlencode(params)}"
@@ -220,7 +229,16 @@ def parse_view(ctx: AppContext, request: Request) -> UsageView:
         department=query.get("department") or "",
         group=group,
         compare=compare,
+        over=_over(query.get("over")),
     )
+
+
+def _over(value: str | None) -> int | None:
+    if not value:
+        return None
+    if not (value.isascii() and value.isdigit() and 1 <= int(value) <= 1000):
+        raise InvalidView("over", "must be a percent of budget from 1 to 1000")
+    return int(value)
 
 
 def _per_page(value: str | None) -> int:
@@ -260,6 +278,14 @@ class Page:
     options: dict[str, list[tuple[str | None, int]]] = field(default_factory=dict)
     groups: list[GroupUsage] = field(default_factory=list)  # the By team view
     previous: Comparison | None = None  # the compare toggle: the previous range's usage
+    # Each row's person's tightest budget this period (None: no budget exists).
+    budgets: dict[str, BudgetUse] | None = None
+    metrics: MetricSet = METRICS
+
+    def budget_amount(self, use: BudgetUse, value: int) -> str:
+        """A use, limit or remainder as the page writes it (money in dollars)."""
+        shown = limit_json(self.metrics, use.budget.metric, value)
+        return shown if isinstance(shown, str) else formatting.number(shown)
 
     @property
     def first(self) -> int:
@@ -289,12 +315,16 @@ def pages_for(users: int, per_page: int) -> int:
 
 
 def _report(ctx: AppContext, view: UsageView) -> UserUsageReport:
+    users = view.users
+    if view.over is not None:
+        over = ctx.budgets.people_over(view.over, now_us=now_us(ctx.clock))
+        users = replace(users, user_pks=over)
     column, descending = parse_sort(view.sort)
     if column == CHANGE_SORT:
         return usage_by_change(
             ctx.store,
             local_range=view.local_range,
-            users=view.users,
+            users=users,
             descending=descending,
             limit=view.per_page,
             offset=view.offset,
@@ -302,7 +332,7 @@ def _report(ctx: AppContext, view: UsageView) -> UserUsageReport:
     return user_usage(
         ctx.store,
         local_range=view.local_range,
-        users=view.users,
+        users=users,
         sort=view.sort,
         limit=view.per_page,
         offset=view.offset,
@@ -337,6 +367,10 @@ def load_page(ctx: AppContext, view: UsageView, *, with_options: bool = True) ->
         )
     if view.compare:
         page.previous = previous_usage(ctx.store, local_range=view.local_range, users=view.users)
+    if ctx.budgets.all():
+        people = [row.user_id for row in report.rows]
+        page.budgets = ctx.budgets.tightest_of(people, now_us=now_us(ctx.clock))
+        page.metrics = ctx.budgets.metrics
     return page
 
 

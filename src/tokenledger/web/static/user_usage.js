@@ -12,7 +12,7 @@
   var PATH = "/reporting/user-usage";
   var REPORT_API = "/api/v1/reports/user-usage";
   var EXPORT_API = "/api/v1/reports/user-usage/export";
-  var VIEW_FIELDS = ["q", "start", "end", "tz", "sort", "page", "per_page", "team", "department", "group", "compare"];
+  var VIEW_FIELDS = ["q", "start", "end", "tz", "sort", "page", "per_page", "team", "department", "group", "compare", "over"];
   var DEFAULTS = { sort: "-total_tokens", page: "1", per_page: "50" };
   var BOM_KEY = "tokenledger.exportBom";
   var RETRY_EVERY_MS = 4000;
@@ -632,6 +632,11 @@
   document.addEventListener("change", function (event) {
     if (event.target.id !== "per-page") return;
     apply({ per_page: event.target.value }, { focus: "#per-page", scrollToTable: true });
+  });
+  // The budget filter: only the people over a share of a budget now (from page 1).
+  document.addEventListener("change", function (event) {
+    if (event.target.id !== "usage-over") return;
+    apply({}, { focus: "#usage-over" });
   });
 
   // -- Search: one history entry per search, not one per letter -------------------------

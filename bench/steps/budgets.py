@@ -1,0 +1,164 @@
+"""Budgets: the check API's latency, and what budgets cost ingest.
+
+Check: three budgets (everyone: tokens a month, block; everyone: requests a day;
+one person's own monthly tokens) are added to the main dataset for the step and
+removed after it; one client asks ``GET /api/v1/budgets/check`` for people of the
+dataset, one after the other (each answer read), ``repetitions x 50`` times after a
+warm-up. A figure is one request's time over HTTP.
+
+Ingest: native HTTP ingest as in the ingest step (4 clients, batches of 1000) into two
+empty databases, one without budgets and one with the same three, rounds interleaved so
+that a noisy minute hurts both alike; the ratio of their median rates is reported (the
+after-commit crossing check runs in the server's alert thread, beside the writes).
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack, contextmanager
+from functools import partial
+from typing import Any
+
+import httpx2 as httpx
+from sqlalchemy import text
+
+from bench.context import Context, Served, serve
+from bench.progress import say
+from bench.stats import summarize
+from bench.steps.ingest import BATCH, CLIENTS, _events, _native_bodies, _post_all
+from tokenledger.budgets.check import Budgets
+from tokenledger.settings import Settings
+from tokenledger.store.database import open_database
+from tokenledger.store.usage_store import UsageStore
+
+CHECKS_PER_REPETITION = 50
+
+
+def run(ctx: Context) -> dict[str, Any]:
+    return {"status": "ok", "check": check_latency(ctx), "ingest": ingest_ratio(ctx)}
+
+
+@contextmanager
+def three_budgets(url: str, person: str) -> Iterator[list[int]]:
+    """Three budgets in database ``url`` while the block runs (deleted after it)."""
+    db = open_database(Settings(database_url=url))
+    budgets = Budgets(UsageStore(db))
+    common = {"scope_value": None, "timezone": "Europe/Paris", "thresholds": None}
+    specs: list[dict[str, Any]] = [
+        {
+            **common,
+            "name": "bench month",
+            "scope": "everyone",
+            "metric": "tokens",
+            "limit": 50_000_000,
+            "period": "month",
+            "action": "block",
+        },
+        {
+            **common,
+            "name": "bench day",
+            "scope": "everyone",
+            "metric": "requests",
+            "limit": 5_000,
+            "period": "day",
+            "action": "alert",
+        },
+        {
+            **common,
+            "name": "bench person",
+            "scope": "person",
+            "scope_value": person,
+            "metric": "tokens",
+            "limit": 90_000_000,
+            "period": "month",
+            "action": "block",
+        },
+    ]
+    made = [budgets.create(actor="bench", client=None, now_us=0, **spec).id for spec in specs]
+    try:
+        yield made
+    finally:
+        for budget_id in made:
+            budgets.delete(budget_id, actor="bench", client=None, now_us=0)
+        db.dispose()
+
+
+def _people(url: str, count: int) -> list[str]:
+    db = open_database(Settings(database_url=url))
+    try:
+        with db.read() as conn:
+            found = [row[0] for row in conn.execute(text("SELECT external_id FROM users"))]
+    finally:
+        db.dispose()
+    return random.Random(7).sample(found, min(count, len(found)))
+
+
+def check_latency(ctx: Context) -> dict[str, Any]:
+    people = _people(ctx.main.url, 1000)
+    if not people:
+        return {"status": "no_people"}
+    calls = ctx.options.repetitions * CHECKS_PER_REPETITION
+    say(f"Budgets: {calls} checks over HTTP, 3 budgets")
+    samples: list[float] = []
+    with three_budgets(ctx.main.url, people[0]), serve(ctx, ctx.main.url, scope="ingest") as served:
+        for number in range(calls + CHECKS_PER_REPETITION):  # the first 50 warm up
+            user_id = people[number % len(people)]
+            begin = time.perf_counter()
+            answer = served.client.get("/api/v1/budgets/check", params={"user_id": user_id})
+            elapsed = (time.perf_counter() - begin) * 1000
+            if answer.status_code != 200 or len(answer.json()["budgets"]) < 2:
+                raise RuntimeError(f"check answered {answer.status_code}: {answer.text[:300]}")
+            if number >= CHECKS_PER_REPETITION:
+                samples.append(elapsed)
+    return {"budgets": 3, "request_ms": summarize(samples)}
+
+
+def ingest_ratio(ctx: Context) -> dict[str, Any]:
+    options = ctx.options
+    rounds = options.repetitions
+    per_client = max(1, -(-(options.ingest_events // 4) // (rounds * CLIENTS * BATCH)))
+    per_round = CLIENTS * per_client
+    bodies = _native_bodies(_events(ctx, (rounds + 1) * per_round * BATCH, seed_offset=5))
+    say(f"Budgets: ingest with 3 budgets and none, {rounds} rounds of {per_round * BATCH:,}")
+    rates: dict[str, list[float]] = {"none": [], "three": []}
+    with ExitStack() as stack:
+        servers: dict[str, Served] = {}
+        for name in rates:
+            url = ctx.backend.fresh(f"budgets-ingest-{name}")
+            servers[name] = stack.enter_context(serve(ctx, url, scope="ingest"))
+            if name == "three":
+                stack.enter_context(three_budgets(url, "bench-person"))
+        pool = stack.enter_context(ThreadPoolExecutor(CLIENTS))
+        post = partial(_post_all, path="/api/v1/events", content_type="application/json")
+        for number in range(rounds + 1):  # round 0 warms up
+            mine = bodies[number * per_round : (number + 1) * per_round]
+            for name, served in servers.items():
+                clients = [
+                    httpx.Client(
+                        base_url=served.server.url, headers=dict(served.client.headers), timeout=600
+                    )
+                    for _ in range(CLIENTS)
+                ]
+                try:
+                    begin = time.perf_counter()
+                    futures = [
+                        pool.submit(post, clients[i], mine[i::CLIENTS]) for i in range(CLIENTS)
+                    ]
+                    for future in futures:
+                        future.result()
+                    elapsed = time.perf_counter() - begin
+                finally:
+                    for client in clients:
+                        client.close()
+                if number:
+                    rates[name].append(per_round * BATCH / elapsed)
+    none, three = summarize(rates["none"], digits=0), summarize(rates["three"], digits=0)
+    return {
+        "events_per_round": per_round * BATCH,
+        "none_events_per_s": none,
+        "three_budgets_events_per_s": three,
+        "ratio_three_to_none": round(three["median"] / none["median"], 3),
+    }

@@ -1,0 +1,67 @@
+"""``GET /api/v1/budgets/check``: may this person make an AI request now?
+
+For gateways outside TokenLedger (the built-in gateway asks the same code in process).
+An ``ingest`` or ``budget:check`` key; a few index reads per call.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query
+
+from tokenledger.auth import names
+from tokenledger.auth.keys import ApiKey
+from tokenledger.budgets.check import Budgets, BudgetUse
+from tokenledger.budgets.model import limit_json
+from tokenledger.clock import now_us
+from tokenledger.localdays import iso
+from tokenledger.web.deps import Ctx, require_key
+from tokenledger.web.errors import ApiError, error_responses
+
+router = APIRouter()
+
+CheckKey = Annotated[ApiKey, Depends(require_key("budget:check", "ingest"))]
+
+
+def use_json(budgets: Budgets, use: BudgetUse) -> dict[str, Any]:
+    budget, metrics = use.budget, budgets.metrics
+    return {
+        "id": budget.id,
+        "metric": budget.metric,
+        "limit": limit_json(metrics, budget.metric, budget.limit),
+        "used": limit_json(metrics, budget.metric, use.used),
+        "remaining": limit_json(metrics, budget.metric, use.remaining),
+        "period_start": iso(use.period.start_us, budget.tz),
+        "period_end": iso(use.period.end_us, budget.tz),
+        "action": budget.action,
+    }
+
+
+def check_json(budgets: Budgets, user_id: str, *, at_us: int) -> dict[str, Any]:
+    uses = budgets.uses_of(user_id, now_us=at_us)
+    return {
+        "allowed": budgets.decide(uses, now_us=at_us).allowed,
+        "budgets": [use_json(budgets, use) for use in uses],
+    }
+
+
+@router.get(
+    "/api/v1/budgets/check",
+    summary="Check a person's budgets",
+    response_model=None,
+    responses=error_responses(400, 401, 403, 503),
+)
+def check_budgets(
+    ctx: Ctx,
+    _key: CheckKey,
+    user_id: Annotated[str, Query(description="The person (the `user.id` of their events).")],
+) -> dict[str, Any]:
+    """Whether `user_id` may make a request now (`allowed` is false while a `block`
+    budget is at or over 100 %), and their use of each budget that applies to them in
+    its current period. Money is a decimal string of dollars."""
+    try:
+        names.clean_user_id(user_id)
+    except ValueError as exc:
+        raise ApiError(400, "invalid_parameter", str(exc), field="user_id") from exc
+    return check_json(ctx.budgets, user_id, at_us=now_us(ctx.clock))
