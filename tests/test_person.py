@@ -227,9 +227,14 @@ def test_the_usage_table_sorts_by_the_change_of_tokens(store: UsageStore, app: A
         names = re.findall(r'class="user-name person-link" href="[^"]+">([^<]+)<', html)
         assert names == ["bo", "Ana", "cy", "di"]
         assert re.search(r'aria-sort="descending"><a class="sort-link" [^>]*token_change', html)
-        assert re.findall(r'class="cell-main">([^<]+)</span></td>\s*</tr>', html)[:2] == [
-            "new",
-            "+259%",
-        ]
+        changes = re.findall(
+            r'class="cell-main">([^<]+)</span><span class="cell-sub muted" data-cost-change>'
+            r"cost ([^<]+)</span></td>",
+            html,
+        )
+        assert [tokens for tokens, _cost in changes][:2] == ["new", "+259%"]
+        # bo spent nothing before: his cost (the catalogue's price) is new too.
+        assert [cost for _tokens, cost in changes][:1] == ["new"]
+        assert 'id="totals-cost-change">cost ' in html
         # Without the toggle, the change is no sort key.
         assert page.get(f"/reporting/user-usage?{view[:-10]}&sort=-token_change").status_code == 400
