@@ -162,3 +162,36 @@ def test_user_usage_shows_the_tightest_budget_and_filters_by_it(
     bad = client.get("/reporting/user-usage", params={"over": "lots"})
     assert bad.status_code == 400
     assert "over: must be a percent of budget" in bad.text
+
+
+def test_the_person_view_shows_each_budget_with_used_remaining_and_reset(
+    client: TestClient, db: Database, admin: None
+) -> None:
+    spend(db, "ana", "2026-11-25T10:00:00+00:00", 300)
+    page = client.get("/reporting/people/ana?start=2026-11-25&end=2026-11-25&tz=UTC").text
+    assert 'id="person-budgets"' not in page  # no budget yet
+    post_form(client, "/admin/budgets", {**FORM, "limit": "1000"})
+    post_form(
+        client,
+        "/admin/budgets",
+        {
+            **FORM,
+            "name": "ana's day",
+            "scope": "person",
+            "scope_value": "ana",
+            "period": "day",
+            "limit": "400",
+            "action": "alert",
+        },
+    )
+    page = client.get("/reporting/people/ana?start=2026-11-25&end=2026-11-25&tz=UTC").text
+    found = re.findall(
+        r'data-budget="([^"]+)">.*?data-budget-percent="(\d+)".*?data-budget-remaining>([^<]+)<',
+        page,
+        re.S,
+    )
+    rows = {name: (percent, remaining) for name, percent, remaining in found}
+    # The person's own daily budget is an exception to the everyone budget of the same
+    # metric only for the same period: both apply (month and day).
+    assert rows == {"monthly tokens": ("30", "700"), "ana&#39;s day": ("75", "100")}
+    assert "Nov 26, 00:00" in page  # the daily budget resets at the next local midnight

@@ -5,20 +5,25 @@
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 from urllib.parse import quote, urlencode
+from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Path, Query, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import HTMLResponse
 
 from tokenledger import person as people
+from tokenledger.budgets.model import limit_json
+from tokenledger.clock import now_us
 from tokenledger.localdays import IsoFormatter, LocalRange, iso
 from tokenledger.metrics import dollars_text
 from tokenledger.report_params import REPORT, InvalidParameter, text
 from tokenledger.reports import change
 from tokenledger.web import formatting, params, user_usage
 from tokenledger.web.api import range_json, usage_json
+from tokenledger.web.context import AppContext
 from tokenledger.web.deps import Ctx, PageViewer, ReportReader, ReportsAvailable
 from tokenledger.web.error_pages import error_page
 from tokenledger.web.errors import ApiError, error_responses
@@ -80,6 +85,47 @@ def report_json(report: people.PersonReport) -> dict[str, Any]:
         "models": [_model_json(line) for line in report.models],
         "heat_map": {"weekdays": list(WEEKDAYS), "requests": report.heat},
     }
+
+
+@dataclass(frozen=True)
+class BudgetLine:
+    """One budget that applies to the person now, as the person view writes it."""
+
+    name: str
+    metric: str
+    used: str
+    limit: str
+    remaining: str
+    percent: int
+    action: str
+    resets_us: int
+    tz: ZoneInfo
+
+
+def budget_lines(ctx: AppContext, user_id: str) -> list[BudgetLine]:
+    """Every budget that covers the person this period (after the precedence rule)."""
+    if not ctx.budgets.all():
+        return []
+    metrics = ctx.budgets.metrics
+
+    def shown(metric: str, value: int) -> str:
+        amount = limit_json(metrics, metric, value)
+        return f"${amount}" if isinstance(amount, str) else formatting.number(amount)
+
+    return [
+        BudgetLine(
+            use.budget.name,
+            use.budget.metric,
+            shown(use.budget.metric, use.used),
+            shown(use.budget.metric, use.budget.limit),
+            shown(use.budget.metric, use.remaining),
+            use.percent,
+            use.budget.action,
+            use.period.end_us,
+            use.budget.tz,
+        )
+        for use in ctx.budgets.uses_of(user_id, now_us=now_us(ctx.clock))
+    ]
 
 
 def _model_json(line: people.ModelUsage) -> dict[str, Any]:
@@ -222,8 +268,9 @@ async def person_page(
         return error_page(request, status=400, title="Cannot show this", message=str(exc))
     view, _ = user_usage.clamp_to_today(view)
 
-    def load() -> tuple[people.PersonReport, people.EventsPage]:
+    def load() -> tuple[people.PersonReport, people.EventsPage, list[BudgetLine]]:
         report = people.person_report(ctx.store, user_id=user_id, local_range=view.local_range)
+        budgets = budget_lines(ctx, user_id)
         events = people.events_page(
             ctx.store,
             user_id=user_id,
@@ -232,10 +279,10 @@ async def person_page(
             model=model,
             status=status,
         )
-        return report, events
+        return report, events, budgets
 
     try:
-        report, events = await run_in_threadpool(load)
+        report, events, budgets = await run_in_threadpool(load)
     except people.NoSuchPerson:
         return error_page(
             request, status=404, title="No such person", message="Nobody has this user id."
@@ -252,6 +299,7 @@ async def person_page(
             "view": view,
             "report": report,
             "events": events,
+            "budgets": budgets,
             "model": model,
             "status": status,
             "base": base,
