@@ -60,8 +60,19 @@ def receiver() -> Iterator[WebhookReceiver]:
 
 
 @pytest.fixture
-def service(budgets: Budgets, settings: Settings, clock: FrozenClock) -> Iterator[AlertService]:
-    made = AlertService(budgets, settings=settings, clock=clock)
+def attempts() -> list[tuple[str, str]]:
+    """(channel, outcome) of each delivery attempt, as the metrics are told."""
+    return []
+
+
+@pytest.fixture
+def service(
+    budgets: Budgets, settings: Settings, clock: FrozenClock, attempts: list[tuple[str, str]]
+) -> Iterator[AlertService]:
+    def observe(*, channel: str, status: str) -> None:
+        attempts.append((channel, status))
+
+    made = AlertService(budgets, settings=settings, clock=clock, observer=observe)
     yield made
     made.stop()
 
@@ -120,6 +131,7 @@ def test_a_receiver_failing_three_times_gets_the_alert_once_after_backoff(
     budgets: Budgets,
     service: AlertService,
     clock: FrozenClock,
+    attempts: list[tuple[str, str]],
 ) -> None:
     create(budgets, limit=100, thresholds="100")
     add_channel(db, "webhook", "", SECRET)  # replaced below
@@ -145,6 +157,7 @@ def test_a_receiver_failing_three_times_gets_the_alert_once_after_backoff(
         ("error", 500, start + 90_000_000, start + 210_000_000),
         ("sent", 200, start + 210_000_000, None),
     ]
+    assert attempts == [("webhook", "retrying")] * 3 + [("webhook", "sent")]  # the metric
 
 
 def test_delivery_gives_up_after_24_hours_and_an_admin_can_resend(

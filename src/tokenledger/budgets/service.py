@@ -19,6 +19,7 @@ import time
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from http.cookiejar import CookieJar, DefaultCookiePolicy
+from typing import Protocol
 
 import httpx2
 
@@ -42,9 +43,23 @@ def retry_delay_us(attempts: int, *, base_s: float) -> int:
     return min(delay, MAX_RETRY_US)
 
 
+class AttemptObserver(Protocol):
+    """Told of each delivery attempt (for metrics): its channel kind and outcome."""
+
+    def __call__(self, *, channel: str, status: str) -> None: ...
+
+
 class AlertService:
-    def __init__(self, budgets: Budgets, *, settings: Settings, clock: Clock) -> None:
+    def __init__(
+        self,
+        budgets: Budgets,
+        *,
+        settings: Settings,
+        clock: Clock,
+        observer: AttemptObserver | None = None,
+    ) -> None:
         self.budgets = budgets
+        self.observer = observer
         self.settings = settings
         self.clock = clock
         self._people: queue.SimpleQueue[str] = queue.SimpleQueue()
@@ -180,6 +195,9 @@ class AlertService:
                 error=result.error,
                 next_try_us=next_try,
             )
+        if self.observer is not None:
+            status = "sent" if result.sent else "retrying" if next_try is not None else "gave_up"
+            self.observer(channel=alert.channel.kind, status=status)
 
     def resend(self, delivery_id: int, *, actor: str, client: str | None) -> None:
         """Queue a delivery again now, for another 24 hours (audited)."""

@@ -133,6 +133,13 @@ class Metrics:
             _SECONDS,
             "upstream",
         )
+        self.alert_deliveries = counter(
+            "tokenledger_alert_deliveries",
+            "Budget alert delivery attempts, by channel kind and outcome: sent, retrying "
+            "(failed, tried again later) or gave_up (failed, its 24 hours are over).",
+            "channel",
+            "status",
+        )
         self.exports = counter(
             "tokenledger_exports",
             "CSV exports ended, by granularity and whether the file was complete.",
@@ -162,6 +169,9 @@ class Metrics:
 
     def gateway_upstream_answered(self, *, upstream: str, seconds: float) -> None:
         self.gateway_upstream_latency.labels(upstream).observe(seconds)
+
+    def alert_attempted(self, *, channel: str, status: str) -> None:
+        self.alert_deliveries.labels(channel, status).inc()
 
     def export_finished(self, granularity: str, *, rows: int, complete: bool) -> None:
         self.export_rows.labels(granularity).inc(rows)

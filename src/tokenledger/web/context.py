@@ -47,7 +47,12 @@ class AppContext:
     def __post_init__(self) -> None:
         self.store = UsageStore(self.db, erasure_key=self.settings.erasure_key_bytes)
         self.budgets = Budgets(self.store)
-        self.alerts = AlertService(self.budgets, settings=self.settings, clock=self.clock)
+        self.alerts = AlertService(
+            self.budgets,
+            settings=self.settings,
+            clock=self.clock,
+            observer=self.metrics.alert_attempted,
+        )
         self.writes = GroupCommit(
             self.store,
             observer=self.metrics.group_committed,
