@@ -117,3 +117,30 @@ def test_serve_applies_retention_in_the_background(
 def _count(db: Database) -> int:
     with db.read() as conn:
         return int(conn.execute(text("SELECT count(*) FROM events")).scalar_one())
+
+
+def test_the_person_view_says_its_range_starts_before_the_retained_events(
+    app: FastAPI, post_events: Callable[..., Any], get_report: Callable[..., Any]
+) -> None:
+    from tests.web.signed_in import signed_in_client
+
+    old = make_event(started_at="2026-11-01T09:00:00Z")
+    new = make_event(started_at="2026-11-20T09:00:00Z")
+    assert post_events([old, new]).status_code == 200
+    user_id = old["user"]["id"]
+    whole = {"start": "2026-11-01", "end": "2026-11-25", "tz": "UTC"}
+    path = f"/api/v1/reports/people/{user_id}"
+    before = get_report(path, **whole).json()
+    assert before["range"]["events_retained_from"] is None
+    _apply(app)
+    after = get_report(path, **whole).json()
+    assert after["range"]["events_retained_from"] == HORIZON_UTC
+    assert after["usage"] == before["usage"]  # the cards come from the kept totals
+    recent = get_report(path, start="2026-11-16", end="2026-11-25", tz="UTC").json()
+    assert recent["range"]["events_retained_from"] is None
+    with signed_in_client(app) as page:
+        html = page.get(f"/reporting/people/{user_id}", params=whole).text
+        assert 'id="retention-notice"' in html
+        assert "Nov 15, 00:00" in html
+        later = page.get(f"/reporting/people/{user_id}", params={**whole, "start": "2026-11-16"})
+        assert 'id="retention-notice"' not in later.text

@@ -20,7 +20,7 @@ from tokenledger.clock import now_us
 from tokenledger.localdays import IsoFormatter, LocalRange, iso
 from tokenledger.metrics import dollars_text
 from tokenledger.report_params import REPORT, InvalidParameter, text
-from tokenledger.reports import change
+from tokenledger.reports import change, events_removed_before
 from tokenledger.web import formatting, params, user_usage
 from tokenledger.web.api import range_json, usage_json
 from tokenledger.web.context import AppContext
@@ -50,7 +50,9 @@ def _not_found(user_id: str) -> ApiError:
     return ApiError(404, "not_found", f"user_id: no person {user_id[:80]!r}", field="user_id")
 
 
-def report_json(report: people.PersonReport) -> dict[str, Any]:
+def report_json(report: people.PersonReport, *, retained_from: int | None = None) -> dict[str, Any]:
+    """The person report as the API writes it; ``retained_from``: the retention horizon
+    when the range starts before it (models, heat map and events cover only after it)."""
     tz = report.range.tz
     person = report.person
     previous = report.previous_usage
@@ -66,7 +68,7 @@ def report_json(report: people.PersonReport) -> dict[str, Any]:
             "first_request_at": iso(person.first_us, tz),
             "last_request_at": iso(person.last_us, tz),
         },
-        "range": range_json(report.range),
+        "range": range_json(report.range, retained_from=retained_from),
         "tz": tz.key,
         "usage": usage_json(report.usage, tz),
         "previous": {"range": range_json(report.previous.range), **usage_json(previous, tz)},
@@ -202,7 +204,7 @@ def get_person(
         report = people.person_report(ctx.store, user_id=user_id, local_range=local_range)
     except people.NoSuchPerson:
         raise _not_found(user_id) from None
-    return report_json(report)
+    return report_json(report, retained_from=events_removed_before(ctx.store, local_range))
 
 
 @router.get(
@@ -268,9 +270,10 @@ async def person_page(
         return error_page(request, status=400, title="Cannot show this", message=str(exc))
     view, _ = user_usage.clamp_to_today(view)
 
-    def load() -> tuple[people.PersonReport, people.EventsPage, list[BudgetLine]]:
+    def load() -> tuple[people.PersonReport, people.EventsPage, list[BudgetLine], int | None]:
         report = people.person_report(ctx.store, user_id=user_id, local_range=view.local_range)
         budgets = budget_lines(ctx, user_id)
+        removed = events_removed_before(ctx.store, view.local_range)
         events = people.events_page(
             ctx.store,
             user_id=user_id,
@@ -279,10 +282,10 @@ async def person_page(
             model=model,
             status=status,
         )
-        return report, events, budgets
+        return report, events, budgets, removed
 
     try:
-        report, events, budgets = await run_in_threadpool(load)
+        report, events, budgets, removed = await run_in_threadpool(load)
     except people.NoSuchPerson:
         return error_page(
             request, status=404, title="No such person", message="Nobody has this user id."
@@ -300,6 +303,8 @@ async def person_page(
             "report": report,
             "events": events,
             "budgets": budgets,
+            # Retention deleted the raw events before this instant, inside the range.
+            "events_removed_before": removed,
             "model": model,
             "status": status,
             "base": base,
