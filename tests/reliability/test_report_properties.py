@@ -102,6 +102,7 @@ class Sums:
     cache_write_tokens: int = 0
     reasoning_tokens: int = 0
     duration_ms: int = 0
+    usage_missing_requests: int = 0
     cost_usd: int = 0  # nano-dollars, as the metric sums them
     unpriced_requests: int = 0
     instants: list[int] = field(default_factory=list)
@@ -117,6 +118,8 @@ class Sums:
         self.cache_write_tokens += event.get("cache_write_tokens", 0)
         self.reasoning_tokens += event.get("reasoning_tokens", 0)
         self.duration_ms += event["duration_ms"]
+        metadata = event.get("metadata") or {}
+        self.usage_missing_requests += metadata.get("usage_missing") is True
         self.instants.append(us)
 
     def metrics(self) -> dict[str, int]:
@@ -130,6 +133,7 @@ class Sums:
             "cache_write_tokens": self.cache_write_tokens,
             "reasoning_tokens": self.reasoning_tokens,
             "duration_ms": self.duration_ms,
+            "usage_missing_requests": self.usage_missing_requests,
             "cost_usd": self.cost_usd,
             "unpriced_requests": self.unpriced_requests,
         }

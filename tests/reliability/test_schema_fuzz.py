@@ -85,6 +85,7 @@ def test_the_document_covers_every_api_endpoint(app: FastAPI) -> None:
         ("GET", "/api/v1/reports/team-usage"),
         ("GET", "/api/v1/reports/people/{user_id}"),
         ("GET", "/api/v1/reports/people/{user_id}/events"),
+        ("GET", "/api/v1/budgets/check"),
     }
 
 
