@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import date
+from decimal import Decimal
 from typing import Any
 
 import pytest
@@ -17,6 +18,7 @@ from tokenledger.reports import previous_range, user_usage
 from tokenledger.store.database import Database
 from tokenledger.store.usage_store import UsageStore
 from tokenledger.usage import UserFilter
+from tokenledger.web.formatting import exact_money, money
 
 NEW_YORK = zone("America/New_York")
 RANGE = LocalRange.of(date(2026, 10, 31), date(2026, 11, 2), NEW_YORK)
@@ -201,6 +203,11 @@ def test_the_page_links_back_to_the_same_view(store: UsageStore, app: Any) -> No
             assert part in back_url
         assert "team=Platform" in back_url
         assert re.search(r'id="card-requests">4<', html)
+        cost = re.search(r'id="card-cost" title="([^"]+)" data-cost="([^"]+)">([^<]+)<', html)
+        assert cost is not None  # shown as money, the exact value in its title
+        nanos = int(Decimal(cost.group(2)) * 10**9)
+        assert nanos > 0
+        assert (cost.group(1), cost.group(3)) == (exact_money(nanos), money(nanos))
         assert html.count('class="heat-cell') == 7 * 24
         assert "user_id=ana" in html  # the export of this person's events
         older = page.get(href + "&status=error")
