@@ -24,17 +24,14 @@ from tokenledger.reports import (
     user_usage,
 )
 from tokenledger.web import params
+from tokenledger.web.context import AppContext
 from tokenledger.web.deps import Ctx, IngestKey, ReportReader, ReportsAvailable
 from tokenledger.web.errors import JSON, ApiError, error_body, error_responses
 from tokenledger.web.params import (
-    DateParam,
-    DepartmentParam,
     LimitParam,
     OffsetParam,
-    QParam,
+    PeopleArgs,
     SortParam,
-    TeamParam,
-    TzParam,
     UserIdParam,
 )
 from tokenledger.web.schemas import (
@@ -156,6 +153,12 @@ def range_json(local_range: LocalRange, *, retained_from: int | None = None) -> 
     }
 
 
+def range_fields(ctx: AppContext, local_range: LocalRange) -> dict[str, Any]:
+    """``range`` and ``tz``, as every report answers them."""
+    retained_from = events_removed_before(ctx.store, local_range)
+    return {"range": range_json(local_range, retained_from=retained_from), "tz": local_range.tz.key}
+
+
 @router.get(
     "/api/v1/reports/user-usage",
     summary="Usage per user",
@@ -166,53 +169,33 @@ def range_json(local_range: LocalRange, *, retained_from: int | None = None) -> 
 def get_user_usage(
     ctx: Ctx,
     _reader: ReportReader,
-    start: DateParam = None,
-    end: DateParam = None,
-    tz: TzParam = None,
-    q: QParam = None,
+    asked: PeopleArgs,
     sort: SortParam = "-total_tokens",
     limit: LimitParam = 50,
     offset: OffsetParam = 0,
     include_inactive: bool = False,
-    team: TeamParam = None,
-    department: DepartmentParam = None,
 ) -> dict[str, Any]:
     """Requests, tokens and usage time per user between two local dates."""
-    asked = params.parse(
-        ctx,
-        span=REPORT,
-        start=start,
-        end=end,
-        tz=tz,
-        q=q,
-        sort=sort,
-        team=team,
-        department=department,
-    )
-    local_range = asked.local_range
+    report_params = params.parse(ctx, asked, span=REPORT, sort=sort)
+    local_range = report_params.local_range
     report = user_usage(
         ctx.store,
         local_range=local_range,
-        users=asked.users,
-        sort=asked.sort,
+        users=report_params.users,
+        sort=report_params.sort,
         limit=limit,
         offset=offset,
         include_inactive=include_inactive,
     )
-    tz_info = local_range.tz
-    totals = report.totals.json_values()
     return {
-        "range": range_json(
-            local_range, retained_from=events_removed_before(ctx.store, local_range)
-        ),
-        "tz": tz_info.key,
-        "q": q or "",
+        **range_fields(ctx, local_range),
+        "q": asked.q or "",
         "sort": sort,
         "limit": limit,
         "offset": offset,
         "total_users": report.total_users,
-        "totals": totals,
-        "users": [row_json(row, tz_info) for row in report.rows],
+        "totals": report.totals.json_values(),
+        "users": [row_json(row, local_range.tz) for row in report.rows],
     }
 
 
@@ -231,34 +214,18 @@ SERIES_SPANS = {"hour": HOURLY_SERIES, "day": DAILY_SERIES}
 def get_usage_series(
     ctx: Ctx,
     _reader: ReportReader,
-    start: DateParam = None,
-    end: DateParam = None,
-    tz: TzParam = None,
-    q: QParam = None,
+    asked: PeopleArgs,
     interval: Literal["hour", "day"] = "day",
     user_id: UserIdParam = None,
-    team: TeamParam = None,
-    department: DepartmentParam = None,
 ) -> dict[str, Any]:
     """Requests, tokens and duration per local hour or day, zero-filled."""
-    asked = params.parse(
-        ctx,
-        span=SERIES_SPANS[interval],
-        start=start,
-        end=end,
-        tz=tz,
-        q=q,
-        user_id=user_id,
-        team=team,
-        department=department,
+    report_params = params.parse(ctx, asked, span=SERIES_SPANS[interval], user_id=user_id)
+    local_range = report_params.local_range
+    points = usage_series(
+        ctx.store, local_range=local_range, interval=interval, users=report_params.users
     )
-    local_range = asked.local_range
-    points = usage_series(ctx.store, local_range=local_range, interval=interval, users=asked.users)
     return {
-        "range": range_json(
-            local_range, retained_from=events_removed_before(ctx.store, local_range)
-        ),
-        "tz": local_range.tz.key,
+        **range_fields(ctx, local_range),
         "interval": interval,
         "points": [
             {"start": point.start.isoformat(), **point.usage.json_values()} for point in points
@@ -291,30 +258,24 @@ def group_json(group: GroupUsage, by: str, tz: Any) -> dict[str, Any]:
 def get_team_usage(
     ctx: Ctx,
     _reader: ReportReader,
-    start: DateParam = None,
-    end: DateParam = None,
-    tz: TzParam = None,
-    q: QParam = None,
+    asked: PeopleArgs,
     by: Literal["team", "department"] = "team",
-    team: TeamParam = None,
-    department: DepartmentParam = None,
 ) -> dict[str, Any]:
     """The people's usage summed per team (or department, `by`), with the user
     report's parameters; people without one are under "No team" (a null value)."""
-    asked = params.parse(
-        ctx, span=REPORT, start=start, end=end, tz=tz, q=q, team=team, department=department
+    report_params = params.parse(ctx, asked, span=REPORT)
+    local_range = report_params.local_range
+    groups = usage_by_attribute(
+        ctx.store, local_range=local_range, attribute=by, users=report_params.users
     )
-    local_range = asked.local_range
-    groups = usage_by_attribute(ctx.store, local_range=local_range, attribute=by, users=asked.users)
     tz_info = local_range.tz
     totals = ctx.store.metrics.empty()
     for group in groups:
         ctx.store.metrics.add(totals, group.usage.raw)
     return {
-        "range": range_json(local_range),
-        "tz": tz_info.key,
+        **range_fields(ctx, local_range),
         "by": by,
-        "q": q or "",
+        "q": asked.q or "",
         "totals": {
             "people_active": sum(group.people for group in groups),
             "people": sum(group.all_people for group in groups),

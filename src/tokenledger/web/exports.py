@@ -27,12 +27,8 @@ from tokenledger.web import params
 from tokenledger.web.deps import Ctx, ExportReader, ReportsAvailable
 from tokenledger.web.errors import error_responses
 from tokenledger.web.params import (
-    DateParam,
-    DepartmentParam,
-    QParam,
+    PeopleArgs,
     SortParam,
-    TeamParam,
-    TzParam,
     UserIdParam,
 )
 
@@ -121,15 +117,10 @@ class ExportResponse(StreamingResponse):
 def export_user_usage(
     ctx: Ctx,
     reader: ExportReader,
-    start: DateParam = None,
-    end: DateParam = None,
-    tz: TzParam = None,
-    q: QParam = None,
+    asked: PeopleArgs,
     sort: SortParam = "-total_tokens",
     granularity: GranularityParam = "summary",
     bom: BomParam = False,
-    team: TeamParam = None,
-    department: DepartmentParam = None,
     user_id: UserIdParam = None,
     by: Literal["team", "department"] = "team",
 ) -> StreamingResponse:
@@ -139,22 +130,11 @@ def export_user_usage(
     client that goes away stops the work. Every export is written to the audit log
     when it starts (who, the filters) and when it ends (the rows sent, complete or
     not)."""
-    asked = params.parse(
-        ctx,
-        span=EXPORTS[granularity],
-        start=start,
-        end=end,
-        tz=tz,
-        q=q,
-        sort=sort,
-        team=team,
-        department=department,
-        user_id=user_id,
-    )
+    report_params = params.parse(ctx, asked, span=EXPORTS[granularity], sort=sort, user_id=user_id)
     request = ExportRequest(
-        local_range=asked.local_range,
-        users=asked.users,
-        sort=asked.sort,
+        local_range=report_params.local_range,
+        users=report_params.users,
+        sort=report_params.sort,
         granularity=granularity,
         bom=bom,
         by=by,
@@ -162,9 +142,9 @@ def export_user_usage(
     export = CsvExport(ctx.store, request)
     retained_from = None
     if granularity == "events":
-        retained_from = events_removed_before(ctx.store, asked.local_range)
+        retained_from = events_removed_before(ctx.store, report_params.local_range)
     else:  # a 400 now rather than a download that breaks off
-        check_retained(ctx.store, asked.local_range)
+        check_retained(ctx.store, report_params.local_range)
 
     def observe(outcome: ExportOutcome) -> None:
         ctx.metrics.export_finished(granularity, rows=outcome.rows, complete=outcome.complete)

@@ -9,10 +9,10 @@ from fastapi import APIRouter
 from tokenledger.model_usage import ModelUsage, model_usage
 from tokenledger.report_params import REPORT
 from tokenledger.web import params
-from tokenledger.web.api import range_json, usage_json
+from tokenledger.web.api import range_fields, usage_json
 from tokenledger.web.deps import Ctx, ReportReader, ReportsAvailable
 from tokenledger.web.errors import error_responses
-from tokenledger.web.params import DateParam, QParam, TzParam
+from tokenledger.web.params import PeopleArgs
 from tokenledger.web.schemas import ModelUsageOut
 
 router = APIRouter()
@@ -39,21 +39,18 @@ def model_row_json(row: ModelUsage, tz: Any) -> dict[str, Any]:
 def get_model_usage(
     ctx: Ctx,
     _reader: ReportReader,
-    start: DateParam = None,
-    end: DateParam = None,
-    tz: TzParam = None,
-    q: QParam = None,
+    asked: PeopleArgs,
     sort: ModelSort = "-cost_usd",
 ) -> dict[str, Any]:
     """Requests, errors, tokens, cost, share of cost and unpriced requests per model
-    (and provider) of the people matching `q`, between two local dates."""
-    asked = params.parse(ctx, span=REPORT, start=start, end=end, tz=tz, q=q)
-    local_range = asked.local_range
-    report = model_usage(ctx.store, local_range=local_range, users=asked.users, sort=sort)
+    (and provider) of the people matching `q` (and `team`, `department`), between two
+    local dates."""
+    report_params = params.parse(ctx, asked, span=REPORT)
+    local_range = report_params.local_range
+    report = model_usage(ctx.store, local_range=local_range, users=report_params.users, sort=sort)
     return {
-        "range": range_json(local_range),
-        "tz": local_range.tz.key,
-        "q": q or "",
+        **range_fields(ctx, local_range),
+        "q": asked.q or "",
         "sort": sort,
         "totals": report.totals.json_values(),
         "models": [model_row_json(row, local_range.tz) for row in report.rows],

@@ -9,9 +9,10 @@ states each rule (pattern, length, choices) for clients.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Annotated
 
-from fastapi import Query
+from fastapi import Depends, Query
 
 from tokenledger import report_params
 from tokenledger.ordering import sort_columns
@@ -75,30 +76,64 @@ LimitParam = Annotated[int, Query(ge=1, le=report_params.MAX_LIMIT)]
 OffsetParam = Annotated[int, Query(ge=0, le=report_params.MAX_OFFSET)]
 
 
+@dataclass(frozen=True)
+class RangeQuery:
+    """The local range a report route names (``start``, ``end``, ``tz``), as sent."""
+
+    start: str | None = None
+    end: str | None = None
+    tz: str | None = None
+
+
+@dataclass(frozen=True)
+class PeopleQuery(RangeQuery):
+    """The range and the people (search, team, department) a report route names."""
+
+    q: str | None = None
+    team: str | None = None
+    department: str | None = None
+
+
+def range_query(start: DateParam = None, end: DateParam = None, tz: TzParam = None) -> RangeQuery:
+    return RangeQuery(start=start, end=end, tz=tz)
+
+
+def people_query(
+    start: DateParam = None,
+    end: DateParam = None,
+    tz: TzParam = None,
+    q: QParam = None,
+    team: TeamParam = None,
+    department: DepartmentParam = None,
+) -> PeopleQuery:
+    return PeopleQuery(start=start, end=end, tz=tz, q=q, team=team, department=department)
+
+
+# Route parameters: one declaration of the shared query parameters, documented once.
+RangeArgs = Annotated[RangeQuery, Depends(range_query)]
+PeopleArgs = Annotated[PeopleQuery, Depends(people_query)]
+
+
 def parse(
     ctx: AppContext,
+    asked: RangeQuery,
     *,
     span: Span,
-    start: str | None,
-    end: str | None,
-    tz: str | None,
-    q: str | None = None,
     user_id: str | None = None,
     sort: str | None = None,
-    team: str | None = None,
-    department: str | None = None,
 ) -> ReportParams:
     """The report a request names, in the app's default zone and at the app's clock
     (InvalidParameter, answered 400, naming a bad one)."""
+    people = asked if isinstance(asked, PeopleQuery) else PeopleQuery()
     return report_params.report_params(
-        start=start,
-        end=end,
-        tz=tz,
-        q=q,
+        start=asked.start,
+        end=asked.end,
+        tz=asked.tz,
+        q=people.q,
         user_id=user_id,
         sort_by=sort,
         default_tz=ctx.settings.timezone,
         now=ctx.clock(),
         span=span,
-        attributes={"team": team, "department": department},
+        attributes={"team": people.team, "department": people.department},
     )

@@ -27,7 +27,7 @@ from tokenledger.web.context import AppContext
 from tokenledger.web.deps import Ctx, PageViewer, ReportReader, ReportsAvailable
 from tokenledger.web.error_pages import error_page
 from tokenledger.web.errors import ApiError, error_responses
-from tokenledger.web.params import DateParam, TzParam
+from tokenledger.web.params import RangeArgs
 from tokenledger.web.templating import render
 
 router = APIRouter()
@@ -175,8 +175,8 @@ def events_json(page: people.EventsPage, tz: Any) -> dict[str, Any]:
     }
 
 
-def _range(ctx: Ctx, start: str | None, end: str | None, tz: str | None) -> LocalRange:
-    return params.parse(ctx, span=REPORT, start=start, end=end, tz=tz).local_range
+def _range(ctx: Ctx, asked: params.RangeQuery) -> LocalRange:
+    return params.parse(ctx, asked, span=REPORT).local_range
 
 
 @router.get(
@@ -190,15 +190,13 @@ def get_person(
     ctx: Ctx,
     _reader: ReportReader,
     user_id: UserIdPath,
-    start: DateParam = None,
-    end: DateParam = None,
-    tz: TzParam = None,
+    asked: RangeArgs,
 ) -> dict[str, Any]:
     """The person, their usage in the range and in the previous range of as many days
     (with the relative change, null without previous usage), tokens per local day (per
     hour for one day) with their team's median per person, per model (requests,
     tokens, errors, median and p95 duration) and requests by weekday and hour."""
-    local_range = _range(ctx, start, end, tz)
+    local_range = _range(ctx, asked)
     text(user_id, "user_id", max_length=255)
     try:
         report = people.person_report(ctx.store, user_id=user_id, local_range=local_range)
@@ -218,9 +216,7 @@ def get_person_events(
     ctx: Ctx,
     _reader: ReportReader,
     user_id: UserIdPath,
-    start: DateParam = None,
-    end: DateParam = None,
-    tz: TzParam = None,
+    asked: RangeArgs,
     model: ModelParam = None,
     status: StatusParam = None,
     cursor: CursorParam = None,
@@ -229,7 +225,7 @@ def get_person_events(
     """A page of the person's events in the range, newest first; pass `next_cursor`
     as `cursor` for the next page (keyset paging: as fast on the 100th page as on the
     first)."""
-    local_range = _range(ctx, start, end, tz)
+    local_range = _range(ctx, asked)
     text(user_id, "user_id", max_length=255)
     text(model, "model", max_length=255)
     try:
