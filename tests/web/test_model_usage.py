@@ -35,7 +35,11 @@ def _events(count: int) -> list[dict[str, Any]]:
         events.append(
             make_event(
                 event_id=f"m{n}",
-                user={"id": f"u{n % 4}", "name": ["Ana", "Bo", "Cy", "Di"][n % 4]},
+                user={
+                    "id": f"u{n % 4}",
+                    "name": ["Ana", "Bo", "Cy", "Di"][n % 4],
+                    **({"team": "Red"} if n % 4 < 2 else {}),
+                },
                 started_at=(start + timedelta(minutes=20 * n)).isoformat(),
                 model=model,
                 provider=provider or None,
@@ -59,13 +63,17 @@ def _cost_nanos(event: dict[str, Any]) -> int | None:
     return int(exact)
 
 
-def _expected(events: list[dict[str, Any]], day: str, q: str = "") -> dict[tuple[str, str], Any]:
+def _expected(
+    events: list[dict[str, Any]], day: str, q: str = "", team: str = ""
+) -> dict[tuple[str, str], Any]:
     tz = ZoneInfo(KATHMANDU)
     found: dict[tuple[str, str], list[int]] = defaultdict(lambda: [0, 0, 0, 0, 0, 0])
     for event in events:
         local = datetime.fromisoformat(event["started_at"]).astimezone(tz).date().isoformat()
         name = ["Ana", "Bo", "Cy", "Di"][int(event["user"]["id"][1:])]
         if local != day or q.lower() not in name.lower():
+            continue
+        if team and event["user"].get("team") != team:
             continue
         sums = found[(event["model"], event.get("provider") or "")]
         cost = _cost_nanos(event)
@@ -100,10 +108,11 @@ def test_model_report_api_and_export_match_the_events(
 ) -> None:
     events = _events(240)
     assert post_events(events).status_code == 200
-    for day, q in [("2026-11-21", ""), ("2026-11-22", "bo"), ("2026-11-23", "")]:
-        params = {"start": day, "end": day, "tz": KATHMANDU, "q": q}
+    cases = [("2026-11-21", "", ""), ("2026-11-22", "bo", ""), ("2026-11-23", "", "Red")]
+    for day, q, team in cases:
+        params = {"start": day, "end": day, "tz": KATHMANDU, "q": q, "team": team}
         report = get_report("/api/v1/reports/model-usage", **params).json()
-        expected = _expected(events, day, q)
+        expected = _expected(events, day, q, team)
         assert _shown(report["models"]) == expected
         costs = [Decimal(row["cost_usd"]) for row in report["models"]]
         assert costs == sorted(costs, reverse=True)  # most expensive first
