@@ -78,7 +78,12 @@ PeriodOf = Callable[[Budget], Period]
 
 
 class Budgets:
-    """The budgets of ``store``'s database and every person's use of them."""
+    """The budgets of ``store``'s database and every person's use of them.
+
+    The check keeps the budget definitions with the version they were read at and
+    re-reads them only when a change (in any process) raised the version, which it
+    reads with the person on every check: a raised limit applies to the next check.
+    """
 
     def __init__(self, store: UsageStore) -> None:
         self.store = store
@@ -86,6 +91,7 @@ class Budgets:
         self.metrics = store.metrics
         # The person attributes a budget can be scoped to: {name: users column}.
         self.columns = {name: a.column for name, a in store.attributes.items()}
+        self._definitions: tuple[int, list[Budget]] | None = None  # (version, budgets)
 
     # -- changes ----------------------------------------------------------------------
 
@@ -156,25 +162,38 @@ class Budgets:
     def value(self, budget: Budget, raw: Raw | None) -> int:
         return 0 if raw is None else self.metrics.value(raw, BUDGET_METRICS[budget.metric])
 
+    def _current(self, conn: Connection, version: int) -> list[Budget]:
+        """The budgets at ``version``: kept from an earlier check, or read now."""
+        kept = self._definitions
+        if kept is not None and kept[0] == version:
+            return kept[1]
+        budgets = budget_store.load_budgets(conn)
+        self._definitions = (version, budgets)
+        return budgets
+
     def uses_of(self, user_id: str, *, now_us: int) -> list[BudgetUse]:
-        """``user_id``'s use of each budget that applies to them, this period."""
+        """``user_id``'s use of each budget that applies to them, this period: two
+        statements (the version with the person, then their usage in every period)."""
         with self.store.read() as reader:
-            budgets = budget_store.load_budgets(reader.conn)
+            version, person = budget_store.version_and_person(
+                reader.conn, user_id=user_id, attributes=self.columns
+            )
+            budgets = self._current(reader.conn, version)
             if not budgets:
                 return []
-            person = budget_store.find_person(reader.conn, user_id=user_id, attributes=self.columns)
             attributes = person.attributes if person is not None else {}
-            mine = applicable(budgets, user_id=user_id, attributes=attributes)
+            mine = [
+                (b, b.period_at(now_us))
+                for b in applicable(budgets, user_id=user_id, attributes=attributes)
+            ]
             if person is None:  # no usage yet
-                return [BudgetUse(b, b.period_at(now_us), 0) for b in mine]
-            found = self._people_uses(
-                reader,
-                mine,
-                {person.pk: person},
-                lambda b: b.period_at(now_us),
-                users=UserFilter(user_id=user_id),
+                return [BudgetUse(budget, period, 0) for budget, period in mine]
+            usage = budget_store.person_usage(
+                reader, user_pk=person.pk, periods={period for _, period in mine}
             )
-        return found[person.pk].uses if person.pk in found else []
+        return [
+            BudgetUse(budget, period, self.value(budget, usage[period])) for budget, period in mine
+        ]
 
     def uses_of_people(
         self,

@@ -10,22 +10,34 @@ so a process that dies while sending leaves the row due again when the lease end
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import bindparam, delete, insert, select, text, update
+from sqlalchemy import bindparam, delete, insert, literal, select, text, update
 from sqlalchemy.engine import Connection
 
-from tokenledger.budgets.model import Budget
+from tokenledger.budgets.model import Budget, Period
+from tokenledger.localdays import plan_buckets
+from tokenledger.metrics import Raw
+from tokenledger.store.rollups import USER_ROLLUP, Grain
 from tokenledger.store.schema import (
     alert_attempts,
     alert_channels,
     alert_deliveries,
     budget_crossings,
     budgets,
+    ledger_state,
     users,
 )
+from tokenledger.usage import UserFilter
+
+if TYPE_CHECKING:
+    from tokenledger.store.usage_reads import UsageReader
+
+# ``ledger_state`` name of the budgets' version: raised by every change of a budget,
+# so each process can keep the definitions and re-read them only when it moved.
+VERSION = "budgets_version"
 
 
 def _budget(row: Any) -> Budget:
@@ -54,9 +66,21 @@ def find_budget(conn: Connection, budget_id: int) -> Budget | None:
     return None if row is None else _budget(row)
 
 
+def bump_version(conn: Connection) -> None:
+    """Mark the budgets changed (in the transaction of the change)."""
+    conn.execute(
+        text(
+            "INSERT INTO ledger_state (name, value) VALUES (:name, 1) "
+            "ON CONFLICT (name) DO UPDATE SET value = ledger_state.value + 1"
+        ),
+        {"name": VERSION},
+    )
+
+
 def insert_budget(conn: Connection, *, fields: dict[str, Any], now_us: int) -> int:
     values = {**fields, "created_us": now_us, "updated_us": now_us}
     budget_id: int = conn.execute(insert(budgets).returning(budgets.c.id), values).scalar_one()
+    bump_version(conn)
     return budget_id
 
 
@@ -64,11 +88,14 @@ def update_budget(conn: Connection, *, budget_id: int, fields: dict[str, Any], n
     changed = conn.execute(
         update(budgets).where(budgets.c.id == budget_id).values(**fields, updated_us=now_us)
     )
+    bump_version(conn)
     return changed.rowcount == 1
 
 
 def delete_budget(conn: Connection, *, budget_id: int) -> bool:
-    return conn.execute(delete(budgets).where(budgets.c.id == budget_id)).rowcount == 1
+    deleted = conn.execute(delete(budgets).where(budgets.c.id == budget_id)).rowcount == 1
+    bump_version(conn)
+    return deleted
 
 
 @dataclass(frozen=True)
@@ -91,6 +118,76 @@ def find_person(conn: Connection, *, user_id: str, attributes: dict[str, str]) -
     if row is None:
         return None
     return Person(row[0], row[1], row[2], row[3], dict(zip(attributes, row[4:], strict=True)))
+
+
+def version_and_person(
+    conn: Connection, *, user_id: str, attributes: dict[str, str]
+) -> tuple[int, Person | None]:
+    """The budgets' version (0 before any change) and the person ``user_id`` (None
+    without usage yet), in one statement."""
+    version = select(ledger_state.c.value).where(ledger_state.c.name == VERSION).scalar_subquery()
+    columns = [users.c[column] for column in attributes.values()]
+    one = select(literal(1).label("one")).subquery()
+    row = conn.execute(
+        select(version, users.c.id, users.c.external_id, users.c.name, users.c.email, *columns)
+        .select_from(one.outerjoin(users, users.c.external_id == user_id))
+        .limit(1)
+    ).one()
+    person = None
+    if row[1] is not None:
+        person = Person(row[1], row[2], row[3], row[4], dict(zip(attributes, row[5:], strict=True)))
+    return int(row[0] or 0), person
+
+
+def person_usage(
+    reader: UsageReader, *, user_pk: int, periods: Collection[Period]
+) -> dict[Period, Raw]:
+    """One person's usage in each of ``periods``, in one statement: per period, the
+    running totals of the day rollup at its two bounds (one index seek each) and the
+    hour and quarter-hour edges of a zone's midnights (seeks of the person's buckets).
+
+    A period with a raw sliver (a zone of a historical non-quarter-hour offset) is
+    read by the general path, which also honours the retention horizon."""
+    days, hours, quarters = (USER_ROLLUP.table(g) for g in (Grain.DAY, Grain.HOUR, Grain.QUARTER))
+    sql = reader.sql
+    params: dict[str, Any] = {"pk": user_pk}
+    selects: list[str] = []
+    found: dict[Period, Raw] = {}
+    ordered = sorted(periods, key=lambda p: (p.start_us, p.end_us))
+    for index, period in enumerate(ordered):
+        plan = plan_buckets(period.start_us, period.end_us)
+        if plan.raw:
+            users = UserFilter(user_pks=frozenset([user_pk]))
+            got = reader.per_user(period.start_us, period.end_us, users).get(user_pk)
+            found[period] = got if got is not None else reader.metrics.empty()
+            continue
+        found[period] = reader.metrics.empty()
+        if plan.days is not None:
+            params[f"ds{index}"], params[f"de{index}"] = plan.days
+            bound = (
+                f"(SELECT d.id FROM {days} d WHERE d.user_pk = :pk AND d.day < :{{}}{index} "
+                "ORDER BY d.day DESC LIMIT 1)"
+            )
+            selects.append(
+                f"SELECT {index}, {sql.running} FROM {days} hi "
+                f"LEFT JOIN {days} lo ON lo.id = {bound.format('ds')} "
+                f"WHERE hi.id = {bound.format('de')} AND hi.day >= :ds{index}"
+            )
+        pieces = [(hours, r) for r in plan.hours] + [(quarters, r) for r in plan.quarters]
+        for number, (table, (first, last)) in enumerate(pieces):
+            lo, hi = f"lo{index}_{number}", f"hi{index}_{number}"
+            params[lo], params[hi] = first, last
+            selects.append(
+                f"SELECT {index}, {sql.sums} FROM {table} "
+                f"WHERE user_pk = :pk AND bucket >= :{lo} AND bucket < :{hi}"
+            )
+    if selects:
+        width = reader.metrics.size
+        for row in reader.conn.execute(text(" UNION ALL ".join(selects)), params):
+            values = found[ordered[row[0]]]
+            for i in range(width):
+                values[i] += row[1 + i] or 0
+    return found
 
 
 def find_people(
