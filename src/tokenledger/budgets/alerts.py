@@ -77,7 +77,7 @@ def detect(budgets: Budgets, *, now_us: int, user_ids: Iterable[str] | None = No
     if not new:
         return 0
     with budgets.db.write() as conn:
-        channels = [channel.id for channel in budget_store.load_channels(conn) if channel.enabled]
+        channels = [c.id for c in budget_store.active_channels(budget_store.load_channels(conn))]
         inserted = budget_store.record_crossings(
             conn,
             crossings=new,

@@ -219,13 +219,17 @@ def people_pks(conn: Connection, *, user_ids: Iterable[str]) -> frozenset[int]:
 # -- channels -------------------------------------------------------------------------
 
 
+PAGE, SETTINGS = "page", "settings"  # where a channel was configured
+
+
 @dataclass(frozen=True)
 class Channel:
     id: int
     kind: str  # webhook, slack, email
     target: str  # a URL or an e-mail address
-    secret: str
+    secret: str  # a page webhook's; a settings channel's stays in the settings
     enabled: bool
+    source: str = PAGE
 
 
 def insert_channel(conn: Connection, *, kind: str, target: str, secret: str, now_us: int) -> int:
@@ -250,8 +254,50 @@ def load_channels(conn: Connection) -> list[Channel]:
         alert_channels.c.target,
         alert_channels.c.secret,
         alert_channels.c.enabled,
+        alert_channels.c.source,
     ).order_by(alert_channels.c.id)
     return [Channel(*row) for row in conn.execute(query)]
+
+
+def active_channels(channels: Iterable[Channel]) -> list[Channel]:
+    """The channels a new alert goes to: the enabled ones, except that a kind set in
+    the settings replaces the page's channels of that kind."""
+    enabled = [channel for channel in channels if channel.enabled]
+    from_settings = {channel.kind for channel in enabled if channel.source == SETTINGS}
+    return [c for c in enabled if c.source == SETTINGS or c.kind not in from_settings]
+
+
+def sync_settings_channels(
+    conn: Connection, *, wanted: Sequence[tuple[str, str]], now_us: int
+) -> list[tuple[int, str, str, bool]]:
+    """Make the enabled settings channels exactly ``wanted`` ((kind, target) pairs):
+    a missing one is added (or enabled again), one no longer set is disabled (its
+    alerts stay in the log). Returns the changes: (id, kind, target, enabled)."""
+    current = [c for c in load_channels(conn) if c.source == SETTINGS]
+    changes: list[tuple[int, str, str, bool]] = []
+    for kind, target in wanted:
+        same = next((c for c in current if (c.kind, c.target) == (kind, target)), None)
+        if same is None:
+            channel_id: int = conn.execute(
+                insert(alert_channels).returning(alert_channels.c.id),
+                {
+                    "kind": kind,
+                    "target": target,
+                    "secret": "",
+                    "enabled": True,
+                    "created_us": now_us,
+                    "source": SETTINGS,
+                },
+            ).scalar_one()
+            changes.append((channel_id, kind, target, True))
+        elif not same.enabled:
+            set_channel_enabled(conn, channel_id=same.id, enabled=True)
+            changes.append((same.id, kind, target, True))
+    for channel in current:
+        if channel.enabled and (channel.kind, channel.target) not in wanted:
+            set_channel_enabled(conn, channel_id=channel.id, enabled=False)
+            changes.append((channel.id, channel.kind, channel.target, False))
+    return changes
 
 
 # -- crossings and the outbox ---------------------------------------------------------
