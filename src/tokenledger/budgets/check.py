@@ -92,6 +92,7 @@ class Budgets:
         # The person attributes a budget can be scoped to: {name: users column}.
         self.columns = {name: a.column for name, a in store.attributes.items()}
         self._definitions: tuple[int, list[Budget]] | None = None  # (version, budgets)
+        self._periods: dict[tuple[str, str], Period] = {}  # (period, zone) -> current
 
     # -- changes ----------------------------------------------------------------------
 
@@ -171,25 +172,36 @@ class Budgets:
         self._definitions = (version, budgets)
         return budgets
 
+    def _period(self, budget: Budget, now_us: int) -> Period:
+        """``budget.period_at(now_us)``, kept while ``now_us`` is in it."""
+        key = (budget.period, budget.timezone)
+        found = self._periods.get(key)
+        if found is None or not found.start_us <= now_us < found.end_us:
+            found = self._periods[key] = budget.period_at(now_us)
+        return found
+
     def uses_of(self, user_id: str, *, now_us: int) -> list[BudgetUse]:
         """``user_id``'s use of each budget that applies to them, this period: two
         statements (the version with the person, then their usage in every period)."""
         with self.store.read() as reader:
             version, person = budget_store.version_and_person(
-                reader.conn, user_id=user_id, attributes=self.columns
+                reader.conn, param=self.db.dialect.param, user_id=user_id, attributes=self.columns
             )
             budgets = self._current(reader.conn, version)
             if not budgets:
                 return []
             attributes = person.attributes if person is not None else {}
             mine = [
-                (b, b.period_at(now_us))
+                (b, self._period(b, now_us))
                 for b in applicable(budgets, user_id=user_id, attributes=attributes)
             ]
             if person is None:  # no usage yet
                 return [BudgetUse(budget, period, 0) for budget, period in mine]
             usage = budget_store.person_usage(
-                reader, user_pk=person.pk, periods={period for _, period in mine}
+                reader,
+                param=self.db.dialect.param,
+                user_pk=person.pk,
+                periods={period for _, period in mine},
             )
         return [
             BudgetUse(budget, period, self.value(budget, usage[period])) for budget, period in mine

@@ -12,9 +12,10 @@ from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
+from functools import cache
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import bindparam, delete, insert, literal, select, text, update
+from sqlalchemy import bindparam, delete, insert, select, text, update
 from sqlalchemy.engine import Connection
 
 from tokenledger.budgets.model import Budget, Period
@@ -27,7 +28,6 @@ from tokenledger.store.schema import (
     alert_deliveries,
     budget_crossings,
     budgets,
-    ledger_state,
     users,
 )
 from tokenledger.usage import UserFilter
@@ -120,27 +120,33 @@ def find_person(conn: Connection, *, user_id: str, attributes: dict[str, str]) -
     return Person(row[0], row[1], row[2], row[3], dict(zip(attributes, row[4:], strict=True)))
 
 
+# The check's two statements skip SQLAlchemy's statement building (as the write path
+# does): driver SQL with the driver's placeholder, its text built once per shape.
+
+
 def version_and_person(
-    conn: Connection, *, user_id: str, attributes: dict[str, str]
+    conn: Connection, *, param: str, user_id: str, attributes: dict[str, str]
 ) -> tuple[int, Person | None]:
     """The budgets' version (0 before any change) and the person ``user_id`` (None
-    without usage yet), in one statement."""
-    version = select(ledger_state.c.value).where(ledger_state.c.name == VERSION).scalar_subquery()
-    columns = [users.c[column] for column in attributes.values()]
-    one = select(literal(1).label("one")).subquery()
-    row = conn.execute(
-        select(version, users.c.id, users.c.external_id, users.c.name, users.c.email, *columns)
-        .select_from(one.outerjoin(users, users.c.external_id == user_id))
-        .limit(1)
-    ).one()
+    without usage yet), in one statement; ``param`` is the driver's placeholder."""
+    row = conn.exec_driver_sql(_person_sql(param, tuple(attributes.values())), (user_id,)).one()
     person = None
     if row[1] is not None:
         person = Person(row[1], row[2], row[3], row[4], dict(zip(attributes, row[5:], strict=True)))
     return int(row[0] or 0), person
 
 
+@cache
+def _person_sql(param: str, columns: tuple[str, ...]) -> str:
+    chosen = ", ".join(f"u.{name}" for name in ("id", "external_id", "name", "email", *columns))
+    return (
+        f"SELECT (SELECT value FROM ledger_state WHERE name = '{VERSION}'), {chosen} "
+        f"FROM (SELECT 1 AS one) o LEFT JOIN users u ON u.external_id = {param}"
+    )
+
+
 def person_usage(
-    reader: UsageReader, *, user_pk: int, periods: Collection[Period]
+    reader: UsageReader, *, param: str, user_pk: int, periods: Collection[Period]
 ) -> dict[Period, Raw]:
     """One person's usage in each of ``periods``, in one statement: per period, the
     running totals of the day rollup at its two bounds (one index seek each) and the
@@ -148,46 +154,57 @@ def person_usage(
 
     A period with a raw sliver (a zone of a historical non-quarter-hour offset) is
     read by the general path, which also honours the retention horizon."""
-    days, hours, quarters = (USER_ROLLUP.table(g) for g in (Grain.DAY, Grain.HOUR, Grain.QUARTER))
-    sql = reader.sql
-    params: dict[str, Any] = {"pk": user_pk}
-    selects: list[str] = []
     found: dict[Period, Raw] = {}
     ordered = sorted(periods, key=lambda p: (p.start_us, p.end_us))
-    for index, period in enumerate(ordered):
+    shape: list[tuple[int, int, int]] = []  # (days, hour pieces, quarter pieces) per period
+    params: list[int] = []
+    for period in ordered:
+        found[period] = reader.metrics.empty()
         plan = plan_buckets(period.start_us, period.end_us)
         if plan.raw:
             users = UserFilter(user_pks=frozenset([user_pk]))
             got = reader.per_user(period.start_us, period.end_us, users).get(user_pk)
-            found[period] = got if got is not None else reader.metrics.empty()
+            if got is not None:
+                found[period] = got
+            shape.append((0, 0, 0))
             continue
-        found[period] = reader.metrics.empty()
         if plan.days is not None:
-            params[f"ds{index}"], params[f"de{index}"] = plan.days
-            bound = (
-                f"(SELECT d.id FROM {days} d WHERE d.user_pk = :pk AND d.day < :{{}}{index} "
-                "ORDER BY d.day DESC LIMIT 1)"
-            )
-            selects.append(
-                f"SELECT {index}, {sql.running} FROM {days} hi "
-                f"LEFT JOIN {days} lo ON lo.id = {bound.format('ds')} "
-                f"WHERE hi.id = {bound.format('de')} AND hi.day >= :ds{index}"
-            )
-        pieces = [(hours, r) for r in plan.hours] + [(quarters, r) for r in plan.quarters]
-        for number, (table, (first, last)) in enumerate(pieces):
-            lo, hi = f"lo{index}_{number}", f"hi{index}_{number}"
-            params[lo], params[hi] = first, last
-            selects.append(
-                f"SELECT {index}, {sql.sums} FROM {table} "
-                f"WHERE user_pk = :pk AND bucket >= :{lo} AND bucket < :{hi}"
-            )
-    if selects:
+            start, end = plan.days
+            params += [user_pk, start, user_pk, end, start]
+        for first, last in (*plan.hours, *plan.quarters):
+            params += [user_pk, first, last]
+        shape.append((int(plan.days is not None), len(plan.hours), len(plan.quarters)))
+    sql = _usage_sql(reader.sql.running, reader.sql.sums, param, tuple(shape))
+    if sql:
         width = reader.metrics.size
-        for row in reader.conn.execute(text(" UNION ALL ".join(selects)), params):
+        for row in reader.conn.exec_driver_sql(sql, tuple(params)):
             values = found[ordered[row[0]]]
             for i in range(width):
                 values[i] += row[1 + i] or 0
     return found
+
+
+@cache
+def _usage_sql(running: str, sums: str, p: str, shape: tuple[tuple[int, int, int], ...]) -> str:
+    """The statement of :func:`person_usage` for periods of ``shape``."""
+    days, hours, quarters = (USER_ROLLUP.table(g) for g in (Grain.DAY, Grain.HOUR, Grain.QUARTER))
+    bound = (
+        f"(SELECT d.id FROM {days} d WHERE d.user_pk = {p} AND d.day < {p} "
+        "ORDER BY d.day DESC LIMIT 1)"
+    )
+    selects: list[str] = []
+    for index, (whole_days, hour_pieces, quarter_pieces) in enumerate(shape):
+        if whole_days:
+            selects.append(
+                f"SELECT {index}, {running} FROM {days} hi LEFT JOIN {days} lo "
+                f"ON lo.id = {bound} WHERE hi.id = {bound} AND hi.day >= {p}"
+            )
+        for table in [hours] * hour_pieces + [quarters] * quarter_pieces:
+            selects.append(
+                f"SELECT {index}, {sums} FROM {table} "
+                f"WHERE user_pk = {p} AND bucket >= {p} AND bucket < {p}"
+            )
+    return " UNION ALL ".join(selects)
 
 
 def find_people(
