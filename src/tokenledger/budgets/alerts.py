@@ -53,8 +53,7 @@ def detect(budgets: Budgets, *, now_us: int, user_ids: Iterable[str] | None = No
         lambda b: b.previous_period(now_us),
     )
     reached: dict[tuple[int, int, int, int], Crossing] = {}
-    for period_of in periods:
-        found = budgets.uses_of_people(budgets=chosen, period_of=period_of, user_ids=wanted)
+    for found in budgets.uses_in(budgets=chosen, periods_of=periods, user_ids=wanted):
         for crossing in crossings(found):
             key = (
                 crossing.budget_id,

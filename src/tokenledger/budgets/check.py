@@ -28,7 +28,6 @@ from tokenledger.gateway.budget import ALLOWED, BudgetInfo, Decision
 from tokenledger.metrics import Raw
 from tokenledger.store import budgets as budget_store
 from tokenledger.store.budgets import Person
-from tokenledger.store.usage_reads import UsageReader
 from tokenledger.store.usage_store import UsageStore
 from tokenledger.usage import UserFilter
 
@@ -216,33 +215,45 @@ class Budgets:
     ) -> dict[int, PersonUses]:
         """Every person with usage in a period of ``budgets`` (all when None) and their
         use of those that apply to them; only ``user_ids`` when given."""
+        return self.uses_in(budgets=budgets, periods_of=[period_of], user_ids=user_ids)[0]
+
+    def uses_in(
+        self,
+        *,
+        budgets: Sequence[Budget] | None = None,
+        periods_of: Sequence[PeriodOf],
+        user_ids: Iterable[str] | None = None,
+    ) -> list[dict[int, PersonUses]]:
+        """:meth:`uses_of_people` for each of ``periods_of`` (e.g. this period and the
+        one before), in one read: the people found once, one usage read per distinct
+        period."""
         with self.store.read() as reader:
             chosen = budget_store.load_budgets(reader.conn) if budgets is None else budgets
             if not chosen:
-                return {}
+                return [{} for _ in periods_of]
             users = UserFilter()
             if user_ids is not None:  # one read per period for all of them
                 pks = budget_store.people_pks(reader.conn, user_ids=user_ids)
                 users = UserFilter(user_pks=pks)
-            return self._people_uses(reader, chosen, None, period_of, users=users)
+            periods = {period_of(budget) for period_of in periods_of for budget in chosen}
+            usage = {p: reader.per_user(p.start_us, p.end_us, users) for p in periods}
+            found = {pk for per_user in usage.values() for pk in per_user}
+            people = budget_store.find_people(reader.conn, user_pks=found, attributes=self.columns)
+        return [self._people_uses(chosen, people, usage, period_of) for period_of in periods_of]
 
     def _people_uses(
         self,
-        reader: UsageReader,
         budgets: Sequence[Budget],
-        people: dict[int, Person] | None,
+        people: dict[int, Person],
+        usage: dict[Period, dict[int, Raw]],
         period_of: PeriodOf,
-        *,
-        users: UserFilter,
     ) -> dict[int, PersonUses]:
-        """Uses per person: one usage read per distinct period of ``budgets``."""
-        periods = {period_of(budget) for budget in budgets}
-        usage = {p: reader.per_user(p.start_us, p.end_us, users) for p in periods}
-        if people is None:
-            pks = {pk for found in usage.values() for pk in found}
-            people = budget_store.find_people(reader.conn, user_pks=pks, attributes=self.columns)
+        """Uses per person with usage in one of the periods ``period_of`` gives."""
+        mine_periods = [usage[period] for period in {period_of(budget) for budget in budgets}]
         result: dict[int, PersonUses] = {}
         for pk, person in people.items():
+            if not any(pk in per_user for per_user in mine_periods):
+                continue
             mine = applicable(budgets, user_id=person.user_id, attributes=person.attributes)
             uses = []
             for budget in mine:
