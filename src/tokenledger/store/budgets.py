@@ -107,19 +107,6 @@ class Person:
     attributes: dict[str, str | None]
 
 
-def find_person(conn: Connection, *, user_id: str, attributes: dict[str, str]) -> Person | None:
-    """The person ``user_id`` with the values of ``attributes`` ({name: column})."""
-    columns = [users.c[column] for column in attributes.values()]
-    row = conn.execute(
-        select(users.c.id, users.c.external_id, users.c.name, users.c.email, *columns).where(
-            users.c.external_id == user_id
-        )
-    ).first()
-    if row is None:
-        return None
-    return Person(row[0], row[1], row[2], row[3], dict(zip(attributes, row[4:], strict=True)))
-
-
 # The check's two statements skip SQLAlchemy's statement building (as the write path
 # does): driver SQL with the driver's placeholder, its text built once per shape.
 
