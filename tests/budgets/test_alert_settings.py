@@ -199,7 +199,7 @@ def test_email_from_the_settings_over_starttls_with_a_login(
         smtp_user="ledger",
         smtp_password="smtp-password",  # type: ignore[arg-type]
         smtp_from="ledger@example.com",
-        alert_email_to="finops@example.com, cfo@example.com",
+        alert_email_to="finops@example.com, cfo@example.com, finops@example.com",
     )
     service = AlertService(budgets, settings=tuned, clock=clock)
     try:

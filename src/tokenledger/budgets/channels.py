@@ -26,7 +26,7 @@ def wanted(settings: Settings) -> list[tuple[str, str]]:
     if settings.alert_slack_url:
         found.append(("slack", settings.alert_slack_url))
     found += [("email", address) for address in split_list(settings.alert_email_to)]
-    return found
+    return list(dict.fromkeys(found))  # an address given twice is one channel
 
 
 def sync(db: Database, settings: Settings, *, now_us: int) -> int:
