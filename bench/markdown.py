@@ -354,9 +354,14 @@ def _gateway_md(step: dict[str, Any]) -> str:
 
 def _budgets_md(step: dict[str, Any]) -> str:
     check, ingest = step["check"]["request_ms"], step["ingest"]
+    heaviest = step["check"].get("heaviest_request_ms", {})
     return (
         f"`GET /api/v1/budgets/check` with {step['check']['budgets']} budgets: median "
-        f"{check['median']} ms, p95 {check['p95']} ms over HTTP (n = {check['n']}). Ingest "
+        f"{check['median']} ms, p95 {check['p95']} ms over HTTP (n = {check['n']}, "
+        f"{step['check'].get('people', '?')} people; the heaviest alone: p95 "
+        f"{heaviest.get('p95', '?')} ms; /healthz on the same server at the same moments: "
+        f"p95 {step['check'].get('healthz_ms', {}).get('p95', '?')} ms; server CPU per "
+        f"check: {step['check'].get('server_cpu_ms_per_check', '?')} ms). Ingest "
         f"with 3 budgets: {ingest['three_budgets_events_per_s']['median']:,} events/s, "
         f"without: {ingest['none_events_per_s']['median']:,} events/s "
         f"(x{ingest['ratio_three_to_none']})."

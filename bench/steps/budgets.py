@@ -2,9 +2,14 @@
 
 Check: three budgets (everyone: tokens a month, block; everyone: requests a day;
 one person's own monthly tokens) are added to the main dataset for the step and
-removed after it; one client asks ``GET /api/v1/budgets/check`` for people of the
-dataset, one after the other (each answer read), ``repetitions x 50`` times after a
-warm-up. A figure is one request's time over HTTP.
+removed after it; one client asks ``GET /api/v1/budgets/check`` for up to 1,000 people of
+the dataset (every tenth call the heaviest person's, who has all three budgets), one
+after the other (each answer read), ``repetitions x 50`` times after a warm-up. A
+figure is one request's time over HTTP (all calls, and the heaviest person's alone).
+Each check is followed by a ``/healthz`` call to the same server, whose times are the
+floor of the HTTP stack and of the machine at that moment (on a shared machine the
+p95 is mostly other processes' doing), and the server's CPU time during the checks
+is reported per check (from /proc: a noise-proof measure of the work a check costs).
 
 Ingest: native HTTP ingest as in the ingest step (4 clients, batches of 1000) into two
 empty databases, one without budgets and one with the same three, rounds interleaved so
@@ -14,12 +19,14 @@ after-commit crossing check runs in the server's alert thread, beside the writes
 
 from __future__ import annotations
 
+import os
 import random
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack, contextmanager
 from functools import partial
+from pathlib import Path
 from typing import Any
 
 import httpx2 as httpx
@@ -87,13 +94,31 @@ def three_budgets(url: str, person: str) -> Iterator[list[int]]:
 
 
 def _people(url: str, count: int) -> list[str]:
+    """The heaviest person of the dataset (most events) first, then ``count - 1``
+    others drawn at random."""
     db = open_database(Settings(database_url=url))
     try:
         with db.read() as conn:
             found = [row[0] for row in conn.execute(text("SELECT external_id FROM users"))]
+            heaviest = conn.execute(
+                text(
+                    "SELECT u.external_id FROM users u JOIN (SELECT user_pk, count(*) AS n "
+                    "FROM events GROUP BY user_pk ORDER BY n DESC LIMIT 1) top "
+                    "ON top.user_pk = u.id"
+                )
+            ).scalar()
     finally:
         db.dispose()
-    return random.Random(7).sample(found, min(count, len(found)))
+    if heaviest is None:
+        return []
+    others = [user_id for user_id in found if user_id != heaviest]
+    return [heaviest, *random.Random(7).sample(others, min(count - 1, len(others)))]
+
+
+def _cpu_s(pid: int) -> float:
+    """CPU seconds (user + system) process ``pid`` has used (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def check_latency(ctx: Context) -> dict[str, Any]:
@@ -103,17 +128,38 @@ def check_latency(ctx: Context) -> dict[str, Any]:
     calls = ctx.options.repetitions * CHECKS_PER_REPETITION
     say(f"Budgets: {calls} checks over HTTP, 3 budgets")
     samples: list[float] = []
+    heaviest: list[float] = []
+    floor: list[float] = []
+    cpu_s = 0.0
     with three_budgets(ctx.main.url, people[0]), serve(ctx, ctx.main.url, scope="ingest") as served:
         for number in range(calls + CHECKS_PER_REPETITION):  # the first 50 warm up
-            user_id = people[number % len(people)]
+            # Every tenth call is the heaviest person's (with the three budgets).
+            user_id = people[0] if number % 10 == 0 else people[number % len(people)]
+            cpu_before = _cpu_s(served.pid)
             begin = time.perf_counter()
             answer = served.client.get("/api/v1/budgets/check", params={"user_id": user_id})
             elapsed = (time.perf_counter() - begin) * 1000
+            cpu_used = _cpu_s(served.pid) - cpu_before
             if answer.status_code != 200 or len(answer.json()["budgets"]) < 2:
                 raise RuntimeError(f"check answered {answer.status_code}: {answer.text[:300]}")
+            # The same server's floor at the same moment: a request that reads nothing.
+            begin = time.perf_counter()
+            served.client.get("/healthz").raise_for_status()
+            floor_ms = (time.perf_counter() - begin) * 1000
             if number >= CHECKS_PER_REPETITION:
                 samples.append(elapsed)
-    return {"budgets": 3, "request_ms": summarize(samples)}
+                floor.append(floor_ms)
+                cpu_s += cpu_used
+                if user_id == people[0]:
+                    heaviest.append(elapsed)
+    return {
+        "budgets": 3,
+        "people": len(people),
+        "request_ms": summarize(samples),
+        "heaviest_request_ms": summarize(heaviest),
+        "healthz_ms": summarize(floor),
+        "server_cpu_ms_per_check": round(cpu_s * 1000 / calls, 2),
+    }
 
 
 def ingest_ratio(ctx: Context) -> dict[str, Any]:

@@ -269,6 +269,32 @@ class Settings(BaseSettings):
     smtp_user: str = Field("", description="SMTP user name; empty: no login.")
     smtp_password: SecretStr = Field(SecretStr(""), description="SMTP password.")
     smtp_from: str = Field("tokenledger@localhost", description="Sender address of e-mail alerts.")
+    # Alert channels set here replace those of the same kind on the Budgets page.
+    alert_webhook_url: str = Field(
+        "",
+        description=(
+            "Webhook every budget alert is posted to (signed with the secret below); set, "
+            "it replaces the webhooks added on the Budgets page."
+        ),
+    )
+    alert_webhook_secret: SecretStr = Field(
+        SecretStr(""),
+        description="Signing secret of the settings' webhook (at least 16 characters).",
+    )
+    alert_slack_url: str = Field(
+        "",
+        description=(
+            "Slack-compatible incoming webhook for alert text; set, it replaces the Slack "
+            "channels added on the Budgets page."
+        ),
+    )
+    alert_email_to: str = Field(
+        "",
+        description=(
+            "Comma-separated addresses e-mailed every alert over the SMTP server above; "
+            "set, they replace the e-mail channels added on the Budgets page."
+        ),
+    )
     log_level: Literal["debug", "info", "warning", "error"] = Field(
         "info",
         description=(
@@ -356,6 +382,23 @@ class Settings(BaseSettings):
                 "oidc_admin_groups or oidc_viewer_groups must name at least one group, "
                 "or nobody could sign in with the provider"
             )
+        return self
+
+    @model_validator(mode="after")
+    def _alert_channels(self) -> Settings:
+        for name in ("alert_webhook_url", "alert_slack_url"):
+            url = getattr(self, name)
+            if url and not url.startswith(("https://", "http://")):
+                raise ValueError(f"{name} must be an http(s) URL")
+        if self.alert_webhook_url and len(self.alert_webhook_secret.get_secret_value()) < 16:
+            raise ValueError(
+                "alert_webhook_secret (at least 16 characters) is required with alert_webhook_url"
+            )
+        for address in split_list(self.alert_email_to):
+            if "@" not in address or len(address) > 320:
+                raise ValueError(f"alert_email_to: {address[:40]!r} is not an e-mail address")
+        if split_list(self.alert_email_to) and not self.smtp_host:
+            raise ValueError("alert_email_to needs an SMTP server (smtp_host)")
         return self
 
     @property

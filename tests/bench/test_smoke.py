@@ -102,6 +102,9 @@ def _check(results: dict[str, Any], docs: str, backend: str) -> None:
     assert "#### 8. Gateway" in docs
     assert len(steps["scaling"]["reports"]) == 12
     assert steps["budgets"]["check"]["request_ms"]["n"] == REPETITIONS * 50
+    assert steps["budgets"]["check"]["heaviest_request_ms"]["n"] == REPETITIONS * 5
+    assert steps["budgets"]["check"]["healthz_ms"]["n"] == REPETITIONS * 50
+    assert steps["budgets"]["check"]["server_cpu_ms_per_check"] >= 0  # /proc ticks: may round to 0
     assert steps["budgets"]["ingest"]["ratio_three_to_none"] > 0
     assert "#### 10. Budgets" in docs
 

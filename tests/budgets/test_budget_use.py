@@ -3,6 +3,9 @@ check API."""
 
 from __future__ import annotations
 
+import random
+from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
 from fastapi.testclient import TestClient
@@ -12,7 +15,13 @@ from tests.budgets.test_budget_model import us
 from tokenledger.auth import audit
 from tokenledger.auth.keys import create_key
 from tokenledger.budgets.check import Budgets
+from tokenledger.budgets.model import Budget
 from tokenledger.store.database import Database
+from tokenledger.store.usage_store import UsageStore
+
+
+def utc_text(at_us: int) -> str:
+    return datetime.fromtimestamp(at_us / 1_000_000, UTC).isoformat()
 
 
 def used(budgets: Budgets, user_id: str, at: str) -> list[tuple[str, int]]:
@@ -201,3 +210,61 @@ def test_a_cost_budget_is_exact_money(
     decision = budgets.check("emp-2", now_us=us("2026-11-25T12:00:00+00:00"))
     assert decision.budget is not None
     assert decision.budget.to_json()["used"] == "0.500000001"
+
+
+def test_a_change_made_elsewhere_applies_to_the_next_check(db: Database) -> None:
+    """The check keeps the definitions between calls; a change through another
+    instance (another process: its own cache) raises the version and is seen at once."""
+    checker, admin = Budgets(UsageStore(db)), Budgets(UsageStore(db))
+    budget = create(admin, name="month", action="block", limit=1000)
+    spend(db, "hemi", "2026-11-20T10:00:00+00:00", 1500)
+    now = us("2026-11-25T12:00:00+00:00")
+    assert not checker.check("hemi", now_us=now).allowed
+    assert not checker.check("hemi", now_us=now).allowed  # from the kept definitions
+    given = {k: v for k, v in budget.__dict__.items() if k in {"name", "scope", "metric"}}
+    admin.update(
+        budget.id,
+        actor="tests",
+        client=None,
+        now_us=0,
+        **given,
+        scope_value=None,
+        limit=2000,
+        period="month",
+        timezone="UTC",
+        thresholds=None,
+        action="block",
+    )
+    assert checker.check("hemi", now_us=now).allowed
+    assert [(u.used, u.budget.limit) for u in checker.uses_of("hemi", now_us=now)] == [(1500, 2000)]
+    admin.delete(budget.id, actor="tests", client=None, now_us=0)
+    assert checker.uses_of("hemi", now_us=now) == []
+    create(admin, name="day", period="day", limit=10)
+    assert [u.budget.name for u in checker.uses_of("hemi", now_us=now)] == ["day"]
+
+
+ZONES = ("UTC", "Pacific/Auckland", "Asia/Kolkata", "Pacific/Chatham", "America/St_Johns")
+
+
+def test_the_check_reads_what_the_report_path_reads_in_every_zone_and_period(
+    db: Database, budgets: Budgets
+) -> None:
+    """The check's own statement (day running totals at the bounds, hour and quarter
+    edges) against the general per-person read, around local midnights and DST."""
+    rng = random.Random(15)
+    base = us("2026-09-01T00:00:00+00:00")
+    for _ in range(120):
+        when = base + rng.randrange(0, 120 * 86_400) * 1_000_000
+        spend(db, "wiremu", utc_text(when), rng.randrange(1, 10_000))
+    for zone_name in ZONES:
+        for period in ("day", "week", "month", "quarter"):
+            create(budgets, name=f"{zone_name} {period}", period=period, timezone=zone_name)
+    for _ in range(12):
+        now = base + rng.randrange(0, 125 * 86_400) * 1_000_000
+        fast = {(u.budget.id, u.period): u.used for u in budgets.uses_of("wiremu", now_us=now)}
+        found = budgets.uses_of_people(
+            period_of=partial(Budget.period_at, at_us=now), user_ids=["wiremu"]
+        )
+        general = {(u.budget.id, u.period): u.used for p in found.values() for u in p.uses}
+        assert fast == general
+        assert sum(fast.values()) > 0

@@ -53,8 +53,7 @@ def detect(budgets: Budgets, *, now_us: int, user_ids: Iterable[str] | None = No
         lambda b: b.previous_period(now_us),
     )
     reached: dict[tuple[int, int, int, int], Crossing] = {}
-    for period_of in periods:
-        found = budgets.uses_of_people(budgets=chosen, period_of=period_of, user_ids=wanted)
+    for found in budgets.uses_in(budgets=chosen, periods_of=periods, user_ids=wanted):
         for crossing in crossings(found):
             key = (
                 crossing.budget_id,
@@ -77,7 +76,7 @@ def detect(budgets: Budgets, *, now_us: int, user_ids: Iterable[str] | None = No
     if not new:
         return 0
     with budgets.db.write() as conn:
-        channels = [channel.id for channel in budget_store.load_channels(conn) if channel.enabled]
+        channels = [c.id for c in budget_store.active_channels(budget_store.load_channels(conn))]
         inserted = budget_store.record_crossings(
             conn,
             crossings=new,

@@ -28,7 +28,6 @@ from tokenledger.gateway.budget import ALLOWED, BudgetInfo, Decision
 from tokenledger.metrics import Raw
 from tokenledger.store import budgets as budget_store
 from tokenledger.store.budgets import Person
-from tokenledger.store.usage_reads import UsageReader
 from tokenledger.store.usage_store import UsageStore
 from tokenledger.usage import UserFilter
 
@@ -78,7 +77,12 @@ PeriodOf = Callable[[Budget], Period]
 
 
 class Budgets:
-    """The budgets of ``store``'s database and every person's use of them."""
+    """The budgets of ``store``'s database and every person's use of them.
+
+    The check keeps the budget definitions with the version they were read at and
+    re-reads them only when a change (in any process) raised the version, which it
+    reads with the person on every check: a raised limit applies to the next check.
+    """
 
     def __init__(self, store: UsageStore) -> None:
         self.store = store
@@ -86,6 +90,8 @@ class Budgets:
         self.metrics = store.metrics
         # The person attributes a budget can be scoped to: {name: users column}.
         self.columns = {name: a.column for name, a in store.attributes.items()}
+        self._definitions: tuple[int, list[Budget]] | None = None  # (version, budgets)
+        self._periods: dict[tuple[str, str], Period] = {}  # (period, zone) -> current
 
     # -- changes ----------------------------------------------------------------------
 
@@ -156,25 +162,49 @@ class Budgets:
     def value(self, budget: Budget, raw: Raw | None) -> int:
         return 0 if raw is None else self.metrics.value(raw, BUDGET_METRICS[budget.metric])
 
+    def _current(self, conn: Connection, version: int) -> list[Budget]:
+        """The budgets at ``version``: kept from an earlier check, or read now."""
+        kept = self._definitions
+        if kept is not None and kept[0] == version:
+            return kept[1]
+        budgets = budget_store.load_budgets(conn)
+        self._definitions = (version, budgets)
+        return budgets
+
+    def _period(self, budget: Budget, now_us: int) -> Period:
+        """``budget.period_at(now_us)``, kept while ``now_us`` is in it."""
+        key = (budget.period, budget.timezone)
+        found = self._periods.get(key)
+        if found is None or not found.start_us <= now_us < found.end_us:
+            found = self._periods[key] = budget.period_at(now_us)
+        return found
+
     def uses_of(self, user_id: str, *, now_us: int) -> list[BudgetUse]:
-        """``user_id``'s use of each budget that applies to them, this period."""
+        """``user_id``'s use of each budget that applies to them, this period: two
+        statements (the version with the person, then their usage in every period)."""
         with self.store.read() as reader:
-            budgets = budget_store.load_budgets(reader.conn)
+            version, person = budget_store.version_and_person(
+                reader.conn, param=self.db.dialect.param, user_id=user_id, attributes=self.columns
+            )
+            budgets = self._current(reader.conn, version)
             if not budgets:
                 return []
-            person = budget_store.find_person(reader.conn, user_id=user_id, attributes=self.columns)
             attributes = person.attributes if person is not None else {}
-            mine = applicable(budgets, user_id=user_id, attributes=attributes)
+            mine = [
+                (b, self._period(b, now_us))
+                for b in applicable(budgets, user_id=user_id, attributes=attributes)
+            ]
             if person is None:  # no usage yet
-                return [BudgetUse(b, b.period_at(now_us), 0) for b in mine]
-            found = self._people_uses(
+                return [BudgetUse(budget, period, 0) for budget, period in mine]
+            usage = budget_store.person_usage(
                 reader,
-                mine,
-                {person.pk: person},
-                lambda b: b.period_at(now_us),
-                users=UserFilter(user_id=user_id),
+                param=self.db.dialect.param,
+                user_pk=person.pk,
+                periods={period for _, period in mine},
             )
-        return found[person.pk].uses if person.pk in found else []
+        return [
+            BudgetUse(budget, period, self.value(budget, usage[period])) for budget, period in mine
+        ]
 
     def uses_of_people(
         self,
@@ -185,33 +215,45 @@ class Budgets:
     ) -> dict[int, PersonUses]:
         """Every person with usage in a period of ``budgets`` (all when None) and their
         use of those that apply to them; only ``user_ids`` when given."""
+        return self.uses_in(budgets=budgets, periods_of=[period_of], user_ids=user_ids)[0]
+
+    def uses_in(
+        self,
+        *,
+        budgets: Sequence[Budget] | None = None,
+        periods_of: Sequence[PeriodOf],
+        user_ids: Iterable[str] | None = None,
+    ) -> list[dict[int, PersonUses]]:
+        """:meth:`uses_of_people` for each of ``periods_of`` (e.g. this period and the
+        one before), in one read: the people found once, one usage read per distinct
+        period."""
         with self.store.read() as reader:
             chosen = budget_store.load_budgets(reader.conn) if budgets is None else budgets
             if not chosen:
-                return {}
+                return [{} for _ in periods_of]
             users = UserFilter()
             if user_ids is not None:  # one read per period for all of them
                 pks = budget_store.people_pks(reader.conn, user_ids=user_ids)
                 users = UserFilter(user_pks=pks)
-            return self._people_uses(reader, chosen, None, period_of, users=users)
+            periods = {period_of(budget) for period_of in periods_of for budget in chosen}
+            usage = {p: reader.per_user(p.start_us, p.end_us, users) for p in periods}
+            found = {pk for per_user in usage.values() for pk in per_user}
+            people = budget_store.find_people(reader.conn, user_pks=found, attributes=self.columns)
+        return [self._people_uses(chosen, people, usage, period_of) for period_of in periods_of]
 
     def _people_uses(
         self,
-        reader: UsageReader,
         budgets: Sequence[Budget],
-        people: dict[int, Person] | None,
+        people: dict[int, Person],
+        usage: dict[Period, dict[int, Raw]],
         period_of: PeriodOf,
-        *,
-        users: UserFilter,
     ) -> dict[int, PersonUses]:
-        """Uses per person: one usage read per distinct period of ``budgets``."""
-        periods = {period_of(budget) for budget in budgets}
-        usage = {p: reader.per_user(p.start_us, p.end_us, users) for p in periods}
-        if people is None:
-            pks = {pk for found in usage.values() for pk in found}
-            people = budget_store.find_people(reader.conn, user_pks=pks, attributes=self.columns)
+        """Uses per person with usage in one of the periods ``period_of`` gives."""
+        mine_periods = [usage[period] for period in {period_of(budget) for budget in budgets}]
         result: dict[int, PersonUses] = {}
         for pk, person in people.items():
+            if not any(pk in per_user for per_user in mine_periods):
+                continue
             mine = applicable(budgets, user_id=person.user_id, attributes=person.attributes)
             uses = []
             for budget in mine:

@@ -23,7 +23,7 @@ from tokenledger.budgets.model import limit_json
 from tokenledger.localdays import iso, zone
 from tokenledger.metrics import MetricSet
 from tokenledger.settings import Settings
-from tokenledger.store.budgets import Alert
+from tokenledger.store.budgets import SETTINGS, Alert
 
 
 @dataclass(frozen=True)
@@ -96,9 +96,12 @@ def send(
             return _post(client, alert.channel.target, body, {}, settings.alert_send_timeout_s)
         body = orjson.dumps(data)
         timestamp = str(now_s)
+        secret = alert.channel.secret
+        if alert.channel.source == SETTINGS:  # kept in the settings, not the database
+            secret = settings.alert_webhook_secret.get_secret_value()
         headers = {
             "X-TokenLedger-Timestamp": timestamp,
-            "X-TokenLedger-Signature": signature(alert.channel.secret, timestamp, body),
+            "X-TokenLedger-Signature": signature(secret, timestamp, body),
             "X-TokenLedger-Alert": str(alert.crossing_id),
         }
         return _post(client, alert.channel.target, body, headers, settings.alert_send_timeout_s)

@@ -24,7 +24,7 @@ from typing import Protocol
 import httpx2
 
 from tokenledger.auth import audit
-from tokenledger.budgets import alerts, delivery
+from tokenledger.budgets import alerts, channels, delivery
 from tokenledger.budgets.check import Budgets
 from tokenledger.clock import Clock, now_us
 from tokenledger.settings import Settings
@@ -110,9 +110,13 @@ class AlertService:
 
     def _run(self) -> None:
         next_sweep = 0.0
+        synced = False
         while not self._stop.is_set():
             wait = 1.0
             try:
+                if not synced:  # before the first sweep records any crossing
+                    self.sync_channels()
+                    synced = True
                 if time.monotonic() >= next_sweep:
                     self.sweep()
                     next_sweep = time.monotonic() + self.settings.alert_sweep_s
@@ -124,6 +128,10 @@ class AlertService:
             self._wake.clear()
 
     # -- turns (public so tests and commands can run them in order) --------------------
+
+    def sync_channels(self) -> int:
+        """Write the settings' alert channels to the database; how many changed."""
+        return channels.sync(self.budgets.db, self.settings, now_us=now_us(self.clock))
 
     def sweep(self) -> int:
         """Record the crossings of everyone with usage; how many were new."""

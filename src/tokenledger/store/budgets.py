@@ -10,14 +10,18 @@ so a process that dies while sending leaves the row due again when the lease end
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from functools import cache
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import bindparam, delete, insert, select, text, update
 from sqlalchemy.engine import Connection
 
-from tokenledger.budgets.model import Budget
+from tokenledger.budgets.model import Budget, Period
+from tokenledger.localdays import plan_buckets
+from tokenledger.metrics import Raw
+from tokenledger.store.rollups import USER_ROLLUP, Grain
 from tokenledger.store.schema import (
     alert_attempts,
     alert_channels,
@@ -26,6 +30,14 @@ from tokenledger.store.schema import (
     budgets,
     users,
 )
+from tokenledger.usage import UserFilter
+
+if TYPE_CHECKING:
+    from tokenledger.store.usage_reads import UsageReader
+
+# ``ledger_state`` name of the budgets' version: raised by every change of a budget,
+# so each process can keep the definitions and re-read them only when it moved.
+VERSION = "budgets_version"
 
 
 def _budget(row: Any) -> Budget:
@@ -54,9 +66,21 @@ def find_budget(conn: Connection, budget_id: int) -> Budget | None:
     return None if row is None else _budget(row)
 
 
+def bump_version(conn: Connection) -> None:
+    """Mark the budgets changed (in the transaction of the change)."""
+    conn.execute(
+        text(
+            "INSERT INTO ledger_state (name, value) VALUES (:name, 1) "
+            "ON CONFLICT (name) DO UPDATE SET value = ledger_state.value + 1"
+        ),
+        {"name": VERSION},
+    )
+
+
 def insert_budget(conn: Connection, *, fields: dict[str, Any], now_us: int) -> int:
     values = {**fields, "created_us": now_us, "updated_us": now_us}
     budget_id: int = conn.execute(insert(budgets).returning(budgets.c.id), values).scalar_one()
+    bump_version(conn)
     return budget_id
 
 
@@ -64,11 +88,14 @@ def update_budget(conn: Connection, *, budget_id: int, fields: dict[str, Any], n
     changed = conn.execute(
         update(budgets).where(budgets.c.id == budget_id).values(**fields, updated_us=now_us)
     )
+    bump_version(conn)
     return changed.rowcount == 1
 
 
 def delete_budget(conn: Connection, *, budget_id: int) -> bool:
-    return conn.execute(delete(budgets).where(budgets.c.id == budget_id)).rowcount == 1
+    deleted = conn.execute(delete(budgets).where(budgets.c.id == budget_id)).rowcount == 1
+    bump_version(conn)
+    return deleted
 
 
 @dataclass(frozen=True)
@@ -80,17 +107,91 @@ class Person:
     attributes: dict[str, str | None]
 
 
-def find_person(conn: Connection, *, user_id: str, attributes: dict[str, str]) -> Person | None:
-    """The person ``user_id`` with the values of ``attributes`` ({name: column})."""
-    columns = [users.c[column] for column in attributes.values()]
-    row = conn.execute(
-        select(users.c.id, users.c.external_id, users.c.name, users.c.email, *columns).where(
-            users.c.external_id == user_id
-        )
-    ).first()
-    if row is None:
-        return None
-    return Person(row[0], row[1], row[2], row[3], dict(zip(attributes, row[4:], strict=True)))
+# The check's two statements skip SQLAlchemy's statement building (as the write path
+# does): driver SQL with the driver's placeholder, its text built once per shape.
+
+
+def version_and_person(
+    conn: Connection, *, param: str, user_id: str, attributes: dict[str, str]
+) -> tuple[int, Person | None]:
+    """The budgets' version (0 before any change) and the person ``user_id`` (None
+    without usage yet), in one statement; ``param`` is the driver's placeholder."""
+    row = conn.exec_driver_sql(_person_sql(param, tuple(attributes.values())), (user_id,)).one()
+    person = None
+    if row[1] is not None:
+        person = Person(row[1], row[2], row[3], row[4], dict(zip(attributes, row[5:], strict=True)))
+    return int(row[0] or 0), person
+
+
+@cache
+def _person_sql(param: str, columns: tuple[str, ...]) -> str:
+    chosen = ", ".join(f"u.{name}" for name in ("id", "external_id", "name", "email", *columns))
+    return (
+        f"SELECT (SELECT value FROM ledger_state WHERE name = '{VERSION}'), {chosen} "
+        f"FROM (SELECT 1 AS one) o LEFT JOIN users u ON u.external_id = {param}"
+    )
+
+
+def person_usage(
+    reader: UsageReader, *, param: str, user_pk: int, periods: Collection[Period]
+) -> dict[Period, Raw]:
+    """One person's usage in each of ``periods``, in one statement: per period, the
+    running totals of the day rollup at its two bounds (one index seek each) and the
+    hour and quarter-hour edges of a zone's midnights (seeks of the person's buckets).
+
+    A period with a raw sliver (a zone of a historical non-quarter-hour offset) is
+    read by the general path, which also honours the retention horizon."""
+    found: dict[Period, Raw] = {}
+    ordered = sorted(periods, key=lambda p: (p.start_us, p.end_us))
+    shape: list[tuple[int, int, int]] = []  # (days, hour pieces, quarter pieces) per period
+    params: list[int] = []
+    for period in ordered:
+        found[period] = reader.metrics.empty()
+        plan = plan_buckets(period.start_us, period.end_us)
+        if plan.raw:
+            users = UserFilter(user_pks=frozenset([user_pk]))
+            got = reader.per_user(period.start_us, period.end_us, users).get(user_pk)
+            if got is not None:
+                found[period] = got
+            shape.append((0, 0, 0))
+            continue
+        if plan.days is not None:
+            start, end = plan.days
+            params += [user_pk, start, user_pk, end, start]
+        for first, last in (*plan.hours, *plan.quarters):
+            params += [user_pk, first, last]
+        shape.append((int(plan.days is not None), len(plan.hours), len(plan.quarters)))
+    sql = _usage_sql(reader.sql.running, reader.sql.sums, param, tuple(shape))
+    if sql:
+        width = reader.metrics.size
+        for row in reader.conn.exec_driver_sql(sql, tuple(params)):
+            values = found[ordered[row[0]]]
+            for i in range(width):
+                values[i] += row[1 + i] or 0
+    return found
+
+
+@cache
+def _usage_sql(running: str, sums: str, p: str, shape: tuple[tuple[int, int, int], ...]) -> str:
+    """The statement of :func:`person_usage` for periods of ``shape``."""
+    days, hours, quarters = (USER_ROLLUP.table(g) for g in (Grain.DAY, Grain.HOUR, Grain.QUARTER))
+    bound = (
+        f"(SELECT d.id FROM {days} d WHERE d.user_pk = {p} AND d.day < {p} "
+        "ORDER BY d.day DESC LIMIT 1)"
+    )
+    selects: list[str] = []
+    for index, (whole_days, hour_pieces, quarter_pieces) in enumerate(shape):
+        if whole_days:
+            selects.append(
+                f"SELECT {index}, {running} FROM {days} hi LEFT JOIN {days} lo "
+                f"ON lo.id = {bound} WHERE hi.id = {bound} AND hi.day >= {p}"
+            )
+        for table in [hours] * hour_pieces + [quarters] * quarter_pieces:
+            selects.append(
+                f"SELECT {index}, {sums} FROM {table} "
+                f"WHERE user_pk = {p} AND bucket >= {p} AND bucket < {p}"
+            )
+    return " UNION ALL ".join(selects)
 
 
 def find_people(
@@ -122,13 +223,17 @@ def people_pks(conn: Connection, *, user_ids: Iterable[str]) -> frozenset[int]:
 # -- channels -------------------------------------------------------------------------
 
 
+PAGE, SETTINGS = "page", "settings"  # where a channel was configured
+
+
 @dataclass(frozen=True)
 class Channel:
     id: int
     kind: str  # webhook, slack, email
     target: str  # a URL or an e-mail address
-    secret: str
+    secret: str  # a page webhook's; a settings channel's stays in the settings
     enabled: bool
+    source: str = PAGE
 
 
 def insert_channel(conn: Connection, *, kind: str, target: str, secret: str, now_us: int) -> int:
@@ -153,8 +258,50 @@ def load_channels(conn: Connection) -> list[Channel]:
         alert_channels.c.target,
         alert_channels.c.secret,
         alert_channels.c.enabled,
+        alert_channels.c.source,
     ).order_by(alert_channels.c.id)
     return [Channel(*row) for row in conn.execute(query)]
+
+
+def active_channels(channels: Iterable[Channel]) -> list[Channel]:
+    """The channels a new alert goes to: the enabled ones, except that a kind set in
+    the settings replaces the page's channels of that kind."""
+    enabled = [channel for channel in channels if channel.enabled]
+    from_settings = {channel.kind for channel in enabled if channel.source == SETTINGS}
+    return [c for c in enabled if c.source == SETTINGS or c.kind not in from_settings]
+
+
+def sync_settings_channels(
+    conn: Connection, *, wanted: Sequence[tuple[str, str]], now_us: int
+) -> list[tuple[int, str, str, bool]]:
+    """Make the enabled settings channels exactly ``wanted`` ((kind, target) pairs):
+    a missing one is added (or enabled again), one no longer set is disabled (its
+    alerts stay in the log). Returns the changes: (id, kind, target, enabled)."""
+    current = [c for c in load_channels(conn) if c.source == SETTINGS]
+    changes: list[tuple[int, str, str, bool]] = []
+    for kind, target in wanted:
+        same = next((c for c in current if (c.kind, c.target) == (kind, target)), None)
+        if same is None:
+            channel_id: int = conn.execute(
+                insert(alert_channels).returning(alert_channels.c.id),
+                {
+                    "kind": kind,
+                    "target": target,
+                    "secret": "",
+                    "enabled": True,
+                    "created_us": now_us,
+                    "source": SETTINGS,
+                },
+            ).scalar_one()
+            changes.append((channel_id, kind, target, True))
+        elif not same.enabled:
+            set_channel_enabled(conn, channel_id=same.id, enabled=True)
+            changes.append((same.id, kind, target, True))
+    for channel in current:
+        if channel.enabled and (channel.kind, channel.target) not in wanted:
+            set_channel_enabled(conn, channel_id=channel.id, enabled=False)
+            changes.append((channel.id, channel.kind, channel.target, False))
+    return changes
 
 
 # -- crossings and the outbox ---------------------------------------------------------

@@ -399,6 +399,8 @@ alert_channels = Table(
     Column("secret", String(128), nullable=False, server_default=""),
     Column("enabled", Boolean, nullable=False),
     Column("created_us", BigInteger, nullable=False),
+    # page (the Budgets page, the CLI) or settings (TOKENLEDGER_ALERT_*; no secret here)
+    Column("source", String(16), nullable=False, server_default="page"),
 )
 
 # A person's usage crossed a threshold of a budget in a period: at most one row per

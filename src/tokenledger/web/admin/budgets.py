@@ -131,6 +131,7 @@ def _page(
         periods=PERIODS,
         actions=ACTIONS,
         channels=channels,
+        active_channels={c.id for c in budget_store.active_channels(channels)},
         channel_kinds=CHANNEL_KINDS,
         deliveries=log,
         **{"preview_percent": PREVIEW_PERCENT, **values},
