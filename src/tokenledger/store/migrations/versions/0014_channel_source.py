@@ -1,6 +1,6 @@
 """alert channels from the settings: where each channel was configured
 
-Revision ID: 0014_i15b
+Revision ID: 0014
 Revises: 0013
 Create Date: 2026-11-30
 
@@ -14,7 +14,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0014_i15b"
+revision = "0014"
 down_revision = "0013"
 branch_labels = None
 depends_on = None
