@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import secrets
 from collections import Counter
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 from starlette.responses import Response
 
 from tokenledger.auth import audit
@@ -150,31 +150,7 @@ def _given(values: dict[str, str]) -> dict[str, Any]:
     return {**values, "scope_value": values["scope_value"] or None}
 
 
-def _values(
-    name: str,
-    scope: str,
-    scope_value: str,
-    metric: str,
-    limit: str,
-    period: str,
-    timezone: str,
-    thresholds: str,
-    action: str,
-) -> dict[str, str]:
-    return dict(
-        zip(
-            FIELDS,
-            (name, scope, scope_value, metric, limit, period, timezone, thresholds, action),
-            strict=True,
-        )
-    )
-
-
-@router.post("/budgets/preview")
-def budget_preview(
-    request: Request,
-    ctx: Ctx,
-    _admin: PageAdmin,
+def _sent_form(
     name: FormText = "",
     scope: FormText = EVERYONE,
     scope_value: FormText = "",
@@ -184,10 +160,24 @@ def budget_preview(
     timezone: FormText = "",
     thresholds: FormText = "",
     action: FormText = "",
+) -> dict[str, str]:
+    """The budget form's fields as sent, by name (FIELDS order)."""
+    sent = (name, scope, scope_value, metric, limit, period, timezone, thresholds, action)
+    return dict(zip(FIELDS, sent, strict=True))
+
+
+BudgetForm = Annotated[dict[str, str], Depends(_sent_form)]
+
+
+@router.post("/budgets/preview")
+def budget_preview(
+    request: Request,
+    ctx: Ctx,
+    _admin: PageAdmin,
+    values: BudgetForm,
 ) -> Response:
     """How many people would be over 80 % of this budget this period (a fragment for
     htmx; the whole page without script)."""
-    values = _values(name, scope, scope_value, metric, limit, period, timezone, thresholds, action)
     context: dict[str, Any] = {"preview_percent": PREVIEW_PERCENT}
     try:
         given = _given({**values, "name": values["name"] or "preview"})
@@ -221,17 +211,8 @@ def budget_create(
     request: Request,
     ctx: Ctx,
     admin: PageAdmin,
-    name: FormText = "",
-    scope: FormText = EVERYONE,
-    scope_value: FormText = "",
-    metric: FormText = "",
-    limit: FormText = "",
-    period: FormText = "",
-    timezone: FormText = "",
-    thresholds: FormText = "",
-    action: FormText = "",
+    values: BudgetForm,
 ) -> Response:
-    values = _values(name, scope, scope_value, metric, limit, period, timezone, thresholds, action)
     return _save(request, ctx, admin, None, values)
 
 
@@ -280,21 +261,12 @@ def budget_update(
     ctx: Ctx,
     admin: PageAdmin,
     budget_id: RowId,
-    name: FormText = "",
-    scope: FormText = EVERYONE,
-    scope_value: FormText = "",
-    metric: FormText = "",
-    limit: FormText = "",
-    period: FormText = "",
-    timezone: FormText = "",
-    thresholds: FormText = "",
-    action: FormText = "",
+    values: BudgetForm,
 ) -> Response:
     try:
         ctx.budgets.find(budget_id)
     except LookupError:
         return _no_budget(request)
-    values = _values(name, scope, scope_value, metric, limit, period, timezone, thresholds, action)
     return _save(request, ctx, admin, budget_id, values)
 
 
