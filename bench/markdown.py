@@ -199,14 +199,23 @@ def _ingest_md(step: dict[str, Any]) -> str:
         [
             _http_row("HTTP `/api/v1/events`", http),
             *otlp,
-            [
-                "`tokenledger import` (JSON Lines)",
-                f"{imported['files']} x {imported['events_per_file']:,}",
-                _rate(imported["events_per_s"]),
-                _import_note(imported),
-            ],
+            _import_row("`tokenledger import` (JSON Lines)", imported),
+            *(
+                [_import_row("the same in random time order", imported["random_order"])]
+                if "random_order" in imported
+                else []
+            ),
         ],
     )
+
+
+def _import_row(title: str, imported: dict[str, Any]) -> list[str]:
+    return [
+        title,
+        f"{imported['files']} x {imported['events_per_file']:,}",
+        _rate(imported["events_per_s"]),
+        _import_note(imported),
+    ]
 
 
 def _import_note(imported: dict[str, Any]) -> str:

@@ -69,6 +69,8 @@ class Target:
 
 TARGETS = (
     Target("ingest_http", "Ingest over HTTP (median)", ">= 50,000", "events/s"),
+    Target("import_rate", "`tokenledger import`, time order (median)", ">= 100,000", "events/s"),
+    Target("import_random", "`tokenledger import`, random vs time order", ">= 0.7", "x"),
     Target("report_p95", "Slowest report p95 over HTTP", "<= 150", "ms"),
     Target("group_by_ratio", "365-day report vs plain GROUP BY (medians)", ">= 20", "x faster"),
     Target("export_rate", "Events export (median)", ">= 200,000", "rows/s"),
@@ -94,6 +96,8 @@ def _missing(step: dict[str, Any] | None) -> tuple[None, None, str] | None:
 def _evaluate(target: str, steps: dict[str, Any]) -> tuple[float | None, bool | None, str]:
     step_name = {
         "ingest_http": "ingest",
+        "import_rate": "ingest",
+        "import_random": "ingest",
         "report_p95": "reports",
         "group_by_ratio": "compare",
         "export_rate": "export",
@@ -114,6 +118,15 @@ def _evaluate(target: str, steps: dict[str, Any]) -> tuple[float | None, bool | 
     if target == "ingest_http":
         value = step["http"]["events_per_s"]["median"]
         return value, value >= 50_000, ""
+    if target == "import_rate":
+        value = step["import"]["events_per_s"]["median"]
+        net = step["import"]["median_events_per_s_without_startup"]
+        return value, value >= 100_000, f"{net or '-'} without the process start"
+    if target == "import_random":
+        if "random_vs_time_order" not in step["import"]:
+            return None, None, "not measured in this run"
+        value = step["import"]["random_vs_time_order"]
+        return value, value >= 0.7, ""
     if target == "report_p95":
         worst = max(step["reports"], key=lambda row: row["http_ms"]["p95"])
         value = worst["http_ms"]["p95"]

@@ -83,6 +83,22 @@ def test_import_jsonl_reports_lines_and_is_idempotent(
         assert conn.execute(text("SELECT count(*) FROM events")).scalar_one() == 5
 
 
+def test_import_stores_each_batch_as_one_transaction_of_batch_size_lines(
+    database_url: str, db: Database, tmp_path: Path
+) -> None:
+    events = [make_event(started_at=f"2026-01-0{d}T10:00:00Z") for d in range(1, 8)]
+    retry = dict(events[1])  # a resend of line 2 in the next batch, and a conflict
+    clash = {**events[2], "input_tokens": 1}
+    path = _write_jsonl(tmp_path / "events.jsonl", [json.dumps(e) for e in [*events, retry, clash]])
+    code, _, err = run(database_url, "import", "--batch-size", "3", str(path))
+    assert "9 lines: 7 accepted, 1 duplicate, 1 rejected" in err
+    assert "line 9: conflict: event_id" in err
+    with db.read() as conn:
+        assert conn.execute(text("SELECT count(*) FROM events")).scalar_one() == 7
+    code, _, err = run(database_url, "import", "--batch-size", "50001", str(path))
+    assert code == 2  # more than MAX_BATCH_SIZE lines per transaction is refused
+
+
 def test_import_csv(database_url: str, db: Database, tmp_path: Path) -> None:
     path = tmp_path / "events.csv"
     path.write_text(

@@ -93,6 +93,14 @@ def _check(results: dict[str, Any], docs: str, backend: str) -> None:
         assert row["http_ms"]["n"] == REPETITIONS
     assert steps["ingest"]["http"]["events_per_s"]["n"] == REPETITIONS
     assert steps["ingest"]["otlp"]["events_per_s"]["n"] == REPETITIONS
+    imported = steps["ingest"]["import"]
+    assert (
+        imported["events_per_s"]["n"]
+        == imported["random_order"]["events_per_s"]["n"]
+        == REPETITIONS
+    )
+    assert imported["random_vs_time_order"] > 0
+    assert "the same in random time order" in docs
     assert "OTLP `/v1/traces`" in docs
     assert [d["users"] for d in steps["search"]["datasets"]] == [500, 1000]
     gateway = steps["gateway"]
@@ -109,7 +117,12 @@ def _check(results: dict[str, Any], docs: str, backend: str) -> None:
     assert "#### 10. Budgets" in docs
 
     assert results["datasets"]["main"]["load"]["events"] == 20000
-    assert {target["id"] for target in results["targets"]} >= {"ingest_http", "report_p95"}
+    assert {target["id"] for target in results["targets"]} >= {
+        "ingest_http",
+        "import_rate",
+        "import_random",
+        "report_p95",
+    }
     for key in ("machine", "commit", "date", "backend_version"):
         assert results[key]
 

@@ -10,6 +10,7 @@ import typer
 
 from tokenledger.cli.common import app, console, database, progress_bar, settings, usage_store
 from tokenledger.clock import now_us, system_clock
+from tokenledger.importer import BATCH_SIZE, MAX_BATCH_SIZE
 from tokenledger.localdays import iso, zone
 
 
@@ -115,7 +116,9 @@ def _load_demo(*, users: int, days: int, seed: int, if_empty: bool) -> None:
 @app.command("import")
 def import_file(
     file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help=".jsonl or .csv")],
-    batch_size: Annotated[int, typer.Option(min=1, max=1000)] = 1000,
+    batch_size: Annotated[
+        int, typer.Option(min=1, max=MAX_BATCH_SIZE, help="Lines per transaction.")
+    ] = BATCH_SIZE,
     show: Annotated[int, typer.Option(help="Rejected lines to list.")] = 20,
 ) -> None:
     """Import events from JSON Lines or CSV (same validation as the API)."""

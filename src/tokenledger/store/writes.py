@@ -478,7 +478,9 @@ def _add_to_running_days(store: UsageStore, conn: Connection, level: Level, days
 
     A missing (key, day) row is first created holding the key's running totals up to
     the day before, so that afterwards every row is "all usage up to the end of this
-    UTC day". Events arriving in time order touch only the newest row.
+    UTC day". Events arriving in time order touch only the newest row. A key with
+    several days in the batch (a back-fill) has each row updated once: the rows from
+    one of its days up to its next get the deltas summed so far.
     """
     dialect, table, n = store.db.dialect, level.table, store.metrics.size
     p = dialect.param
@@ -500,15 +502,26 @@ def _add_to_running_days(store: UsageStore, conn: Connection, level: Level, days
     first = dialect.least(f"coalesce(day_first_us, {p})", p)
     last = dialect.greatest(f"coalesce(day_last_us, {p})", p)
     rows = []
-    for key in keys:
+    summed: list[int] = []
+    for position, key in enumerate(keys):
         values, day = days[key], key[-1]
+        if position and keys[position - 1][:-1] == key[:-1]:
+            summed = [a + b for a, b in zip(summed, values[:n], strict=True)]
+        else:
+            summed = values[:n]
+        following = keys[position + 1] if position + 1 < len(keys) else None
+        until = following[-1] if following and following[:-1] == key[:-1] else _NO_DAY
         first_us, last_us = values[n], values[n + 1]
-        rows.append((*values[:n], day, first_us, first_us, day, last_us, last_us, *key))
+        rows.append((*summed, day, first_us, first_us, day, last_us, last_us, *key, until))
     conn.exec_driver_sql(
         f"UPDATE {table} SET "
         + ", ".join(f"{c} = {c} + {p}" for c in cum)
         + f", day_first_us = CASE WHEN day = {p} THEN {first} ELSE day_first_us END"
         + f", day_last_us = CASE WHEN day = {p} THEN {last} ELSE day_last_us END"
-        + f" WHERE {same_key}day >= {p}",
+        + f" WHERE {same_key}day >= {p} AND day < {p}",
         rows,
     )
+
+
+# After every day a rollup can hold (days since 1970 in a 32-bit column).
+_NO_DAY = 2**31 - 1
