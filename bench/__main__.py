@@ -103,6 +103,9 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--repetitions", type=count, default=20, help="warm repetitions (20)")
     run.add_argument("--zone", default="Asia/Kolkata", help="report time zone (+05:30)")
     run.add_argument("--ingest-events", type=count, default=240_000, help="HTTP ingest events")
+    run.add_argument(
+        "--ingest-batch", type=count, default=1000, help="events per ingest request (1000)"
+    )
     run.add_argument("--import-events", type=count, default=20_000, help="events per imported file")
     run.add_argument(
         "--gateway-requests", type=count, default=500, help="gateway requests per latency figure"
@@ -149,6 +152,7 @@ def _options(args: argparse.Namespace) -> Options:
         search_users=args.search_users,
         search_events=args.search_events or scale,
         ingest_events=args.ingest_events,
+        ingest_batch=args.ingest_batch,
         import_events=args.import_events,
         data_dir=args.data_dir,
         rebuild=args.rebuild,
@@ -240,6 +244,7 @@ def _options_json(options: Options, steps: list[str]) -> dict[str, Any]:
         "search_users": options.search_users,
         "search_events": options.search_events,
         "ingest_events": options.ingest_events,
+        "ingest_batch": options.ingest_batch,
         "import_events": options.import_events,
         "gateway_requests": options.gateway_requests,
         "gateway_streams": options.gateway_streams,

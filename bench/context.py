@@ -36,6 +36,7 @@ class Options:
     import_events: int
     data_dir: Path
     rebuild: bool
+    ingest_batch: int = 1000
     gateway_requests: int = 500
     gateway_streams: int = 500
 

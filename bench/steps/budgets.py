@@ -35,7 +35,7 @@ from sqlalchemy import text
 from bench.context import Context, Served, serve
 from bench.progress import say
 from bench.stats import summarize
-from bench.steps.ingest import BATCH, CLIENTS, _events, _native_bodies, _post_all
+from bench.steps.ingest import CLIENTS, _events, _native_bodies, _post_all
 from tokenledger.budgets.check import Budgets
 from tokenledger.settings import Settings
 from tokenledger.store.database import open_database
@@ -165,10 +165,11 @@ def check_latency(ctx: Context) -> dict[str, Any]:
 def ingest_ratio(ctx: Context) -> dict[str, Any]:
     options = ctx.options
     rounds = options.repetitions
-    per_client = max(1, -(-(options.ingest_events // 4) // (rounds * CLIENTS * BATCH)))
+    batch = options.ingest_batch
+    per_client = max(1, -(-(options.ingest_events // 4) // (rounds * CLIENTS * batch)))
     per_round = CLIENTS * per_client
-    bodies = _native_bodies(_events(ctx, (rounds + 1) * per_round * BATCH, seed_offset=5))
-    say(f"Budgets: ingest with 3 budgets and none, {rounds} rounds of {per_round * BATCH:,}")
+    bodies = _native_bodies(_events(ctx, (rounds + 1) * per_round * batch, seed_offset=5), batch)
+    say(f"Budgets: ingest with 3 budgets and none, {rounds} rounds of {per_round * batch:,}")
     rates: dict[str, list[float]] = {"none": [], "three": []}
     with ExitStack() as stack:
         servers: dict[str, Served] = {}
@@ -178,7 +179,9 @@ def ingest_ratio(ctx: Context) -> dict[str, Any]:
             if name == "three":
                 stack.enter_context(three_budgets(url, "bench-person"))
         pool = stack.enter_context(ThreadPoolExecutor(CLIENTS))
-        post = partial(_post_all, path="/api/v1/events", content_type="application/json")
+        post = partial(
+            _post_all, path="/api/v1/events", content_type="application/json", batch=batch
+        )
         for number in range(rounds + 1):  # round 0 warms up
             mine = bodies[number * per_round : (number + 1) * per_round]
             for name, served in servers.items():
@@ -200,10 +203,10 @@ def ingest_ratio(ctx: Context) -> dict[str, Any]:
                     for client in clients:
                         client.close()
                 if number:
-                    rates[name].append(per_round * BATCH / elapsed)
+                    rates[name].append(per_round * batch / elapsed)
     none, three = summarize(rates["none"], digits=0), summarize(rates["three"], digits=0)
     return {
-        "events_per_round": per_round * BATCH,
+        "events_per_round": per_round * batch,
         "none_events_per_s": none,
         "three_budgets_events_per_s": three,
         "ratio_three_to_none": round(three["median"] / none["median"], 3),

@@ -79,10 +79,10 @@ def otlp_ingest(ctx: Context) -> dict[str, Any]:
     return _http_rounds(ctx, "ingest-otlp", "/v1/traces", "application/x-protobuf", otlp_bodies)
 
 
-def _native_bodies(events: list[dict[str, Any]]) -> list[bytes]:
+def _native_bodies(events: list[dict[str, Any]], batch: int = BATCH) -> list[bytes]:
     return [
-        orjson.dumps({"events": events[start : start + BATCH]})
-        for start in range(0, len(events), BATCH)
+        orjson.dumps({"events": events[start : start + batch]})
+        for start in range(0, len(events), batch)
     ]
 
 
@@ -118,11 +118,11 @@ def _span(event: dict[str, Any], number: int) -> Span:
     )
 
 
-def otlp_bodies(events: list[dict[str, Any]]) -> list[bytes]:
-    """``ExportTraceServiceRequest``s of BATCH spans, as an exporter would send them."""
+def otlp_bodies(events: list[dict[str, Any]], batch: int = BATCH) -> list[bytes]:
+    """``ExportTraceServiceRequest``s of ``batch`` spans, as an exporter would send them."""
     bodies = []
-    for start in range(0, len(events), BATCH):
-        spans = [_span(event, start + n) for n, event in enumerate(events[start : start + BATCH])]
+    for start in range(0, len(events), batch):
+        spans = [_span(event, start + n) for n, event in enumerate(events[start : start + batch])]
         request = ExportTraceServiceRequest(
             resource_spans=[
                 ResourceSpans(
@@ -144,18 +144,19 @@ def _http_rounds(
     database: str,
     path: str,
     content_type: str,
-    encode: Callable[[list[dict[str, Any]]], list[bytes]],
+    encode: Callable[[list[dict[str, Any]], int], list[bytes]],
 ) -> dict[str, Any]:
     options = ctx.options
     rounds = options.repetitions
-    per_client = max(1, -(-options.ingest_events // (rounds * CLIENTS * BATCH)))
+    batch = options.ingest_batch
+    per_client = max(1, -(-options.ingest_events // (rounds * CLIENTS * batch)))
     per_round = CLIENTS * per_client
-    bodies = encode(_events(ctx, (rounds + 1) * per_round * BATCH, seed_offset=1))
+    bodies = encode(_events(ctx, (rounds + 1) * per_round * batch, seed_offset=1), batch)
     url = ctx.backend.fresh(database)
     latencies: list[float] = []
     rates: list[float] = []
-    say(f"HTTP {path}: {CLIENTS} clients, {rounds} rounds of {per_round * BATCH:,} events")
-    post = partial(_post_all, path=path, content_type=content_type)
+    say(f"HTTP {path}: {CLIENTS} clients, {rounds} rounds of {per_round * batch:,} events")
+    post = partial(_post_all, path=path, content_type=content_type, batch=batch)
     with serve(ctx, url, scope="ingest") as served, ThreadPoolExecutor(CLIENTS) as pool:
         clients = [
             httpx.Client(
@@ -172,37 +173,37 @@ def _http_rounds(
                 elapsed = time.perf_counter() - begin
                 if number:
                     latencies += round_latencies
-                    rates.append(per_round * BATCH / elapsed)
+                    rates.append(per_round * batch / elapsed)
         finally:
             for client in clients:
                 client.close()
     return {
         "clients": CLIENTS,
-        "batch_size": BATCH,
-        "events": rounds * per_round * BATCH,
+        "batch_size": batch,
+        "events": rounds * per_round * batch,
         "events_per_s": summarize(rates, digits=0),
         "request_ms": summarize(latencies),
     }
 
 
 def _post_all(
-    client: httpx.Client, bodies: list[bytes], *, path: str, content_type: str
+    client: httpx.Client, bodies: list[bytes], *, path: str, content_type: str, batch: int
 ) -> list[float]:
     latencies = []
     for body in bodies:
         begin = time.perf_counter()
         response = client.post(path, content=body, headers={"Content-Type": content_type})
         latencies.append((time.perf_counter() - begin) * 1000)
-        if response.status_code != 200 or not _all_stored(response, content_type):
+        if response.status_code != 200 or not _all_stored(response, content_type, batch):
             raise RuntimeError(f"{path} answered {response.status_code}: {response.text[:300]}")
     return latencies
 
 
-def _all_stored(response: httpx.Response, content_type: str) -> bool:
+def _all_stored(response: httpx.Response, content_type: str, batch: int) -> bool:
     if content_type == "application/x-protobuf":  # no partial_success: every span stored
         answer = ExportTraceServiceResponse.FromString(response.content)
         return not answer.HasField("partial_success")
-    return bool(orjson.loads(response.content)["accepted"] == BATCH)
+    return bool(orjson.loads(response.content)["accepted"] == batch)
 
 
 def file_import(ctx: Context) -> dict[str, Any]:

@@ -20,9 +20,11 @@ from tests.support.postgres import Cluster
 
 ROOT = Path(__file__).resolve().parents[2]
 REPETITIONS = 3
+INGEST_BATCH = 250  # events per ingest request: small rounds, every path still taken
 SMALL = [
-    "--events", "20000", "--users", "500", "--search-users", "1000",
-    "--repetitions", str(REPETITIONS), "--ingest-events", "8000", "--import-events", "2000",
+    "--events", "10000", "--users", "400", "--search-users", "800",
+    "--repetitions", str(REPETITIONS), "--ingest-events", "2000", "--import-events", "1000",
+    "--ingest-batch", str(INGEST_BATCH),
     "--gateway-requests", "20", "--gateway-streams", "50",
 ]  # fmt: skip
 STEPS = {
@@ -92,6 +94,7 @@ def _check(results: dict[str, Any], docs: str, backend: str) -> None:
         assert row["server_ms"]["n"] == REPETITIONS
         assert row["http_ms"]["n"] == REPETITIONS
     assert steps["ingest"]["http"]["events_per_s"]["n"] == REPETITIONS
+    assert steps["ingest"]["http"]["batch_size"] == INGEST_BATCH
     assert steps["ingest"]["otlp"]["events_per_s"]["n"] == REPETITIONS
     imported = steps["ingest"]["import"]
     assert (
@@ -102,7 +105,7 @@ def _check(results: dict[str, Any], docs: str, backend: str) -> None:
     assert imported["random_vs_time_order"] > 0
     assert "the same in random time order" in docs
     assert "OTLP `/v1/traces`" in docs
-    assert [d["users"] for d in steps["search"]["datasets"]] == [500, 1000]
+    assert [d["users"] for d in steps["search"]["datasets"]] == [400, 800]
     gateway = steps["gateway"]
     assert gateway["plain"]["n"] == gateway["first_byte"]["n"] == 20
     assert gateway["concurrent"]["errors"] == 0
@@ -116,7 +119,7 @@ def _check(results: dict[str, Any], docs: str, backend: str) -> None:
     assert steps["budgets"]["ingest"]["ratio_three_to_none"] > 0
     assert "#### 10. Budgets" in docs
 
-    assert results["datasets"]["main"]["load"]["events"] == 20000
+    assert results["datasets"]["main"]["load"]["events"] == 10000
     assert {target["id"] for target in results["targets"]} >= {
         "ingest_http",
         "import_rate",
