@@ -17,6 +17,8 @@ from typing import Any
 from sqlalchemy import ColumnElement, Engine, func, select, text
 from sqlalchemy.engine import Connection
 
+from tokenledger.store.search_index import MIN_LETTERS, SQLITE_TABLE
+
 
 @dataclass(frozen=True)
 class WholeDays:
@@ -53,6 +55,16 @@ class Dialect:
     def contains(self, haystack: str, needle: str) -> str:
         """A plain substring test (no pattern language to escape, faster than LIKE)."""
         return f"strpos({haystack}, {needle}) > 0"
+
+    def search(self, alias: str, folded: str) -> tuple[str, dict[str, Any]]:
+        """A WHERE condition on ``alias`` (a users row): its search key holds ``folded``.
+        From three letters on, a LIKE that the trigram index serves (its wildcards
+        escaped: the same matches as the substring test); shorter, the substring test
+        over the table (no trigram to look up)."""
+        if len(folded) < MIN_LETTERS:
+            return self.contains(f"{alias}.search_key", ":q_folded"), {"q_folded": folded}
+        escaped = folded.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        return f"{alias}.search_key LIKE :q_like", {"q_like": f"%{escaped}%"}
 
     def snapshot(self, conn: Connection) -> Connection:
         """``conn`` set up so that its next transaction reads one snapshot.
@@ -113,6 +125,19 @@ class SqliteDialect(Dialect):
 
     def contains(self, haystack: str, needle: str) -> str:
         return f"instr({haystack}, {needle}) > 0"
+
+    def search(self, alias: str, folded: str) -> tuple[str, dict[str, Any]]:
+        """From three letters on, the people the FTS5 trigram table finds for the phrase
+        (all its trigrams in a row: every key holding it, perhaps a few more), then the
+        substring test on those alone."""
+        found = self.contains(f"{alias}.search_key", ":q_folded")
+        if len(folded) < MIN_LETTERS:
+            return found, {"q_folded": folded}
+        phrase = '"' + folded.replace('"', '""') + '"'
+        indexed = (
+            f"{alias}.id IN (SELECT rowid FROM {SQLITE_TABLE} WHERE {SQLITE_TABLE} MATCH :q_match)"
+        )
+        return f"{indexed} AND {found}", {"q_folded": folded, "q_match": phrase}
 
     def snapshot(self, conn: Connection) -> Connection:
         return conn  # a SQLite read transaction sees one snapshot (WAL)
