@@ -165,6 +165,32 @@ class UsageStore:
             self, after=after, end_us=end_us, last_id=last_id, users=users, page_size=page_size
         )
 
+    def event_lines(
+        self,
+        *,
+        after: tuple[int, int],
+        end_us: int,
+        last_id: int,
+        users: UserFilter,
+        page_size: int,
+        offsets: Sequence[event_pages.Offset],
+    ) -> Sequence[Sequence[Any]]:
+        """The page :meth:`event_page` reads as ``id, started_us, CSV line or None``
+        (the events export's line, written by the database where it can)."""
+        return event_pages.line_page(
+            self,
+            after=after,
+            end_us=end_us,
+            last_id=last_id,
+            users=users,
+            page_size=page_size,
+            offsets=offsets,
+        )
+
+    def event_records(self, ids: Sequence[int]) -> Sequence[Sequence[Any]]:
+        """The events ``ids`` as :meth:`event_page` rows, in time order."""
+        return event_pages.records(self, ids)
+
     # -- checks ---------------------------------------------------------------------
 
     def verify(self) -> dict[str, int]:
