@@ -107,7 +107,7 @@ def test_a_failed_export_leaves_no_file(
     def broken(_store: UsageStore, **_kwargs: Any) -> Any:
         raise DatabaseUnavailable("disk I/O error")
 
-    monkeypatch.setattr(UsageStore, "event_page", broken)
+    monkeypatch.setattr(UsageStore, "event_lines", broken)
     (tmp_path / "out").mkdir()
     output = tmp_path / "out" / "usage.csv"
     result = _cli(database_url, *RANGE, "--granularity", "events", "-o", str(output))

@@ -82,6 +82,22 @@ class IsoFormatter:
         offset_us, suffix = found
         return (_NAIVE_EPOCH + timedelta(microseconds=us + offset_us)).isoformat() + suffix
 
+    def spans(self, start_us: int, end_us: int) -> list[tuple[int, int, int, str]]:
+        """``(from_us, to_us, offset_us, suffix)``: the runs of whole UTC hours over
+        ``[start_us, end_us)`` in which the zone keeps one offset (an hour in which it
+        changes is in none), for formatting in SQL exactly as here."""
+        found: list[tuple[int, int, int, str]] = []
+        for hour in range(start_us // US_PER_HOUR, -(-end_us // US_PER_HOUR)):
+            entry = self._hours[hour] if hour in self._hours else self._learn(hour)
+            lo = hour * US_PER_HOUR
+            if entry is None:
+                continue
+            if found and found[-1][1] == lo and found[-1][2:] == entry:
+                found[-1] = (found[-1][0], lo + US_PER_HOUR, *entry)
+            else:
+                found.append((lo, lo + US_PER_HOUR, *entry))
+        return found
+
     def _learn(self, hour: int) -> tuple[int, str] | None:
         if len(self._hours) > 100_000:
             self._hours.clear()

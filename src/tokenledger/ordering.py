@@ -12,6 +12,7 @@ from typing import Any
 
 from tokenledger.metrics import METRICS, MetricSet, Raw
 from tokenledger.search import fold
+from tokenledger.store.usage_reads import PageOrder
 from tokenledger.usage import Profile
 
 TEXT_SORTS = ("user_id", "name", "email")
@@ -41,6 +42,18 @@ def needs_every_profile(sort: str, metrics: MetricSet = METRICS) -> bool:
     """Whether ordering needs every row's profile (texts) or first request."""
     column, _ = parse_sort(sort, metrics)
     return column in TEXT_SORTS or column == "first_request_at"
+
+
+def sql_order(
+    sort: str, metrics: MetricSet = METRICS, *, limit: int, offset: int
+) -> PageOrder | None:
+    """The page ``[offset, offset + limit)`` in ``sort`` order, when the database can
+    sort it exactly as :func:`order` does (by a metric or the last request, then by
+    user id); None for the orders that need every person's texts or first request."""
+    column, descending = parse_sort(sort, metrics)
+    if needs_every_profile(sort, metrics) or limit < 0 or offset < 0:
+        return None
+    return PageOrder(column, descending, limit, offset)
 
 
 def raw_key(column: str, metrics: MetricSet) -> Callable[[Raw], Any]:

@@ -10,14 +10,15 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import create_engine, inspect, text
 from sqlalchemy.exc import DBAPIError
 
-from tokenledger.store import migrate
+from tokenledger.store import migrate, search_index
 from tokenledger.store.database import Database
 from tokenledger.store.schema import audit_log, metadata
 
 
 def test_migrated_database_matches_schema_py(db: Database) -> None:
     with db.engine.connect() as conn:
-        context = MigrationContext.configure(conn, opts={"compare_type": True})
+        opts = {"compare_type": True, "include_name": search_index.include_name}
+        context = MigrationContext.configure(conn, opts=opts)
         differences = compare_metadata(context, metadata)
     assert differences == []
 

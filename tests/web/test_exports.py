@@ -537,7 +537,7 @@ def test_a_failure_after_the_first_byte_breaks_the_download(
 ) -> None:
     _post(post_events, [make_event(started_at=f"2026-11-25T0{n}:00:00Z") for n in range(6)])
     store = app.state.ctx.store
-    real_page = store.event_page
+    real_page = store.event_lines
     calls = 0
 
     def failing_page(**kwargs: Any) -> Any:
@@ -547,7 +547,7 @@ def test_a_failure_after_the_first_byte_breaks_the_download(
             raise DatabaseUnavailable("disk I/O error")
         return real_page(**kwargs)
 
-    monkeypatch.setattr(store, "event_page", failing_page)
+    monkeypatch.setattr(store, "event_lines", failing_page)
     monkeypatch.setattr(export, "CHUNK_CHARS", 1)  # every row is its own chunk
     monkeypatch.setattr(export, "EVENT_PAGE_SIZE", 2)
     sent, raised = _asgi_get(app, PATH, "granularity=events", read_key)
@@ -591,14 +591,14 @@ def test_every_export_is_audited_when_it_starts_and_when_it_ends(
 
     # Aborted after the first page by a failure: the outcome says so, with the rows sent.
     store = app.state.ctx.store
-    real_page = store.event_page
+    real_page = store.event_lines
 
     def failing_page(**kwargs: Any) -> Any:
         if kwargs["after"][1] > 0:
             raise DatabaseUnavailable("disk I/O error")
         return real_page(**kwargs)
 
-    monkeypatch.setattr(store, "event_page", failing_page)
+    monkeypatch.setattr(store, "event_lines", failing_page)
     monkeypatch.setattr(export, "EVENT_PAGE_SIZE", 2)
     monkeypatch.setattr(export, "CHUNK_CHARS", 1)
     _, raised = _asgi_get(app, PATH, "granularity=events", read_key)
@@ -635,14 +635,14 @@ def test_over_a_real_socket_the_client_sees_a_broken_download(
     monkeypatch.setattr(export, "CHUNK_CHARS", 1)
     monkeypatch.setattr(export, "EVENT_PAGE_SIZE", 2)
     store = app.state.ctx.store
-    real_page = store.event_page
+    real_page = store.event_lines
 
     def failing_page(**kwargs: Any) -> Any:
         if kwargs["after"][1] > 0:  # any page but the first
             raise DatabaseUnavailable("disk I/O error")
         return real_page(**kwargs)
 
-    monkeypatch.setattr(store, "event_page", failing_page)
+    monkeypatch.setattr(store, "event_lines", failing_page)
     server = uvicorn.Server(
         uvicorn.Config(app, host="127.0.0.1", port=free_port(), log_level="critical")
     )

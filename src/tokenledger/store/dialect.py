@@ -17,6 +17,12 @@ from typing import Any
 from sqlalchemy import ColumnElement, Engine, func, select, text
 from sqlalchemy.engine import Connection
 
+from tokenledger.store.search_index import MIN_LETTERS, SQLITE_TABLE
+
+# Characters that may start a CSV cell without the formula guard, beside ASCII letters
+# and digits (U+00C0-U+052F; tests/test_export_lines.py checks escape_cell agrees).
+_PLAIN_LETTERS = (0xC0, 0x52F)
+
 
 @dataclass(frozen=True)
 class WholeDays:
@@ -53,6 +59,57 @@ class Dialect:
     def contains(self, haystack: str, needle: str) -> str:
         """A plain substring test (no pattern language to escape, faster than LIKE)."""
         return f"strpos({haystack}, {needle}) > 0"
+
+    def search(self, alias: str, folded: str) -> tuple[str, dict[str, Any]]:
+        """A WHERE condition on ``alias`` (a users row): its search key holds ``folded``.
+        From three letters on, a LIKE that the trigram index serves (its wildcards
+        escaped: the same matches as the substring test); shorter, the substring test
+        over the table (no trigram to look up)."""
+        if len(folded) < MIN_LETTERS:
+            return self.contains(f"{alias}.search_key", ":q_folded"), {"q_folded": folded}
+        escaped = folded.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        return f"{alias}.search_key LIKE :q_like", {"q_like": f"%{escaped}%"}
+
+    def binary(self, column: str) -> str:
+        """``column`` compared by code point (Python's order of texts, not a locale's)."""
+        return f'{column} COLLATE "C"'
+
+    # -- CSV written by the database (the events export: store/event_pages.py) ---------
+
+    def csv_params(self, cells: int) -> dict[str, str]:
+        """The parameters of :meth:`csv_plain` and :meth:`csv_line`."""
+        return {"csv_eol": "\r\n"}
+
+    def csv_plain(self, column: str) -> str:
+        """Whether a text cell is written as it is: NULL, empty, or first an ASCII
+        letter or digit or a character of U+00C0-U+052F (Latin, Greek and Cyrillic
+        letters and marks: none is blank, invisible or a formula sign), so there is
+        no formula to guard."""
+        return (
+            f"({column} IS NULL OR {column} = '' OR substr({column}, 1, 1) ~ '[A-Za-z0-9]' "
+            f"OR ascii({column}) BETWEEN {_PLAIN_LETTERS[0]} AND {_PLAIN_LETTERS[1]})"
+        )
+
+    def csv_line(self, cells: Sequence[str]) -> str:
+        """The cells (text: NULL is empty) joined by commas, then CRLF."""
+        parts = [f"coalesce(CAST({cell} AS TEXT), '')" for cell in cells]
+        return " || ',' || ".join(parts) + " || :csv_eol"
+
+    def csv_timestamp(self, local_us: str) -> str:
+        """Local microseconds since the epoch as Python's ``isoformat()`` of a naive
+        datetime (the fraction only when not zero)."""
+        return (
+            f"to_char(to_timestamp({local_us} / 1000000) AT TIME ZONE 'UTC', "
+            "'YYYY-MM-DD\"T\"HH24:MI:SS') || CASE WHEN {x} % 1000000 = 0 THEN '' "
+            "ELSE '.' || lpad(CAST({x} % 1000000 AS TEXT), 6, '0') END"
+        ).replace("{x}", local_us)
+
+    def csv_dollars(self, nanos: str) -> str:
+        """Nano-dollars (not negative) as exact dollars with nine decimals."""
+        return (
+            f"CAST({nanos} / 1000000000 AS TEXT) || '.' || "
+            f"lpad(CAST({nanos} % 1000000000 AS TEXT), 9, '0')"
+        )
 
     def snapshot(self, conn: Connection) -> Connection:
         """``conn`` set up so that its next transaction reads one snapshot.
@@ -113,6 +170,45 @@ class SqliteDialect(Dialect):
 
     def contains(self, haystack: str, needle: str) -> str:
         return f"instr({haystack}, {needle}) > 0"
+
+    def search(self, alias: str, folded: str) -> tuple[str, dict[str, Any]]:
+        """From three letters on, the people the FTS5 trigram table finds for the phrase
+        (all its trigrams in a row: every key holding it, perhaps a few more), then the
+        substring test on those alone."""
+        found = self.contains(f"{alias}.search_key", ":q_folded")
+        if len(folded) < MIN_LETTERS:
+            return found, {"q_folded": folded}
+        phrase = '"' + folded.replace('"', '""') + '"'
+        indexed = (
+            f"{alias}.id IN (SELECT rowid FROM {SQLITE_TABLE} WHERE {SQLITE_TABLE} MATCH :q_match)"
+        )
+        return f"{indexed} AND {found}", {"q_folded": folded, "q_match": phrase}
+
+    def binary(self, column: str) -> str:
+        return column  # SQLite compares texts by their bytes (UTF-8: by code point)
+
+    def csv_params(self, cells: int) -> dict[str, str]:
+        return {"csv_format": ",".join(["%s"] * cells) + "\r\n"}
+
+    def csv_plain(self, column: str) -> str:
+        return (
+            f"({column} IS NULL OR {column} = '' OR {column} GLOB '[A-Za-z0-9]*' "
+            f"OR unicode({column}) BETWEEN {_PLAIN_LETTERS[0]} AND {_PLAIN_LETTERS[1]})"
+        )
+
+    def csv_line(self, cells: Sequence[str]) -> str:
+        """One printf (NULL prints empty): far cheaper than a chain of ``||``."""
+        return f"printf(:csv_format, {', '.join(cells)})"
+
+    def csv_timestamp(self, local_us: str) -> str:
+        return (
+            f"strftime('%Y-%m-%dT%H:%M:%S', {local_us} / 1000000, 'unixepoch') || "
+            f"CASE WHEN {local_us} % 1000000 = 0 THEN '' "
+            f"ELSE printf('.%06d', {local_us} % 1000000) END"
+        )
+
+    def csv_dollars(self, nanos: str) -> str:
+        return f"({nanos} / 1000000000) || printf('.%09d', {nanos} % 1000000000)"
 
     def snapshot(self, conn: Connection) -> Connection:
         return conn  # a SQLite read transaction sees one snapshot (WAL)

@@ -14,7 +14,9 @@ from typing import Any, Protocol
 
 from tokenledger.events import Event, Rejection
 from tokenledger.metrics import MetricSet, Raw
+from tokenledger.store.event_pages import Offset
 from tokenledger.store.rollups import Rollup
+from tokenledger.store.usage_reads import PageOrder, UserPage
 from tokenledger.store.writes import BatchResult
 from tokenledger.usage import Profile, UserFilter
 
@@ -30,6 +32,12 @@ class UsageQueries(Protocol):
     def per_user(self, start_us: int, end_us: int, users: UserFilter) -> dict[int, Raw]:
         """Usage per user (by internal key) with requests in the range; the first
         request may be missing where whole days hold it (see :meth:`fill_first`)."""
+        ...
+
+    def per_user_page(
+        self, start_us: int, end_us: int, users: UserFilter, *, order: PageOrder
+    ) -> UserPage:
+        """One page of :meth:`per_user` in ``order``, with the count and totals of all."""
         ...
 
     def fill_first(self, result: dict[int, Raw], start_us: int, end_us: int) -> None:
@@ -101,6 +109,23 @@ class UsagePort(Protocol):
         page_size: int,
     ) -> Sequence[Sequence[Any]]:
         """The next events in (started_us, id) order after the keyset ``after``."""
+        ...
+
+    def event_lines(
+        self,
+        *,
+        after: tuple[int, int],
+        end_us: int,
+        last_id: int,
+        users: UserFilter,
+        page_size: int,
+        offsets: Sequence[Offset],
+    ) -> Sequence[Sequence[Any]]:
+        """The page of :meth:`event_page` as ``id, started_us, CSV line or None``."""
+        ...
+
+    def event_records(self, ids: Sequence[int]) -> Sequence[Sequence[Any]]:
+        """The events ``ids`` as :meth:`event_page` rows, in time order."""
         ...
 
     def verify(self) -> dict[str, int]:

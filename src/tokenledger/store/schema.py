@@ -46,6 +46,7 @@ from sqlalchemy import (
 )
 
 from tokenledger.metrics import METRICS, MetricSet
+from tokenledger.store import search_index
 from tokenledger.store.rollups import ROLLUPS, Level, Rollup, levels
 
 metadata = MetaData()
@@ -74,6 +75,14 @@ users = Table(
     Column("team", String(255)),
     Column("team_at_us", BigInteger),
 )
+
+
+def _create_search_index(target: Table, connection: Connection, **_: object) -> None:
+    """The trigram index of ``search_key`` (made by DDL: ``store/search_index.py``)."""
+    search_index.create(connection)
+
+
+event.listen(users, "after_create", _create_search_index)
 
 # The people directory as last imported (``tokenledger people import``): a non-empty
 # value here is the person's (in ``users``) whatever their events say; an empty one

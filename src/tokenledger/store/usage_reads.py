@@ -15,6 +15,7 @@ Every column list follows from the store's metrics; results are :data:`Raw` list
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
 from sqlalchemy import bindparam, text
@@ -22,7 +23,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.sql.elements import TextClause
 
 from tokenledger.localdays import BucketPlan, plan_buckets
-from tokenledger.metrics import Raw
+from tokenledger.metrics import Derived, MetricSet, Raw
 from tokenledger.store import retention
 from tokenledger.store.rollups import TOTAL_ROLLUP, USER, USER_ROLLUP, Grain, Rollup
 from tokenledger.store.schema import events
@@ -33,6 +34,7 @@ if TYPE_CHECKING:
 
 # SQLite's default limit of bound parameters is 999: lists of ids go in pieces.
 _IDS_PER_STATEMENT = 900
+_MISSING = -(2**63)  # the sort key of "no request" (ordering.py's)
 
 
 class MetricSql:
@@ -60,6 +62,37 @@ class MetricSql:
             for rollup in store.rollups
             for key in rollup.keys
         }
+
+
+@dataclass(frozen=True)
+class PageOrder:
+    """The order and window of a page of the report, when SQL can sort it: by a metric
+    (stored or derived) or the last request, then by user id."""
+
+    column: str  # a metric's public name, or "last_request_at"
+    descending: bool
+    limit: int
+    offset: int
+
+    def sql(self, metrics: MetricSet, alias: str) -> str:
+        """The sort key over ``alias`` (a row of per-user sums)."""
+        if self.column == "last_request_at":
+            return f"coalesce({alias}.last_us, {_MISSING})"  # no request sorts first
+        item = metrics.find(self.column)
+        parts = item.parts if isinstance(item, Derived) else (item.public,)
+        stored = {metric.public: metric.name for metric in metrics.stored}
+        return " + ".join(f"{alias}.{stored[part]}" for part in parts)
+
+
+@dataclass
+class UserPage:
+    """A page of the report: how many users have usage, their totals (first request
+    left out), the page's rows in order and their profiles."""
+
+    people: int
+    totals: Raw
+    items: list[tuple[int, Raw]]
+    profiles: dict[int, Profile]
 
 
 class UsageReader:
@@ -102,10 +135,72 @@ class UsageReader:
             return {(key,): values for key, values in found.items()}
         return found
 
+    def per_user_page(
+        self, start_us: int, end_us: int, users: UserFilter, *, order: PageOrder
+    ) -> UserPage:
+        """One page of :meth:`per_user` in report order, with the count and totals of
+        every row, all in one statement: the page's rows (and their profiles) are all
+        that reach Python, not one row per matching user.
+
+        The order is a metric or the last request (then the user id, ascending, byte
+        order: Python's order of the texts), as :mod:`tokenledger.ordering` sorts;
+        the rows' first requests are left for :meth:`fill_first`, as the totals'.
+        """
+        found = self._per_key_sql(USER_ROLLUP, start_us, end_us, users, first=False)
+        n = self.metrics.size
+        if found is None:
+            return UserPage(0, self.metrics.empty(), [], {})
+        ctes, union, params = found
+        names = self.store.metric_columns
+        columns = ", ".join(("user_pk", *names, "first_us", "last_us"))
+        merged = ", ".join(f"CAST(sum({name}) AS BIGINT) AS {name}" for name in names)
+        key = order.sql(self.metrics, "r")
+        direction = "DESC" if order.descending else "ASC"
+        by = f"{key} {direction}, {self.db.dialect.binary('u.external_id')}"
+        totals = ", ".join(f"CAST(sum({name}) AS BIGINT)" for name in names)
+        query = (
+            f"WITH {''.join(f'{cte}, ' for cte in ctes)}"
+            f"x({columns}) AS ({union}), "
+            f"r AS MATERIALIZED (SELECT user_pk, {merged}, min(first_us) AS first_us, "
+            "max(last_us) AS last_us FROM x GROUP BY user_pk), "
+            f"t AS (SELECT count(*) AS people, {totals}, max(last_us) AS latest FROM r), "
+            f"p AS (SELECT r.*, u.external_id, u.name, u.email FROM r "
+            f"JOIN users u ON u.id = r.user_pk ORDER BY {by} LIMIT :limit OFFSET :offset) "
+            f"SELECT t.*, p.* FROM t LEFT JOIN p ON 1 = 1 ORDER BY "
+            f"{order.sql(self.metrics, 'p')} {direction}, {self.db.dialect.binary('p.external_id')}"
+        )
+        params.update(limit=order.limit, offset=order.offset)
+        rows = self.conn.execute(text(query), params).all()
+        head = rows[0]
+        total: Raw = [*(value or 0 for value in head[1 : n + 1]), None, head[n + 1]]
+        items: list[tuple[int, Raw]] = []
+        profiles: dict[int, Profile] = {}
+        for row in rows:
+            page = row[n + 2 :]
+            if page[0] is None:
+                continue
+            items.append((page[0], list(page[1 : n + 3])))
+            profiles[page[0]] = (page[n + 3], page[n + 4], page[n + 5])
+        return UserPage(int(head[0]), total, items, profiles)
+
     def _per_key(
         self, rollup: Rollup, start_us: int, end_us: int, users: UserFilter, *, first: bool
     ) -> dict[Any, Raw]:
         """Usage per key: the key value itself for a rollup of one key, else a tuple."""
+        result: dict[Any, Raw] = {}
+        found = self._per_key_sql(rollup, start_us, end_us, users, first=first)
+        if found is not None:
+            ctes, union, params = found
+            query = f"WITH {', '.join(ctes)} " if ctes else ""
+            self._add_rows(result, text(query + union), params, len(rollup.keys))
+        return result
+
+    def _per_key_sql(
+        self, rollup: Rollup, start_us: int, end_us: int, users: UserFilter, *, first: bool
+    ) -> tuple[list[str], str, dict[str, Any]] | None:
+        """The statement of :meth:`_per_key`: its CTEs, the UNION ALL of rows ``(key...,
+        metrics..., first_us, last_us)`` (a key may have several) and its parameters;
+        None when the range has no piece."""
         by_user = USER in rollup.keys
         if users.active and not by_user:
             raise ValueError(f"the {rollup.name} rollup has no user key to filter by")
@@ -129,12 +224,9 @@ class UsageReader:
         edges = self._edge_select(rollup, plan, params, member if users.active else "")
         if edges:
             selects.append(edges)
-        result: dict[Any, Raw] = {}
-        if selects:
-            query = f"WITH {', '.join(ctes)} " if ctes else ""
-            query += " UNION ALL ".join(selects)
-            self._add_rows(result, text(query), params, len(rollup.keys))
-        return result
+        if not selects:
+            return None
+        return ctes, " UNION ALL ".join(selects), params
 
     def _whole_days(self, rollup: Rollup, ctes: list[str], member: str, *, first: bool) -> str:
         """The whole days: each key's running totals at the end minus at the start."""
