@@ -1,7 +1,7 @@
 """search index: trigrams of the people's search keys (pg_trgm GIN; SQLite FTS5)
 
 Revision ID: 0015
-Revises: 0013
+Revises: 0014
 Create Date: 2026-11-30
 
 Search as you type matched the folded text of every person by substring, reading the
