@@ -442,6 +442,30 @@ def event_records(
     began (id above the highest one then) are left out, so the file is the ledger as
     it stood at the start (exactly on SQLite, whose writers are serial).
     """
+    pages = _keyset_pages(
+        store,
+        local_range=local_range,
+        page_size=page_size,
+        check=check,
+        fetch=store.event_page,
+        users=users,
+    )
+    for page in pages:
+        yield from page
+
+
+def _keyset_pages(
+    store: UsagePort,
+    *,
+    local_range: LocalRange,
+    page_size: int,
+    check: Callable[[], None],
+    fetch: Callable[..., Sequence[Sequence[Any]]],
+    **query: Any,
+) -> Iterator[Sequence[Sequence[Any]]]:
+    """The pages ``fetch`` returns for ``local_range``, each after the previous one's
+    last (started_us, id) keyset, of the events stored when the first page was asked
+    (rows start with ``id, started_us``). ``query`` goes to every ``fetch``."""
     check()
     last_id = store.last_event_id()
     if last_id is None:
@@ -449,19 +473,18 @@ def event_records(
     after = (local_range.start_us, 0)  # ids start at 1
     while True:
         check()
-        page = store.event_page(
+        page = fetch(
             after=after,
             end_us=local_range.end_us,
             last_id=last_id,
-            users=users,
             page_size=page_size,
+            **query,
         )
-        yield from page
+        yield page
         if len(page) < page_size:
             return
-        last_pk, last_started_us = page[-1][0], page[-1][1]
-        after = (last_started_us, last_pk)
-        del page  # hold one page at a time, not two
+        after = (page[-1][1], page[-1][0])
+        del page  # no reference kept here while the next page is read
 
 
 def event_rows(
@@ -505,21 +528,16 @@ def event_text(
     spans = IsoFormatter(local_range.tz).spans(local_range.start_us, local_range.end_us)
     offsets = [Offset(*span) for span in spans]
     cells = _EventCells(local_range.tz)
-    check()
-    last_id = store.last_event_id()
-    if last_id is None:
-        return
-    after = (local_range.start_us, 0)  # ids start at 1
-    while True:
-        check()
-        page = store.event_lines(
-            after=after,
-            end_us=local_range.end_us,
-            last_id=last_id,
-            users=request.users,
-            page_size=page_size,
-            offsets=offsets,
-        )
+    pages = _keyset_pages(
+        store,
+        local_range=local_range,
+        page_size=page_size,
+        check=check,
+        fetch=store.event_lines,
+        users=request.users,
+        offsets=offsets,
+    )
+    for page in pages:
         lines = [row[2] for row in page]
         # A line with a cell that needed quoting (a comma, quote or line break in it)
         # is written again here, as one the database left out.
@@ -529,10 +547,6 @@ def event_text(
             written = dict(zip(missing, _csv_lines(cells.rows(records)), strict=True))
             lines = [written.get(row[0], line) for row, line in zip(page, lines, strict=True)]
         yield "".join(lines), len(page)
-        if len(page) < page_size:
-            return
-        after = (page[-1][1], page[-1][0])
-        del page  # hold one page at a time, not two
 
 
 _COMMAS = event_pages.CELLS - 1
