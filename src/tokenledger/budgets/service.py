@@ -29,6 +29,7 @@ from tokenledger.budgets.check import Budgets
 from tokenledger.clock import Clock, now_us
 from tokenledger.settings import Settings
 from tokenledger.store import budgets as budget_store
+from tokenledger.store import migrate
 
 log = logging.getLogger("tokenledger.alerts")
 
@@ -115,6 +116,11 @@ class AlertService:
             wait = 1.0
             try:
                 if not synced:  # before the first sweep records any crossing
+                    # Nothing is written before the schema is the newest: a write
+                    # lock taken now would stand in the way of the migration.
+                    if not migrate.is_up_to_date(self.budgets.db):
+                        self._stop.wait(1.0)
+                        continue
                     self.sync_channels()
                     synced = True
                 if time.monotonic() >= next_sweep:
