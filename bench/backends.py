@@ -111,8 +111,15 @@ def start_kept_cluster(base: Path) -> Cluster:
     datadir = base / "data"
     cluster = Cluster(datadir, free_port(), pg_ctl, as_postgres)
     if not (datadir / "PG_VERSION").exists():
-        shutil.rmtree(base, ignore_errors=True)
-        base.mkdir(parents=True)
+        if base.exists() and any(base.iterdir()):
+            # Never clear a directory this did not make: a wrong --data-dir would lose it.
+            leftovers = {path.name for path in base.iterdir()} - {"data", "postgres.log"}
+            if leftovers or (datadir.exists() and any(datadir.iterdir())):
+                raise PostgresUnavailable(
+                    f"{base} holds files but no PostgreSQL cluster; not touching it"
+                )
+            shutil.rmtree(base)
+        base.mkdir(parents=True, exist_ok=True)
         if as_postgres:
             shutil.chown(base, "postgres", "postgres")
         cluster._run(

@@ -9,6 +9,7 @@ from functools import partial
 from typing import Any
 
 from fastapi.testclient import TestClient
+from sqlalchemy import event
 
 from tests.budgets.conftest import create, spend
 from tests.budgets.test_budget_model import us
@@ -268,3 +269,22 @@ def test_the_check_reads_what_the_report_path_reads_in_every_zone_and_period(
         general = {(u.budget.id, u.period): u.used for p in found.values() for u in p.uses}
         assert fast == general
         assert sum(fast.values()) > 0
+
+
+def test_a_check_is_one_read_transaction(
+    client: TestClient, db: Database, budgets: Budgets, ingest_key: str
+) -> None:
+    """Called before every AI request: the key and the check share one transaction
+    (the key's last use is written at most once a minute, here on the first call)."""
+    create(budgets, name="hard", limit=1000, action="block")
+    spend(db, "emp-1", "2026-11-25T09:00:00+00:00", 10)
+    assert check(client, ingest_key, user_id="emp-1").status_code == 200
+    begun: list[object] = []
+    count = begun.append  # one bound method: the same one must be removed
+    event.listen(db.engine, "begin", count)
+    try:
+        for user_id in ("emp-1", "nobody-yet", "emp-1"):
+            assert check(client, ingest_key, user_id=user_id).json()["budgets"][0]["limit"] == 1000
+    finally:
+        event.remove(db.engine, "begin", count)
+    assert len(begun) == 3

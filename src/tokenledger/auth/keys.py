@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Literal, get_args
 
 from sqlalchemy import select, update
+from sqlalchemy.engine import Connection
 
 from tokenledger.auth import audit, names
 from tokenledger.store.database import Database
@@ -204,20 +205,36 @@ def revoke_key(
     raise LookupError(f"no key with id {key_id}")
 
 
+def _plausible(secret: str) -> bool:
+    return secret.startswith(KEY_PREFIX) and len(secret) <= 200
+
+
 def find_key(db: Database, secret: str) -> ApiKey | None:
     """The active key whose secret is ``secret``, or None."""
-    if not secret.startswith(KEY_PREFIX) or len(secret) > 200:
-        return None
+    if not _plausible(secret):
+        return None  # no transaction for what cannot be a key
     with db.read() as conn:
-        row = conn.execute(select(*_COLUMNS).where(api_keys.c.key_hash == hash_key(secret))).first()
+        return find_key_in(conn, secret)
+
+
+def find_key_in(conn: Connection, secret: str) -> ApiKey | None:
+    """:func:`find_key` in an open transaction (a call that reads more in it)."""
+    if not _plausible(secret):
+        return None
+    row = conn.execute(select(*_COLUMNS).where(api_keys.c.key_hash == hash_key(secret))).first()
     if row is None or row.revoked_us is not None:
         return None
     return ApiKey(*row)
 
 
+def touch_due(key: ApiKey, *, now_us: int) -> bool:
+    """Whether :func:`touch_key` would write (its last use is a minute old or more)."""
+    return key.last_used_us is None or now_us - key.last_used_us >= LAST_USED_GRANULARITY_US
+
+
 def touch_key(db: Database, key: ApiKey, *, now_us: int) -> None:
     """Record that ``key`` was used (at most once per minute per key)."""
-    if key.last_used_us is not None and now_us - key.last_used_us < LAST_USED_GRANULARITY_US:
+    if not touch_due(key, now_us=now_us):
         return
     with db.write() as conn:
         conn.execute(update(api_keys).where(api_keys.c.id == key.id).values(last_used_us=now_us))

@@ -28,6 +28,7 @@ from tokenledger.gateway.budget import ALLOWED, BudgetInfo, Decision
 from tokenledger.metrics import Raw
 from tokenledger.store import budgets as budget_store
 from tokenledger.store.budgets import Person
+from tokenledger.store.usage_reads import UsageReader
 from tokenledger.store.usage_store import UsageStore
 from tokenledger.usage import UserFilter
 
@@ -179,29 +180,37 @@ class Budgets:
             found = self._periods[key] = budget.period_at(now_us)
         return found
 
-    def uses_of(self, user_id: str, *, now_us: int) -> list[BudgetUse]:
+    def uses_of(
+        self, user_id: str, *, now_us: int, reader: UsageReader | None = None
+    ) -> list[BudgetUse]:
         """``user_id``'s use of each budget that applies to them, this period: two
-        statements (the version with the person, then their usage in every period)."""
-        with self.store.read() as reader:
-            version, person = budget_store.version_and_person(
-                reader.conn, param=self.db.dialect.param, user_id=user_id, attributes=self.columns
-            )
-            budgets = self._current(reader.conn, version)
-            if not budgets:
-                return []
-            attributes = person.attributes if person is not None else {}
-            mine = [
-                (b, self._period(b, now_us))
-                for b in applicable(budgets, user_id=user_id, attributes=attributes)
-            ]
-            if person is None:  # no usage yet
-                return [BudgetUse(budget, period, 0) for budget, period in mine]
-            usage = budget_store.person_usage(
-                reader,
-                param=self.db.dialect.param,
-                user_pk=person.pk,
-                periods={period for _, period in mine},
-            )
+        statements (the version with the person, then their usage in every period), in
+        ``reader``'s transaction when given (a caller that reads more in it)."""
+        if reader is None:
+            with self.store.read() as own:
+                return self._uses_of(own, user_id, now_us)
+        return self._uses_of(reader, user_id, now_us)
+
+    def _uses_of(self, reader: UsageReader, user_id: str, now_us: int) -> list[BudgetUse]:
+        version, person = budget_store.version_and_person(
+            reader.conn, param=self.db.dialect.param, user_id=user_id, attributes=self.columns
+        )
+        budgets = self._current(reader.conn, version)
+        if not budgets:
+            return []
+        attributes = person.attributes if person is not None else {}
+        mine = [
+            (b, self._period(b, now_us))
+            for b in applicable(budgets, user_id=user_id, attributes=attributes)
+        ]
+        if person is None:  # no usage yet
+            return [BudgetUse(budget, period, 0) for budget, period in mine]
+        usage = budget_store.person_usage(
+            reader,
+            param=self.db.dialect.param,
+            user_pk=person.pk,
+            periods={period for _, period in mine},
+        )
         return [
             BudgetUse(budget, period, self.value(budget, usage[period])) for budget, period in mine
         ]

@@ -59,7 +59,7 @@ _ENVELOPE_SCHEMA = {
 
 
 @router.get("/healthz", include_in_schema=False)
-def healthz() -> dict[str, str]:
+async def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 

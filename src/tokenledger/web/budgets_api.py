@@ -6,22 +6,24 @@ An ``ingest`` or ``budget:check`` key; a few index reads per call.
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Query, Request
+from starlette.concurrency import run_in_threadpool
 
 from tokenledger.auth import names
-from tokenledger.auth.keys import ApiKey
+from tokenledger.auth.keys import ApiKey, find_key_in, touch_due
 from tokenledger.budgets.check import Budgets, BudgetUse
 from tokenledger.budgets.model import limit_json
 from tokenledger.clock import now_us
 from tokenledger.localdays import iso
-from tokenledger.web.deps import Ctx, require_key
+from tokenledger.web.deps import Ctx, key_for, note_key_used
 from tokenledger.web.errors import ApiError, error_responses
 
 router = APIRouter()
 
-CheckKey = Annotated[ApiKey, Depends(require_key("budget:check", "ingest"))]
+CHECK_SCOPES = ("budget:check", "ingest")
 
 
 def use_json(budgets: Budgets, use: BudgetUse) -> dict[str, Any]:
@@ -38,8 +40,7 @@ def use_json(budgets: Budgets, use: BudgetUse) -> dict[str, Any]:
     }
 
 
-def check_json(budgets: Budgets, user_id: str, *, at_us: int) -> dict[str, Any]:
-    uses = budgets.uses_of(user_id, now_us=at_us)
+def check_json(budgets: Budgets, uses: list[BudgetUse], *, at_us: int) -> dict[str, Any]:
     return {
         "allowed": budgets.decide(uses, now_us=at_us).allowed,
         "budgets": [use_json(budgets, use) for use in uses],
@@ -52,16 +53,31 @@ def check_json(budgets: Budgets, user_id: str, *, at_us: int) -> dict[str, Any]:
     response_model=None,
     responses=error_responses(400, 401, 403, 503),
 )
-def check_budgets(
+async def check_budgets(
+    request: Request,
     ctx: Ctx,
-    _key: CheckKey,
     user_id: Annotated[str, Query(description="The person (the `user.id` of their events).")],
 ) -> dict[str, Any]:
     """Whether `user_id` may make a request now (`allowed` is false while a `block`
     budget is at or over 100 %), and their use of each budget that applies to them in
-    its current period. Money is a decimal string of dollars."""
-    try:
-        names.clean_user_id(user_id)
-    except ValueError as exc:
-        raise ApiError(400, "invalid_parameter", str(exc), field="user_id") from exc
-    return check_json(ctx.budgets, user_id, at_us=now_us(ctx.clock))
+    its current period. Needs an `ingest` or `budget:check` key. Money is a decimal
+    string of dollars."""
+    # Called before every AI request: one worker thread hop and one read transaction
+    # for the key and the check together.
+    answer, key = await run_in_threadpool(_checked, request, ctx, user_id)
+    if touch_due(key, now_us=now_us(ctx.clock)):  # a write, once a minute: not in the read
+        await run_in_threadpool(note_key_used, ctx, key)
+    return answer
+
+
+def _checked(request: Request, ctx: Ctx, user_id: str) -> tuple[dict[str, Any], ApiKey]:
+    budgets = ctx.budgets
+    with budgets.store.read() as reader:
+        key = key_for(request, CHECK_SCOPES, partial(find_key_in, reader.conn))
+        try:
+            names.clean_user_id(user_id)
+        except ValueError as exc:
+            raise ApiError(400, "invalid_parameter", str(exc), field="user_id") from exc
+        at_us = now_us(ctx.clock)
+        uses = budgets.uses_of(user_id, now_us=at_us, reader=reader)
+    return check_json(budgets, uses, at_us=at_us), key

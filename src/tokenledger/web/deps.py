@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from contextlib import suppress
 from dataclasses import dataclass
+from functools import partial
 from typing import Annotated
 
 from fastapi import Depends, Path, Request
@@ -20,11 +21,18 @@ from tokenledger.web.errors import ApiError
 # SQLite cannot even bind it), so it is refused as a parameter (400) like "abc".
 MAX_ROW_ID = 2**63 - 1
 RowId = Annotated[int, Path(ge=1, le=MAX_ROW_ID)]
+KeyFinder = Callable[[str], ApiKey | None]
 
 
-def get_ctx(request: Request) -> AppContext:
+def app_context(request: Request) -> AppContext:
     ctx: AppContext = request.app.state.ctx
     return ctx
+
+
+async def get_ctx(request: Request) -> AppContext:
+    """The app context (async: FastAPI runs it on the event loop, where a plain ``def``
+    would take a worker thread round trip on every request)."""
+    return app_context(request)
 
 
 Ctx = Annotated[AppContext, Depends(get_ctx)]
@@ -38,32 +46,44 @@ def _bearer_token(request: Request) -> str | None:
     return token.strip()
 
 
+def key_for(request: Request, scopes: tuple[str, ...], find: KeyFinder) -> ApiKey:
+    """The request's bearer key if ``find`` knows it and it has one of ``scopes``;
+    else the 401 or 403 answer. ``find`` looks a secret up (in an open transaction,
+    for a route that reads more in it)."""
+    token = _bearer_token(request)
+    challenge = {"WWW-Authenticate": 'Bearer realm="tokenledger"'}
+    if token is None:
+        raise ApiError(
+            401,
+            "unauthorized",
+            "missing API key: send 'Authorization: Bearer <key>'",
+            headers=challenge,
+        )
+    key = find(token)
+    if key is None:
+        raise ApiError(401, "unauthorized", "unknown or revoked API key", headers=challenge)
+    if key.scope not in scopes:
+        needed = " or ".join(repr(name) for name in scopes)
+        raise ApiError(
+            403,
+            "insufficient_scope",
+            f"this key has scope {key.scope!r}; this endpoint needs {needed}",
+        )
+    return key
+
+
+def note_key_used(ctx: AppContext, key: ApiKey) -> None:
+    with suppress(DatabaseUnavailable):  # "last used" must never fail a request
+        touch_key(ctx.db, key, now_us=now_us(ctx.clock))
+
+
 def require_key(scope: str, *others: str) -> Callable[[Request, AppContext], ApiKey]:
     """A dependency accepting only an active API key with ``scope`` (or ``others``)."""
     scopes = (scope, *others)
 
     def dependency(request: Request, ctx: Ctx) -> ApiKey:
-        token = _bearer_token(request)
-        challenge = {"WWW-Authenticate": 'Bearer realm="tokenledger"'}
-        if token is None:
-            raise ApiError(
-                401,
-                "unauthorized",
-                "missing API key: send 'Authorization: Bearer <key>'",
-                headers=challenge,
-            )
-        key = find_key(ctx.db, token)
-        if key is None:
-            raise ApiError(401, "unauthorized", "unknown or revoked API key", headers=challenge)
-        if key.scope not in scopes:
-            needed = " or ".join(repr(name) for name in scopes)
-            raise ApiError(
-                403,
-                "insufficient_scope",
-                f"this key has scope {key.scope!r}; this endpoint needs {needed}",
-            )
-        with suppress(DatabaseUnavailable):  # "last used" must never fail a request
-            touch_key(ctx.db, key, now_us=now_us(ctx.clock))
+        key = key_for(request, scopes, partial(find_key, ctx.db))
+        note_key_used(ctx, key)
         return key
 
     return dependency
@@ -99,11 +119,17 @@ def current_viewer(request: Request) -> Viewer | None:
     return viewer
 
 
-def require_page_viewer(request: Request) -> Viewer:
+def _page_viewer(request: Request) -> Viewer:
     viewer = current_viewer(request)
     if viewer is None:
         raise SignInRequired()
     return viewer
+
+
+# Dependencies that do no I/O are async, so FastAPI runs them on the event loop instead
+# of a worker thread round trip each.
+async def require_page_viewer(request: Request) -> Viewer:
+    return _page_viewer(request)
 
 
 PageViewer = Annotated[Viewer, Depends(require_page_viewer)]
@@ -113,8 +139,8 @@ class AdminRequired(Exception):
     """A signed-in account without the admin role asked for an admin page (403)."""
 
 
-def require_page_admin(request: Request) -> Viewer:
-    viewer = require_page_viewer(request)
+async def require_page_admin(request: Request) -> Viewer:
+    viewer = _page_viewer(request)
     if not viewer.is_admin:
         raise AdminRequired()
     return viewer
@@ -192,7 +218,7 @@ def require_export_reader(request: Request, ctx: Ctx) -> Reader:
 ExportReader = Annotated[Reader, Depends(require_export_reader)]
 
 
-def reports_available(ctx: Ctx) -> None:
+async def reports_available(ctx: Ctx) -> None:
     """Reports answer 503 while usage cannot be recorded (a read-only SQLite file):
     their numbers would silently stop growing, and the people who read reports are
     the ones who can fix it."""

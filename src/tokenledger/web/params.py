@@ -94,11 +94,13 @@ class PeopleQuery(RangeQuery):
     department: str | None = None
 
 
-def range_query(start: DateParam = None, end: DateParam = None, tz: TzParam = None) -> RangeQuery:
+async def range_query(
+    start: DateParam = None, end: DateParam = None, tz: TzParam = None
+) -> RangeQuery:
     return RangeQuery(start=start, end=end, tz=tz)
 
 
-def people_query(
+async def people_query(
     start: DateParam = None,
     end: DateParam = None,
     tz: TzParam = None,
@@ -110,6 +112,7 @@ def people_query(
 
 
 # Route parameters: one declaration of the shared query parameters, documented once.
+# (The factories are async only so that FastAPI calls them on the event loop.)
 RangeArgs = Annotated[RangeQuery, Depends(range_query)]
 PeopleArgs = Annotated[PeopleQuery, Depends(people_query)]
 

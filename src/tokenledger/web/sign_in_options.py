@@ -19,7 +19,7 @@ from tokenledger.auth import accounts, sso
 from tokenledger.auth.oidc import OidcError
 from tokenledger.clock import now_us
 from tokenledger.web.context import AppContext
-from tokenledger.web.deps import client_address, get_ctx
+from tokenledger.web.deps import app_context, client_address
 
 SIGNED_OUT = "/sign-in?done=signed-out"
 
@@ -28,7 +28,7 @@ def sign_in_choices(request: Request, *, password_form: bool = False) -> dict[st
     """Template values for ``sign_in.html``: ``sso`` (the provider's name, and whether
     to offer its sign-out) and ``hide_password_form``. ``password_form`` keeps the form
     (a password attempt is being answered)."""
-    settings = get_ctx(request).settings
+    settings = app_context(request).settings
     emergency = request.query_params.get("local") == "1" and bool(settings.break_glass_admin)
     choices: dict[str, Any] = {
         "hide_password_form": not (password_form or settings.local_sign_in or emergency),
