@@ -125,7 +125,11 @@ def _check(results: dict[str, Any], docs: str, backend: str) -> None:
         "import_rate",
         "import_random",
         "report_p95",
+        "duckdb_ratio",
     }
+    by_id = {target["id"]: target for target in results["targets"]}
+    assert by_id["duckdb_ratio"]["value"] > 0
+    assert by_id["report_p95"]["goal"] == "<= 100"  # issue 18's targets, not round one's
     for key in ("machine", "commit", "date", "backend_version"):
         assert results[key]
 
