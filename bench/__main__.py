@@ -89,6 +89,14 @@ def parser() -> argparse.ArgumentParser:
     size.add_argument(
         "--prepare", action="store_true", help="only build (or check) the datasets, measure nothing"
     )
+    size.add_argument(
+        "--copy-from-sqlite",
+        dest="copy_from",
+        type=Path,
+        metavar="DIR",
+        help="PostgreSQL: copy a missing dataset from the SQLite one of the same spec in "
+        "DIR (built through the ingest path there) instead of building it (bench/copy.py)",
+    )
     where = p.add_argument_group("database")
     where.add_argument(
         "--database-url",
@@ -156,6 +164,7 @@ def _options(args: argparse.Namespace) -> Options:
         import_events=args.import_events,
         data_dir=args.data_dir,
         rebuild=args.rebuild,
+        copy_from=args.copy_from,
         gateway_requests=args.gateway_requests,
         gateway_streams=args.gateway_streams,
     )
@@ -207,14 +216,22 @@ def main(argv: list[str] | None = None) -> int:
 
 def _datasets(backend: Backend, options: Options, steps: list[str]) -> Context:
     main_spec = DatasetSpec(options.events, options.users, options.seed, options.days)
-    ctx = Context(options, backend, ensure(backend, main_spec, rebuild=options.rebuild))
+    ctx = Context(
+        options,
+        backend,
+        ensure(backend, main_spec, rebuild=options.rebuild, copy_from=options.copy_from),
+    )
     ctx.datasets["main"] = ctx.main
     if "scaling" in steps:
         spec = DatasetSpec(options.scale_events, options.users, options.seed, options.days)
-        ctx.datasets["scale"] = ensure(backend, spec, rebuild=options.rebuild)
+        ctx.datasets["scale"] = ensure(
+            backend, spec, rebuild=options.rebuild, copy_from=options.copy_from
+        )
     if "search" in steps:
         spec = DatasetSpec(options.search_events, options.search_users, options.seed, options.days)
-        ctx.datasets["search"] = ensure(backend, spec, rebuild=options.rebuild)
+        ctx.datasets["search"] = ensure(
+            backend, spec, rebuild=options.rebuild, copy_from=options.copy_from
+        )
     return ctx
 
 

@@ -39,6 +39,7 @@ class Options:
     ingest_batch: int = 1000
     gateway_requests: int = 500
     gateway_streams: int = 500
+    copy_from: Path | None = None  # PostgreSQL datasets copied from this SQLite data dir
 
 
 @dataclass

@@ -27,6 +27,7 @@ from sqlalchemy import String, text
 from sqlalchemy.exc import SQLAlchemyError
 
 from bench.backends import Backend
+from bench.copy import copy_sqlite_dataset
 from bench.generate import GENERATOR_VERSION, Generator
 from bench.progress import Meter, say
 from tokenledger.clock import now_us, system_clock
@@ -96,13 +97,26 @@ def _read_meta(url: str) -> dict[str, Any] | None:
         db.dispose()
 
 
-def ensure(backend: Backend, spec: DatasetSpec, *, rebuild: bool = False) -> Dataset:
-    """The dataset of ``spec``: the stored one if complete, else a new one."""
+def ensure(
+    backend: Backend, spec: DatasetSpec, *, rebuild: bool = False, copy_from: Path | None = None
+) -> Dataset:
+    """The dataset of ``spec``: the stored one if complete, else a new one (on
+    PostgreSQL copied from the SQLite dataset of the same spec in ``copy_from`` when
+    that directory has it, see :mod:`bench.copy`)."""
     url = backend.url_for(spec.key)
     meta = None if rebuild else _read_meta(url)
     if meta is not None and meta.get("spec") == asdict(spec):
         say(f"Reusing dataset {spec.key} ({spec.describe()}, generated up to {meta['end']})")
         return Dataset(spec, url, datetime.fromisoformat(meta["end"]), True, meta["load"])
+    if copy_from is not None and backend.name == "postgresql":
+        source = copy_from / f"{spec.key}.db"
+        source_meta = _read_meta(f"sqlite:///{source}") if source.exists() else None
+        if source_meta is None or source_meta.get("spec") != asdict(spec):
+            raise RuntimeError(f"no complete SQLite dataset {spec.key} in {copy_from}")
+        say(f"Copying dataset {spec.key} from {source}")
+        url = backend.fresh(spec.key)
+        meta = copy_sqlite_dataset(source, url)
+        return Dataset(spec, url, datetime.fromisoformat(meta["end"]), False, meta["load"])
     return build(backend, spec)
 
 
@@ -213,6 +227,7 @@ def duckdb_copy(dataset: Dataset, data_dir: Path, backend_name: str) -> Path:
             return path
         path.unlink()
     say(f"Copying {dataset.spec.key} into DuckDB")
+    path.parent.mkdir(parents=True, exist_ok=True)  # a PostgreSQL run's data dir may not be
     events_csv, users_csv = path.with_suffix(".events.csv"), path.with_suffix(".users.csv")
     db = dataset.open()
     try:

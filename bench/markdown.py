@@ -104,12 +104,17 @@ def _dataset(run: dict[str, Any], name: str) -> str:
     data = run["datasets"].get(name)
     if not data:
         return "n/a"
-    load = data["load"]
     reused = ", reused" if data["reused"] else ""
     return (
         f"{data['events']:,} events, {data['users']:,} users, {data['days']} days{reused}; "
-        f"loaded at {load['ingest_events_per_s']:,} events/s"
+        f"{_loaded(data['load'])}"
     )
+
+
+def _loaded(load: dict[str, Any]) -> str:
+    if load.get("copied_from"):  # bench/copy.py
+        return f"copied from the {load['copied_from']} dataset in {load['copy_s']:,} s"
+    return f"loaded at {load['ingest_events_per_s']:,} events/s"
 
 
 def _details(label: str, run: dict[str, Any]) -> list[str]:
@@ -164,7 +169,9 @@ def _datasets_md(run: dict[str, Any]) -> str:
                 f"{data['users']:,}",
                 data["end"][:16].replace("T", " "),
                 "yes" if data["reused"] else "no",
-                f"{load['ingest_events_per_s']:,}",
+                f"{load['ingest_events_per_s']:,}"
+                if not load.get("copied_from")
+                else _loaded(load),
                 f"{tenths[0]:,} → {tenths[-1]:,}" if tenths else "",
             ]
         )

@@ -153,3 +153,44 @@ def test_bench_smoke_sqlite(tmp_path: Path) -> None:
 def test_bench_smoke_postgresql(tmp_path: Path, postgres_cluster: Cluster) -> None:
     results, docs = _run(tmp_path, "--database-url", postgres_cluster.admin_url)
     _check(results, docs, "postgresql")
+
+
+@pytest.mark.postgres
+def test_a_postgresql_dataset_copied_from_sqlite_agrees(
+    tmp_path: Path, postgres_cluster: Cluster
+) -> None:
+    """``--copy-from-sqlite``: the SQLite dataset's rows, copied, give PostgreSQL's
+    rollups, its plain GROUP BY and DuckDB the same numbers for every user."""
+    size = ["--events", "3000", "--users", "200", "--repetitions", "1", "--no-docs"]
+    sqlite_dir = tmp_path / "sqlite"
+    done = subprocess.run(
+        [sys.executable, "-m", "bench", *size, "--prepare", "--data-dir", str(sqlite_dir)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    results_dir = tmp_path / "results"
+    copy = [
+        "--steps", "compare,person",
+        "--database-url", postgres_cluster.admin_url, "--copy-from-sqlite", str(sqlite_dir),
+        "--data-dir", str(tmp_path / "pg"), "--results-dir", str(results_dir),
+    ]  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, "-m", "bench", *size, *copy],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    (path,) = results_dir.glob("*-postgresql.json")
+    results = json.loads(path.read_text())
+    load = results["datasets"]["main"]["load"]
+    assert load["copied_from"] == "sqlite"
+    assert load["rows"]["events"] == 3000
+    compare = results["steps"]["compare"]
+    assert compare["agree"] is True
+    assert all(row["users"] > 0 for row in compare["reports"])
+    assert results["steps"]["person"]["status"] == "ok"
