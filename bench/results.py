@@ -37,8 +37,10 @@ def machine() -> dict[str, Any]:
 def commit() -> dict[str, Any]:
     def git(*args: str) -> str:
         done = subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True)
-        return done.stdout.strip() if done.returncode == 0 else ""
+        return done.stdout.rstrip() if done.returncode == 0 else ""
 
+    # Porcelain lines are "XY path": a stripped first line (" M docs/...") lost its
+    # first column, and this page's own prose then counted as a change.
     changed = [
         line[3:]
         for line in git("status", "--porcelain", "--untracked-files=no").splitlines()
