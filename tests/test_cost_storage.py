@@ -92,11 +92,11 @@ def _rollup_sums(db: Database, store: UsageStore) -> set[tuple[str, int, int]]:
             sql = (
                 f"SELECT sum({prefix}cost_nanos), sum({prefix}unpriced_requests) FROM {level.table}"
             )
-            if level.grain.running:  # the running total of each user's last day
-                sql += (
-                    f" WHERE day = (SELECT max(day) FROM {level.table} AS t"
-                    f" WHERE t.user_pk = {level.table}.user_pk)"
+            if level.grain.running:  # the running total of each key's last day
+                same = " AND ".join(
+                    f"t.{key} = {level.table}.{key}" for key in level.rollup.key_columns
                 )
+                sql += f" WHERE day = (SELECT max(day) FROM {level.table} AS t WHERE {same})"
             cost, unpriced = conn.execute(text(sql)).one()
             found.add((level.table, int(cost), int(unpriced)))
     return found

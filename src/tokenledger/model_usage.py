@@ -1,8 +1,9 @@
 """Usage by model: for a range (and a search), each model and provider's requests,
 tokens, cost, share of the cost and unpriced requests.
 
-Read from the per-user-and-model rollup (``USER_MODEL_ROLLUP``), summed over the
-matching people, so a 365-day model report costs what a token report costs.
+Read from the per-model rollup (``MODEL_ROLLUP``) when everyone is counted, else from
+the per-user-and-model rollup (``USER_MODEL_ROLLUP``) summed over the matching people,
+so a 365-day model report costs what a token report costs.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from decimal import ROUND_HALF_EVEN, Decimal
 from tokenledger.localdays import LocalRange
 from tokenledger.metrics import Raw
 from tokenledger.store.port import UsagePort
-from tokenledger.store.rollups import USER_MODEL_ROLLUP
+from tokenledger.store.rollups import MODEL_ROLLUP, USER_MODEL_ROLLUP
 from tokenledger.usage import Usage, UserFilter
 
 SORTS = ("-cost_usd", "-requests", "-total_tokens", "model")
@@ -52,12 +53,13 @@ def model_usage(
     if sort not in SORTS:
         raise ValueError(f"sort must be one of {', '.join(SORTS)}")
     metrics = store.metrics
+    users = users or UserFilter()
+    rollup = USER_MODEL_ROLLUP if users.active else MODEL_ROLLUP
     with store.read() as reader:
-        by_key = reader.usage_by(
-            USER_MODEL_ROLLUP, local_range.start_us, local_range.end_us, users or UserFilter()
-        )
+        by_key = reader.usage_by(rollup, local_range.start_us, local_range.end_us, users)
     grouped: dict[tuple[str, str], Raw] = {}
-    for (_user_pk, model, provider), raw in by_key.items():
+    for rollup_key, raw in by_key.items():
+        model, provider = rollup_key[-2:]  # after the user, in the per-user rollup
         found = grouped.get((model, provider))
         if found is None:
             grouped[(model, provider)] = list(raw)

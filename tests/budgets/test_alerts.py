@@ -16,6 +16,7 @@ import orjson
 import pytest
 from aiosmtpd.controller import Controller
 from fastapi.testclient import TestClient
+from sqlalchemy import text
 
 from tests.budgets.conftest import create, spend
 from tests.budgets.test_budget_model import us
@@ -24,7 +25,7 @@ from tests.support.postgres import free_port
 from tests.support.webhook_receiver import WebhookReceiver
 from tokenledger.auth import audit
 from tokenledger.budgets.check import Budgets
-from tokenledger.budgets.service import AlertService
+from tokenledger.budgets.service import FULL_SWEEP_EVERY, AlertService
 from tokenledger.settings import Settings
 from tokenledger.store import budgets as budget_store
 from tokenledger.store.database import Database
@@ -124,6 +125,32 @@ def test_each_crossing_is_recorded_once_and_delivered_once_signed(
         "url": "http://127.0.0.1:8000/reporting/user-usage?q=emp-1",
     }
     assert {row.status for row in deliveries(db)} == {"sent"}
+
+
+def test_the_periodic_sweep_reads_everyone_only_when_it_must(
+    db: Database, budgets: Budgets, service: AlertService
+) -> None:
+    """Events written by another process (no after-commit check here) are found by
+    the next sweep, which reads only their people; nothing written, nothing read;
+    everyone after a budget changes and every FULL_SWEEP_EVERY sweeps."""
+    create(budgets, limit=1000)
+    spend(db, "emp-1", "2026-11-25T10:00:00+00:00", 600)
+    assert service.sweep_changed() == ("everyone", 1)  # the first: emp-1 at 50 %
+    assert service.sweep_changed() == ("nothing", 0)
+    spend(db, "emp-2", "2026-11-25T10:01:00+00:00", 900)
+    assert service.sweep_changed() == ("people", 2)  # emp-2 at 50 % and 80 %
+    assert service.sweep_changed() == ("people", 0)  # read once more (a late commit)
+    assert service.sweep_changed() == ("nothing", 0)
+    spend(db, "emp-1", "2026-11-25T10:02:00+00:00", 400)
+    assert service.sweep_changed() == ("people", 2)  # emp-1 at 80 % and 100 %
+    create(budgets, name="daily", limit=500, period="day")
+    assert service.sweep_changed() == ("everyone", 6)  # the new budget: 3 each
+    kinds = [service.sweep_changed()[0] for _ in range(FULL_SWEEP_EVERY)]
+    assert kinds == ["nothing"] * (FULL_SWEEP_EVERY - 1) + ["everyone"]
+    assert len(deliveries(db)) == 0  # no channel: crossings recorded, nothing to send
+    with db.read() as conn:
+        recorded = conn.execute(text("SELECT count(*) FROM budget_crossings")).scalar_one()
+    assert recorded == 11
 
 
 def test_a_receiver_failing_three_times_gets_the_alert_once_after_backoff(

@@ -65,6 +65,8 @@ TABLES = [
     "rollup_total_hour",
     "rollup_user_model_hour",
     "rollup_user_model_day",
+    "rollup_model_hour",
+    "rollup_model_day",
     "prices",
 ]
 # gpt-4o's catalogue price (USD per million input, cached input, output tokens); it has

@@ -25,7 +25,7 @@ MODEL, PROVIDER = event_column("model"), event_column("provider")
 # once: model alone, without the hour grain (its edges come from quarter hours and the
 # events).
 USER_MODEL = USER_MODEL_ROLLUP
-MODEL_ONLY = Rollup("model", (MODEL,), (Grain.QUARTER, Grain.DAY))
+MODEL_ONLY = Rollup("model_only", (MODEL,), (Grain.QUARTER, Grain.DAY))
 MODELS = [("gpt-4o", "openai"), ("claude", "anthropic"), (None, None), ("gpt-4o", "azure")]
 
 
@@ -33,7 +33,7 @@ MODELS = [("gpt-4o", "openai"), ("claude", "anthropic"), (None, None), ("gpt-4o"
 def store(db: Database) -> UsageStore:
     store = UsageStore(db, rollups=(*ROLLUPS, MODEL_ONLY))
     new = [table for level, table in store.tables.items() if level.rollup not in ROLLUPS]
-    assert {table.name for table in new} == {"rollup_model_quarter", "rollup_model_day"}
+    assert {table.name for table in new} == {"rollup_model_only_quarter", "rollup_model_only_day"}
     for table in new:  # what the rollup's migration does
         table.create(db.engine)
     return store
@@ -132,9 +132,9 @@ def test_a_declared_rollup_is_written_verified_and_read_by_range(store: UsageSto
     # verify sees a wrong row of the new tables; rebuild repairs them.
     with store.db.write() as conn:
         conn.execute(text("UPDATE rollup_user_model_day SET cum_requests = cum_requests + 1"))
-        conn.execute(text("DELETE FROM rollup_model_quarter WHERE model = 'claude'"))
+        conn.execute(text("DELETE FROM rollup_model_only_quarter WHERE model = 'claude'"))
     differences = store.verify()
     assert differences["rollup_user_model_day"] > 0
-    assert differences["rollup_model_quarter"] > 0
+    assert differences["rollup_model_only_quarter"] > 0
     store.rebuild()
     assert not any(store.verify().values())

@@ -257,17 +257,32 @@ class Budgets:
         usage: dict[Period, dict[int, Raw]],
         period_of: PeriodOf,
     ) -> dict[int, PersonUses]:
-        """Uses per person with usage in one of the periods ``period_of`` gives."""
-        mine_periods = [usage[period] for period in {period_of(budget) for budget in budgets}]
+        """Uses per person with usage in one of the periods ``period_of`` gives.
+
+        Tens of thousands of people: each budget's period is found once, and the
+        budgets that apply once per distinct (own budget or not, attributes)."""
+        period_by_id = {budget.id: period_of(budget) for budget in budgets}
+        mine_periods = [usage[period] for period in set(period_by_id.values())]
+        personal = {budget.scope_value for budget in budgets if budget.personal}
+        applying: dict[tuple[Any, ...], list[tuple[Budget, Period]]] = {}
         result: dict[int, PersonUses] = {}
         for pk, person in people.items():
             if not any(pk in per_user for per_user in mine_periods):
                 continue
-            mine = applicable(budgets, user_id=person.user_id, attributes=person.attributes)
-            uses = []
-            for budget in mine:
-                period = period_of(budget)
-                uses.append(BudgetUse(budget, period, self.value(budget, usage[period].get(pk))))
+            own = person.user_id if person.user_id in personal else None
+            shape = (own, *sorted(person.attributes.items()))
+            mine = applying.get(shape)
+            if mine is None:
+                mine = applying[shape] = [
+                    (budget, period_by_id[budget.id])
+                    for budget in applicable(
+                        budgets, user_id=person.user_id, attributes=person.attributes
+                    )
+                ]
+            uses = [
+                BudgetUse(budget, period, self.value(budget, usage[period].get(pk)))
+                for budget, period in mine
+            ]
             result[pk] = PersonUses(person, uses)
         return result
 

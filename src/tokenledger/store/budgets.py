@@ -77,6 +77,28 @@ def bump_version(conn: Connection) -> None:
     )
 
 
+def sweep_marks(conn: Connection) -> tuple[int, int]:
+    """``(newest event row id, budgets' version)``: what a sweep compares with the
+    last one's to know whether usage or budgets may have moved (two index reads)."""
+    row = conn.execute(
+        text(
+            "SELECT (SELECT max(id) FROM events), "
+            f"(SELECT value FROM ledger_state WHERE name = '{VERSION}')"
+        )
+    ).one()
+    return int(row[0] or 0), int(row[1] or 0)
+
+
+def people_with_events_after(conn: Connection, *, event_row_id: int) -> list[str]:
+    """The people (external ids) of the events stored with a row id above
+    ``event_row_id`` (a range of the primary key)."""
+    query = text(
+        "SELECT DISTINCT u.external_id FROM events e JOIN users u ON u.id = e.user_pk "
+        "WHERE e.id > :after"
+    )
+    return [row[0] for row in conn.execute(query, {"after": event_row_id})]
+
+
 def insert_budget(conn: Connection, *, fields: dict[str, Any], now_us: int) -> int:
     values = {**fields, "created_us": now_us, "updated_us": now_us}
     budget_id: int = conn.execute(insert(budgets).returning(budgets.c.id), values).scalar_one()

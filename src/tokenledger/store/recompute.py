@@ -34,11 +34,10 @@ _USERS_SPAN_WRONG = (
 )
 
 
-def _bucket(step: int) -> str:
-    """Floor division of started_us by ``step`` (SQL ``/`` truncates toward zero)."""
+def _bucket(step: int, column: str = "started_us") -> str:
+    """Floor division of ``column`` by ``step`` (SQL ``/`` truncates toward zero)."""
     return (
-        f"(CASE WHEN started_us >= 0 THEN started_us / {step} "
-        f"ELSE -((-started_us - 1) / {step}) - 1 END)"
+        f"(CASE WHEN {column} >= 0 THEN {column} / {step} ELSE -((-{column} - 1) / {step}) - 1 END)"
     )
 
 
@@ -232,16 +231,24 @@ def rebuild_part(
     span = conn.execute(
         text(f"SELECT min(first_us), max(last_us) FROM users WHERE id IN ({users_sql})")
     ).one()
-    # Per-user levels first: the others may be summed from them.
-    for level in sorted(store.levels, key=lambda lv: "user_pk" not in lv.rollup.key_columns):
+
+    # Per-user levels first (the others may be summed from them), running totals last
+    # (a rollup's may be summed from its own buckets).
+    def order(level: Level) -> tuple[bool, bool]:
+        return "user_pk" not in level.rollup.key_columns, level.grain.running
+
+    for level in sorted(store.levels, key=order):
         if "user_pk" in level.rollup.key_columns:
             conn.execute(text(f"DELETE FROM {level.table} {users_where}"))
             _insert_expected(conn, store, level, users_where)
         elif level.grain.running:
-            if horizon is not None:
-                raise ValueError(f"{level.table}: cannot be recomputed after retention")
             conn.execute(text(f"DELETE FROM {level.table}"))
-            _insert_expected(conn, store, level)
+            if _finest_buckets(level) is not None:
+                _running_from_buckets(conn, store, level)
+            elif horizon is not None:
+                raise ValueError(f"{level.table}: cannot be recomputed after retention")
+            else:
+                _insert_expected(conn, store, level)
         else:
             if horizon is not None and span[0] is not None and span[0] < horizon:
                 _sum_from_users(conn, store, level, span[0], horizon)
@@ -264,30 +271,58 @@ def rebuild_part(
 def _sum_from_users(
     conn: Connection, store: UsageStore, level: Level, start_us: int, horizon_us: int
 ) -> None:
-    """Rewrite the buckets of ``level`` (a rollup without keys) from ``start_us`` to
-    the horizon as sums of the per-user rollup of the same grain."""
-    if level.rollup.keys:
-        raise ValueError(f"{level.table}: cannot be recomputed after retention")
+    """Rewrite the buckets of ``level`` (a rollup without a user key) from ``start_us``
+    to the horizon as sums of the rollup of the same keys plus the user, same grain."""
+    keys = level.rollup.key_columns
     users = next(
         (
             other
             for other in store.levels
-            if other.grain == level.grain and other.rollup.key_columns == ("user_pk",)
+            if other.grain == level.grain and other.rollup.key_columns == ("user_pk", *keys)
         ),
         None,
     )
     if users is None:
-        raise ValueError(f"{level.table}: no per-user rollup of its grain after retention")
+        raise ValueError(f"{level.table}: no per-user rollup of its keys and grain")
     step = level.grain.us
     bounds = {"lo": start_us // step, "hi": horizon_us // step}
     conn.execute(text(f"DELETE FROM {level.table} WHERE bucket >= :lo AND bucket < :hi"), bounds)
     names = store.metric_columns
+    grouped = ", ".join(("bucket", *keys))
     conn.execute(
         text(
-            f"INSERT INTO {level.table} (bucket, {', '.join(names)}, first_us, last_us) "
-            f"SELECT bucket, {', '.join(f'sum({name})' for name in names)}, "
+            f"INSERT INTO {level.table} ({grouped}, {', '.join(names)}, first_us, last_us) "
+            f"SELECT {grouped}, {', '.join(f'sum({name})' for name in names)}, "
             f"min(first_us), max(last_us) FROM {users.table} "
-            "WHERE bucket >= :lo AND bucket < :hi GROUP BY bucket"
+            f"WHERE bucket >= :lo AND bucket < :hi GROUP BY {grouped}"
         ),
         bounds,
+    )
+
+
+def _finest_buckets(level: Level) -> Level | None:
+    """The finest bucket level of ``level``'s rollup (None when it has none)."""
+    grains = [grain for grain in level.rollup.grains if not grain.running]
+    return Level(level.rollup, min(grains, key=lambda g: g.us)) if grains else None
+
+
+def _running_from_buckets(conn: Connection, store: UsageStore, level: Level) -> None:
+    """Fill ``level`` (running day totals, emptied) from its rollup's own buckets, which
+    retention keeps: each key's daily sums, added up day after day."""
+    buckets = _finest_buckets(level)
+    assert buckets is not None
+    keys = level.rollup.key_columns
+    names = store.metric_columns
+    day = _bucket(level.grain.us // buckets.grain.us, "bucket")
+    window = f"PARTITION BY {', '.join(keys)} ORDER BY day" if keys else "ORDER BY day"
+    running = ", ".join(f"CAST(sum({name}) OVER ({window}) AS BIGINT)" for name in names)
+    daily = ", ".join(f"CAST(sum({name}) AS BIGINT) AS {name}" for name in names)
+    prefix = "".join(f"{key}, " for key in keys)
+    conn.execute(
+        text(
+            f"INSERT INTO {level.table} ({', '.join(stored_columns(store, level))}) "
+            f"SELECT {prefix}day, {running}, day_first_us, day_last_us FROM ("
+            f"SELECT {prefix}{day} AS day, {daily}, min(first_us) AS day_first_us, "
+            f"max(last_us) AS day_last_us FROM {buckets.table} GROUP BY {prefix}{day}) AS g"
+        )
     )

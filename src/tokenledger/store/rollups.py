@@ -122,7 +122,10 @@ MODEL, PROVIDER = event_column("model"), event_column("provider")
 USER_MODEL_ROLLUP = Rollup(
     "user_model", (USER, MODEL, PROVIDER), (Grain.HOUR, Grain.DAY), (Grain.HOUR,)
 )
-ROLLUPS: tuple[Rollup, ...] = (USER_ROLLUP, TOTAL_ROLLUP, USER_MODEL_ROLLUP)
+# Usage by model over everyone (the model report without a search or filter): a few
+# keys, so a range is a dozen index seeks rather than two per person and model.
+MODEL_ROLLUP = Rollup("model", (MODEL, PROVIDER), (Grain.HOUR, Grain.DAY))
+ROLLUPS: tuple[Rollup, ...] = (USER_ROLLUP, TOTAL_ROLLUP, USER_MODEL_ROLLUP, MODEL_ROLLUP)
 
 # Sums per (key values..., bucket) of one rollup at one grain.
 Sums = dict[tuple[Any, ...], Raw]
