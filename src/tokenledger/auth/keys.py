@@ -15,7 +15,7 @@ import secrets
 from dataclasses import dataclass
 from typing import Literal, get_args
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.engine import Connection
 
 from tokenledger.auth import audit, names
@@ -76,6 +76,9 @@ _COLUMNS = (
     api_keys.c.revoked_us,
     api_keys.c.user_id,
 )
+
+# Built once: a key is looked up on every API call (its cache key is then memoized).
+_BY_HASH = select(*_COLUMNS).where(api_keys.c.key_hash == bindparam("key_hash"))
 
 
 def hash_key(secret: str) -> bytes:
@@ -221,7 +224,7 @@ def find_key_in(conn: Connection, secret: str) -> ApiKey | None:
     """:func:`find_key` in an open transaction (a call that reads more in it)."""
     if not _plausible(secret):
         return None
-    row = conn.execute(select(*_COLUMNS).where(api_keys.c.key_hash == hash_key(secret))).first()
+    row = conn.execute(_BY_HASH, {"key_hash": hash_key(secret)}).first()
     if row is None or row.revoked_us is not None:
         return None
     return ApiKey(*row)
