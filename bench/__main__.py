@@ -131,6 +131,12 @@ def parser() -> argparse.ArgumentParser:
     out.add_argument("--results-dir", type=Path, default=ROOT / "bench" / "results")
     out.add_argument("--docs", type=Path, default=ROOT / "docs" / "benchmarks.md")
     out.add_argument("--no-docs", action="store_true", help="leave docs/benchmarks.md alone")
+    out.add_argument(
+        "--update",
+        action="store_true",
+        help="merge this run's steps into the newest results of the backend (the others "
+        "kept; the tables name the steps re-run, with their commit and date)",
+    )
     return p
 
 
@@ -197,8 +203,10 @@ def main(argv: list[str] | None = None) -> int:
             "datasets": {name: data.summary() for name, data in ctx.datasets.items()},
             "steps": outcome,
         }
-        document["targets"] = results.targets(document)
         document["duration_s"] = round(time.monotonic() - begin)
+        if args.update:
+            document = results.merged(results.latest(args.results_dir), document)
+        document["targets"] = results.targets(document)
     finally:
         backend.close()
     path = results.write_json(document, args.results_dir)

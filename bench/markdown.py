@@ -70,6 +70,11 @@ def render(runs: dict[str, dict[str, Any]]) -> str:
                 ["database", *(runs[key]["backend_version"] for key, _ in present)],
                 ["main dataset", *(_dataset(runs[key], "main") for key, _ in present)],
                 ["repetitions", *(str(runs[key]["options"]["repetitions"]) for key, _ in present)],
+                *(
+                    [["steps re-run", *(_reruns(runs[key]) for key, _ in present)]]
+                    if any(runs[key].get("reruns") for key, _ in present)
+                    else []
+                ),
             ],
         )
     )
@@ -88,6 +93,18 @@ def render(runs: dict[str, dict[str, Any]]) -> str:
     for key, label in present:
         parts += ["", *_details(label, runs[key])]
     return "\n".join(parts) + "\n"
+
+
+def _reruns(run: dict[str, Any]) -> str:
+    """The steps measured again after the run (``python -m bench --update``)."""
+    return (
+        "; ".join(
+            f"{', '.join(rerun['steps'])} on {rerun['date'][:16].replace('T', ' ')} at "
+            f"{_commit(rerun)}, {rerun['repetitions']} repetitions"
+            for rerun in run.get("reruns", [])
+        )
+        or "none"
+    )
 
 
 def _commit(run: dict[str, Any]) -> str:
@@ -333,11 +350,18 @@ def _scaling_md(step: dict[str, Any]) -> str:
 
 def _page_md(step: dict[str, Any]) -> str:
     first = step["first_rows_ms"]
-    return (
-        f"Last {step['range_days']} days, {step['users_in_range']:,} users in range: the "
-        f"first table rows show {first['median']:,} ms after navigation starts "
-        f"(p95 {first['p95']:,} ms, spread {first['spread_pct']}%, n = {first['n']})."
+    seen = (
+        f"a script on the page sees the first row {first['median']:,} ms after navigation "
+        f"starts (p95 {first['p95']:,} ms, spread {first['spread_pct']}%, n = {first['n']})"
     )
+    painted = step.get("first_row_painted_ms")
+    if painted:
+        seen = (
+            f"the first row is painted {painted['median']:,} ms after navigation starts "
+            f"(p95 {painted['p95']:,} ms, spread {painted['spread_pct']}%, n = "
+            f"{painted['n']}); {seen}, once the page's own scripts (the chart) have run"
+        )
+    return f"Last {step['range_days']} days, {step['users_in_range']:,} users in range: {seen}."
 
 
 def _gateway_md(step: dict[str, Any]) -> str:

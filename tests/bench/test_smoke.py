@@ -143,10 +143,17 @@ def test_bench_smoke_sqlite(tmp_path: Path) -> None:
     results, docs = _run(tmp_path)
     _check(results, docs, "sqlite")
     assert results["datasets"]["main"]["reused"] is False
-    # A second run reuses the datasets it built.
-    again, _ = _run(tmp_path, "--steps", "compare")
+    # A second run reuses the datasets it built; --update merges its step into the
+    # results, the others kept, and the tables say what was measured again when.
+    again, docs = _run(tmp_path, "--steps", "compare", "--update")
     assert again["datasets"]["main"]["reused"] is True
     assert again["steps"]["compare"]["agree"] is True
+    assert again["steps"]["compare"] != results["steps"]["compare"]  # measured again
+    assert set(again["steps"]) == STEPS
+    assert again["steps"]["page"] == results["steps"]["page"]
+    assert [rerun["steps"] for rerun in again["reruns"]] == [["compare"]]
+    assert again["date"] == results["date"]
+    assert "| steps re-run | compare on " in docs
 
 
 @pytest.mark.postgres

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import zoneinfo
 from dataclasses import dataclass
-from datetime import datetime
-from functools import cache
+from datetime import UTC, datetime
+from functools import cache, lru_cache
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -64,8 +64,21 @@ def region_of(name: str) -> str:
     return name.split("/", 1)[0] if "/" in name else "UTC"
 
 
+# Zones change offset at a local hour, half or quarter hour, i.e. on a UTC quarter
+# hour: the offsets of the whole list hold for a quarter hour.
+_SLOT_S = 900
+
+
 def zone_groups(now: datetime, selected: str) -> list[ZoneGroup]:
-    """The picker's groups (UTC first, then regions A-Z; places A-Z inside each)."""
+    """The picker's groups (UTC first, then regions A-Z; places A-Z inside each), with
+    each zone's offset at ``now``. Made once per quarter hour and selected zone (some
+    600 zones: 30 ms of every full page otherwise)."""
+    return list(_zone_groups_in(int(now.timestamp()) // _SLOT_S, selected))
+
+
+@lru_cache(maxsize=64)
+def _zone_groups_in(slot: int, selected: str) -> tuple[ZoneGroup, ...]:
+    now = datetime.fromtimestamp(slot * _SLOT_S, UTC)
     names = set(zone_names())
     names.add(selected)
     grouped: dict[str, list[ZoneChoice]] = {}
@@ -73,4 +86,4 @@ def zone_groups(now: datetime, selected: str) -> list[ZoneGroup]:
         offset = utc_offset(ZoneInfo(name), now)
         grouped.setdefault(region_of(name), []).append(ZoneChoice(name, place_name(name), offset))
     order = sorted(grouped, key=lambda region: (region != "UTC", region))
-    return [ZoneGroup(region, tuple(grouped[region])) for region in order]
+    return tuple(ZoneGroup(region, tuple(grouped[region])) for region in order)

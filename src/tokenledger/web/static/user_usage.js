@@ -763,7 +763,8 @@
     refresh();
   });
 
-  // After htmx has processed the page (its DOMContentLoaded listener came first).
+  // After htmx has processed the page (its DOMContentLoaded listener came first: this
+  // script is deferred, so it runs after the parse, before DOMContentLoaded).
   function start() {
     enhance();
     formatNumbers(el("usage-results"));
@@ -771,6 +772,6 @@
     if (state().adjusted === "true") history.replaceState({ htmx: true }, "", state().url);
     adoptBrowserZone();
   }
-  if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", start);
+  if (document.readyState !== "complete") document.addEventListener("DOMContentLoaded", start);
   else start();
 })();
