@@ -9,7 +9,8 @@ from __future__ import annotations
 from functools import partial
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request
+import orjson
+from fastapi import APIRouter, Query, Request, Response
 from starlette.concurrency import run_in_threadpool
 
 from tokenledger.auth import names
@@ -57,7 +58,7 @@ async def check_budgets(
     request: Request,
     ctx: Ctx,
     user_id: Annotated[str, Query(description="The person (the `user.id` of their events).")],
-) -> dict[str, Any]:
+) -> Response:
     """Whether `user_id` may make a request now (`allowed` is false while a `block`
     budget is at or over 100 %), and their use of each budget that applies to them in
     its current period. Needs an `ingest` or `budget:check` key. Money is a decimal
@@ -67,7 +68,8 @@ async def check_budgets(
     answer, key = await run_in_threadpool(_checked, request, ctx, user_id)
     if touch_due(key, now_us=now_us(ctx.clock)):  # a write, once a minute: not in the read
         await run_in_threadpool(note_key_used, ctx, key)
-    return answer
+    # Plain JSON types only (money is a string): encoded as is, not walked first.
+    return Response(orjson.dumps(answer), media_type="application/json")
 
 
 def _checked(request: Request, ctx: Ctx, user_id: str) -> tuple[dict[str, Any], ApiKey]:
