@@ -243,8 +243,9 @@ class Settings(BaseSettings):
         30,
         gt=0,
         description=(
-            "Seconds between two sweeps of every person's budgets for threshold crossings "
-            "(each commit's people are checked at once; the sweep catches the rest)."
+            "Seconds between two sweeps of the budgets for threshold crossings (each "
+            "commit's people are checked at once; a sweep reads the people whose usage "
+            "moved since, everyone at start-up, after a budget change and every 10th)."
         ),
     )
     alert_retry_base_s: float = Field(
