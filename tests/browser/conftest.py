@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import httpx2 as httpx
 import pytest
@@ -75,12 +76,22 @@ PEOPLE = [
 
 
 def seed_events(now: datetime) -> list[dict[str, Any]]:
-    """121 people with usage today (so the table has 3 pages) and over 40 days."""
+    """121 people with usage today (so the table has 3 pages) and over 40 days.
+
+    Today's events lie between the browser zone's midnight and ``now`` whatever the
+    hour: spread over the last ~2.5 hours, squeezed into the time since midnight when
+    less has passed (a run just after midnight in Colombo would otherwise find most
+    people's "today" in yesterday)."""
+    local_now = now.astimezone(ZoneInfo(BROWSER_ZONE))
+    since_midnight = local_now - local_now.replace(hour=0, minute=0, second=0, microsecond=0)
+    spread = timedelta(minutes=17 * 2 + len(PEOPLE) + 1)  # the furthest offset, and more
+    squeeze = min(1.0, since_midnight / spread)
     events = []
     for index, (user_id, name, email) in enumerate(PEOPLE):
         for day in range(0, 40, 3 + index % 4):
             for n in range(1 + index % 3):
-                started = now - timedelta(days=day, minutes=17 * n + index)
+                back = timedelta(minutes=17 * n + index)
+                started = now - timedelta(days=day) - (back * squeeze if day == 0 else back)
                 events.append(
                     {
                         "event_id": f"seed-{user_id}-{day}-{n}",

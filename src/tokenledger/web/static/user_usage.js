@@ -763,8 +763,7 @@
     refresh();
   });
 
-  // After htmx has processed the page (its DOMContentLoaded listener came first: this
-  // script is deferred, so it runs after the parse, before DOMContentLoaded).
+  // After htmx has processed the page (its DOMContentLoaded listener came first).
   function start() {
     enhance();
     formatNumbers(el("usage-results"));
@@ -772,6 +771,6 @@
     if (state().adjusted === "true") history.replaceState({ htmx: true }, "", state().url);
     adoptBrowserZone();
   }
-  if (document.readyState !== "complete") document.addEventListener("DOMContentLoaded", start);
+  if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", start);
   else start();
 })();
