@@ -158,6 +158,9 @@ class AlertService:
         """Record the crossings of everyone with usage; how many were new."""
         with self.budgets.db.read() as conn:
             marks = budget_store.sweep_marks(conn)
+        return self._sweep_everyone(marks)
+
+    def _sweep_everyone(self, marks: tuple[int, int]) -> int:
         found = alerts.detect(self.budgets, now_us=now_us(self.clock))
         self._marks = [marks]
         return found
@@ -174,19 +177,18 @@ class AlertService:
         same server would otherwise share every ``alert_sweep_s``.
         """
         previous = self._marks
+        people: list[str] | None = None  # None: everyone
         with self.budgets.db.read() as conn:
             marks = budget_store.sweep_marks(conn)
-            if previous is None or marks[1] != previous[-1][1] or len(previous) >= FULL_SWEEP_EVERY:
-                people = None
-            else:
+            if previous and marks[1] == previous[-1][1] and len(previous) < FULL_SWEEP_EVERY:
                 after = previous[-2][0] if len(previous) > 1 else previous[0][0]
                 people = (
                     []
                     if marks[0] == after
                     else budget_store.people_with_events_after(conn, event_row_id=after)
                 )
-        if people is None or previous is None:
-            return "everyone", self.sweep()
+        if people is None or not previous:
+            return "everyone", self._sweep_everyone(marks)
         self._marks = [*previous, marks]
         if not people:
             return "nothing", 0
