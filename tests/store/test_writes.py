@@ -155,3 +155,52 @@ def test_demo_twice_adds_nothing(db: Database) -> None:
     again = ingest(UsageStore(db), demo[:1000], now_us=NOW_US)
     assert first.count("accepted") == min(1000, len(demo))
     assert again.count("duplicate") == min(1000, len(demo))
+
+
+def test_a_batch_is_a_few_statements_whatever_its_size(db: Database) -> None:
+    """PostgreSQL gets a batch's rows as one array per column: the statements and
+    their texts are the same for 10 events as for 1,000, and none is run once per
+    row (the driver parses every statement's text in Python, uncached when long; a
+    statement per row is a round trip per row). SQLite runs in the process and keeps
+    its per-row statements."""
+    from sqlalchemy import event as sa_event
+
+    seen: list[tuple[str, bool]] = []
+
+    def record(
+        _conn: Any, _cursor: Any, statement: str, _params: Any, _ctx: Any, many: bool
+    ) -> None:
+        seen.append((statement, many))
+
+    rng = random.Random(5)
+
+    def batch(size: int, offset: int) -> list[dict[str, Any]]:
+        return [
+            make_event(
+                event_id=f"size-{size}-{offset + n}",
+                user={"id": f"p{rng.randrange(size)}"},
+                model=rng.choice(["gpt-4o", "claude-sonnet-4"]),
+                started_at=(NOW - timedelta(hours=rng.randrange(24 * 90))).isoformat(),
+            )
+            for n in range(size)
+        ]
+
+    store = UsageStore(db)
+    ingest(store, batch(10, 0), now_us=NOW_US)  # the people and rollup rows exist
+    sa_event.listen(db.engine, "before_cursor_execute", record)
+    try:
+        shapes = []
+        for size in (10, 1000):
+            seen.clear()
+            ingest(store, batch(size, 10), now_us=NOW_US)
+            shapes.append(([len(statement) for statement, _ in seen], [m for _, m in seen]))
+    finally:
+        sa_event.remove(db.engine, "before_cursor_execute", record)
+    (small, _), (large, large_many) = shapes
+    if db.dialect.set_based:
+        assert large == small  # the same statements, texts of the same length
+        assert not any(large_many)
+        assert max(large) < 5000
+    else:
+        assert any(large_many)  # SQLite: the per-row statements, prepared once
+    assert not any(UsageStore(db).verify().values())

@@ -14,7 +14,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ColumnElement, Engine, func, select, text
+from sqlalchemy import ColumnElement, Engine, Table, TextClause, bindparam, func, select, text
 from sqlalchemy.engine import Connection
 
 from tokenledger.store.search_index import MIN_LETTERS, SQLITE_TABLE
@@ -121,6 +121,42 @@ class Dialect:
         """
         return conn.execution_options(isolation_level="REPEATABLE READ", postgresql_readonly=True)
 
+    # -- a batch's rows in one statement (the write path) -------------------------------
+
+    # Whether the write path sends a batch's rows as one array per column, read by
+    # :meth:`rows_from_arrays` in a single statement. The driver parses the text of
+    # every statement it runs for its placeholders, in Python, uncached past a few
+    # kilobytes: a multi-row VALUES of 500 events (10,000 placeholders) cost more
+    # than storing them, and one statement per row is a round trip per row.
+    set_based = True
+
+    def rows_from_arrays(
+        self,
+        table: Table,
+        columns: Sequence[str],
+        *,
+        alias: str = "v",
+        names: Sequence[str] | None = None,
+    ) -> str:
+        """A FROM item of one row per array index, from one array parameter per
+        column, typed as ``table``'s ``columns`` and named ``alias(names)`` (the
+        columns' own names by default): its rows come in array order. The arrays are
+        sent in binary (``%b``): the driver writes them ten times faster than as text."""
+        dialect = self._engine.dialect
+        arrays = ", ".join(
+            f"CAST(%b AS {table.c[column].type.compile(dialect=dialect)}[])" for column in columns
+        )
+        return f"unnest({arrays}) AS {alias}({', '.join(names or columns)})"
+
+    def any_of(self, column: str, name: str, sql_type: str) -> str:
+        """``column`` is one of the values of the list parameter ``name`` (one array,
+        however long the list); the statement goes through :meth:`with_list`."""
+        return f"{column} = ANY(CAST(:{name} AS {sql_type}[]))"
+
+    def with_list(self, statement: str, name: str) -> TextClause:
+        """``statement`` (holding :meth:`any_of` of ``name``) ready to run."""
+        return text(statement)
+
     def lock_users(self, conn: Connection, keys: Iterable[int]) -> None:
         """Serialize writers that share a user (key order rules out deadlocks)."""
         conn.execute(
@@ -215,6 +251,17 @@ class SqliteDialect(Dialect):
 
     def serialize(self, conn: Connection, name: str) -> None:
         """Nothing to do: ``BEGIN IMMEDIATE`` already makes one writer at a time."""
+
+    # SQLite runs in the process: a prepared statement per row costs no round trip,
+    # and the driver keeps the statements it prepared by their text.
+    set_based = False
+
+    def any_of(self, column: str, name: str, sql_type: str) -> str:
+        return f"{column} IN :{name}"
+
+    def with_list(self, statement: str, name: str) -> TextClause:
+        """``statement`` with the list ``name`` bound expanding (a placeholder each)."""
+        return text(statement).bindparams(bindparam(name, expanding=True))
 
     def lock_users(self, conn: Connection, keys: Iterable[int]) -> None:
         """Nothing to do: a SQLite write transaction (BEGIN IMMEDIATE) is alone."""

@@ -17,7 +17,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 
-from sqlalchemy import bindparam, text
+from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
 from tokenledger import prices
@@ -26,7 +26,7 @@ from tokenledger.search import search_key
 from tokenledger.store import erasure, retention
 from tokenledger.store.database import Database
 from tokenledger.store.rollups import Level, Sums, aggregate
-from tokenledger.store.schema import users
+from tokenledger.store.schema import events, users
 
 if TYPE_CHECKING:
     from tokenledger.store.usage_store import UsageStore
@@ -182,7 +182,7 @@ def _write(
             aggregate(new_events, user_pks, metrics=store.metrics, rollups=store.rollups),
         )
     leftover = [event.event_id for event in batch if event.event_id not in inserted]
-    stored: Stored = {**early, **_stored_hashes(conn, leftover)}
+    stored: Stored = {**early, **_stored_hashes(db, conn, leftover)}
     for erased_id, event in originals.items():
         if erased_id in stored:
             stored[event.event_id] = _unkeyed(store, event, stored.pop(erased_id))
@@ -203,7 +203,11 @@ def user_lock_key(user_id: str) -> int:
     return int.from_bytes(hashlib.sha256(user_id.encode()).digest()[:8], "big", signed=True)
 
 
-def _chunks(values: Sequence[str], size: int = 500) -> Iterable[Sequence[str]]:
+def _chunks(db: Database, values: Sequence[str], size: int = 500) -> Iterable[Sequence[str]]:
+    """``values`` in pieces of ``size`` for SQLite (a placeholder each), whole where
+    they go as one array."""
+    if db.dialect.set_based:
+        size = max(len(values), 1)
     for start in range(0, len(values), size):
         yield values[start : start + size]
 
@@ -218,10 +222,12 @@ def _ensure_users(
     aliases = erasure.pseudonyms(store.erasure_key, user_ids)
     wanted = sorted(user_ids | aliases.keys())
     found: dict[str, int] = {}
-    select = text("SELECT external_id, id FROM users WHERE external_id IN :ids").bindparams(
-        bindparam("ids", expanding=True)
+    dialect = store.db.dialect
+    select = dialect.with_list(
+        f"SELECT external_id, id FROM users WHERE {dialect.any_of('external_id', 'ids', 'text')}",
+        "ids",
     )
-    for chunk in _chunks(wanted):
+    for chunk in _chunks(store.db, wanted):
         found.update(conn.execute(select, {"ids": list(chunk)}).all())
     erased = {aliases[alias] for alias in aliases if alias in found} - found.keys()
     batch = [event for event in batch if event.user_id not in erased]
@@ -242,10 +248,15 @@ def _ensure_users(
             }
             for user_id in missing
         ]
-        result = conn.execute(
-            users.insert().returning(users.c.external_id, users.c.id, sort_by_parameter_order=True),
-            rows,
-        )
+        if dialect.set_based:
+            columns = ("external_id", "search_key", "first_us", "last_us")
+            result = conn.exec_driver_sql(
+                f"INSERT INTO users ({', '.join(columns)}) SELECT * FROM "
+                f"{dialect.rows_from_arrays(users, columns)} RETURNING external_id, id",
+                _columns([tuple(row[column] for column in columns) for row in rows]),
+            )
+        else:  # rows come back in any order, with their ids: one statement per 500 or so
+            result = conn.execute(users.insert().returning(users.c.external_id, users.c.id), rows)
         found.update(result.all())
     return found, erased
 
@@ -282,43 +293,55 @@ def _insert_events(
     *,
     now_us: int,
 ) -> set[str]:
-    """Insert the batch (multi-row VALUES); return the ids that were really inserted."""
+    """Insert the batch; return the ids that were really inserted."""
     # Sorted, so that concurrent PostgreSQL writers wait on ids in one order.
     ordered = sorted(batch, key=lambda event: event.event_id)
-    one_row = "(" + ", ".join([db.dialect.param] * len(_EVENT_COLUMNS)) + ")"
-    inserted: set[str] = set()
-    for start in range(0, len(ordered), _EVENTS_PER_STATEMENT):
-        chunk = ordered[start : start + _EVENTS_PER_STATEMENT]
-        params: list[object] = []
-        for event in chunk:
-            params += (
-                event.event_id,
-                user_pks[event.user_id],
-                event.started_us,
-                event.duration_ms,
-                event.model,
-                event.provider,
-                event.input_tokens,
-                event.output_tokens,
-                event.cache_read_tokens,
-                event.cache_write_tokens,
-                event.reasoning_tokens,
-                event.status,
-                event.metadata,
-                event.content_hash,
-                HASH_VERSION,
-                now_us,
-                1 if event.usage_missing else 0,
-                event.cost_nanos,
-                event.cost_source,
-            )
-        sql = (
-            f"INSERT INTO events ({', '.join(_EVENT_COLUMNS)}) VALUES "
-            + ", ".join([one_row] * len(chunk))
-            + " ON CONFLICT (event_id) DO NOTHING RETURNING event_id"
+    rows = [
+        (
+            event.event_id,
+            user_pks[event.user_id],
+            event.started_us,
+            event.duration_ms,
+            event.model,
+            event.provider,
+            event.input_tokens,
+            event.output_tokens,
+            event.cache_read_tokens,
+            event.cache_write_tokens,
+            event.reasoning_tokens,
+            event.status,
+            event.metadata,
+            event.content_hash,
+            HASH_VERSION,
+            now_us,
+            1 if event.usage_missing else 0,
+            event.cost_nanos,
+            event.cost_source,
         )
-        inserted.update(row[0] for row in conn.exec_driver_sql(sql, tuple(params)))
+        for event in ordered
+    ]
+    if not rows:
+        return set()
+    head = f"INSERT INTO events ({', '.join(_EVENT_COLUMNS)}) "
+    tail = " ON CONFLICT (event_id) DO NOTHING RETURNING event_id"
+    dialect = db.dialect
+    if dialect.set_based:  # one statement, one array per column
+        source = dialect.rows_from_arrays(events, _EVENT_COLUMNS)
+        found = conn.exec_driver_sql(f"{head}SELECT * FROM {source}{tail}", _columns(rows))
+        return {row[0] for row in found}
+    one_row = "(" + ", ".join([dialect.param] * len(_EVENT_COLUMNS)) + ")"
+    inserted: set[str] = set()
+    for start in range(0, len(rows), _EVENTS_PER_STATEMENT):
+        chunk = rows[start : start + _EVENTS_PER_STATEMENT]
+        sql = head + "VALUES " + ", ".join([one_row] * len(chunk)) + tail
+        params = tuple(value for row in chunk for value in row)
+        inserted.update(row[0] for row in conn.exec_driver_sql(sql, params))
     return inserted
+
+
+def _columns(rows: Sequence[Sequence[Any]]) -> tuple[list[Any], ...]:
+    """``rows`` as one list per column (the parameters of ``rows_from_arrays``)."""
+    return tuple(list(column) for column in zip(*rows, strict=True))
 
 
 class StoredHash(NamedTuple):
@@ -328,12 +351,14 @@ class StoredHash(NamedTuple):
     digest: bytes
 
 
-def _stored_hashes(conn: Connection, event_ids: list[str]) -> dict[str, StoredHash]:
+def _stored_hashes(db: Database, conn: Connection, event_ids: list[str]) -> dict[str, StoredHash]:
     stored: dict[str, StoredHash] = {}
-    select = text(
-        "SELECT event_id, hash_version, content_hash FROM events WHERE event_id IN :ids"
-    ).bindparams(bindparam("ids", expanding=True))
-    for chunk in _chunks(event_ids):
+    select = db.dialect.with_list(
+        "SELECT event_id, hash_version, content_hash FROM events "
+        f"WHERE {db.dialect.any_of('event_id', 'ids', 'text')}",
+        "ids",
+    )
+    for chunk in _chunks(db, event_ids):
         stored.update(
             (row[0], StoredHash(row[1], bytes(row[2])))
             for row in conn.execute(select, {"ids": list(chunk)})
@@ -380,7 +405,7 @@ def _newer(candidate: int | None, current: int | None) -> bool:
 _PROFILE_SELECT = (
     "SELECT u.id, u.external_id, u.first_us, u.last_us, "
     + ", ".join(f"u.{column}, u.{column}_at_us, d.{column}" for column, _ in PROFILE_FIELDS)
-    + " FROM users u LEFT JOIN people_directory d ON d.user_pk = u.id WHERE u.id IN :ids"
+    + " FROM users u LEFT JOIN people_directory d ON d.user_pk = u.id WHERE {member}"
 )
 _PROFILE_UPDATE = (
     "UPDATE users SET "
@@ -402,8 +427,9 @@ def _update_profiles(
         if pk not in seen:
             seen[pk] = _Seen(event.started_us, event.started_us)
         seen[pk].observe(event)
+    member = db.dialect.any_of("u.id", "ids", "bigint")
     rows = conn.execute(
-        text(_PROFILE_SELECT).bindparams(bindparam("ids", expanding=True)), {"ids": sorted(seen)}
+        db.dialect.with_list(_PROFILE_SELECT.format(member=member), "ids"), {"ids": sorted(seen)}
     )
     profile_updates: list[dict[str, Any]] = []
     span_updates: list[tuple[int | None, ...]] = []
@@ -441,11 +467,18 @@ def _update_profiles(
         conn.execute(text(_PROFILE_UPDATE), profile_updates)
     if span_updates:
         span_updates.sort(key=lambda update: update[-1] or 0)
-        p = db.dialect.param
-        times = "".join(f"{column}_at_us = {p}, " for column, _ in PROFILE_FIELDS)
-        conn.exec_driver_sql(
-            f"UPDATE users SET {times}first_us = {p}, last_us = {p} WHERE id = {p}", span_updates
-        )
+        dialect, p = db.dialect, db.dialect.param
+        spans = (*(f"{column}_at_us" for column, _ in PROFILE_FIELDS), "first_us", "last_us")
+        if dialect.set_based:  # the batch's people hold their user locks: any order
+            source = dialect.rows_from_arrays(users, (*spans, "id"))
+            conn.exec_driver_sql(
+                f"UPDATE users AS u SET {', '.join(f'{c} = v.{c}' for c in spans)} "
+                f"FROM {source} WHERE u.id = v.id",
+                _columns(span_updates),
+            )
+            return
+        assignments = ", ".join(f"{column} = {p}" for column in spans)
+        conn.exec_driver_sql(f"UPDATE users SET {assignments} WHERE id = {p}", span_updates)
 
 
 def write_rollups(store: UsageStore, conn: Connection, sums: dict[Level, Sums]) -> None:
@@ -453,10 +486,12 @@ def write_rollups(store: UsageStore, conn: Connection, sums: dict[Level, Sums]) 
     for level, rows in sums.items():
         if level.grain.running:
             _add_to_running_days(store, conn, level, rows)
+            continue
+        ordered = [(*key, *rows[key]) for key in sorted(rows)]
+        if store.db.dialect.set_based:  # one statement, rows in key order
+            conn.exec_driver_sql(_bucket_upsert(store, level), _columns(ordered))
         else:
-            conn.exec_driver_sql(
-                _bucket_upsert(store, level), [(*key, *rows[key]) for key in sorted(rows)]
-            )
+            conn.exec_driver_sql(_bucket_upsert(store, level), ordered)
 
 
 def _bucket_upsert(store: UsageStore, level: Level) -> str:
@@ -466,9 +501,12 @@ def _bucket_upsert(store: UsageStore, level: Level) -> str:
     updates = [f"{name} = {table}.{name} + excluded.{name}" for name in names]
     updates.append(f"first_us = {dialect.least(f'{table}.first_us', 'excluded.first_us')}")
     updates.append(f"last_us = {dialect.greatest(f'{table}.last_us', 'excluded.last_us')}")
+    if dialect.set_based:
+        rows = f"SELECT * FROM {dialect.rows_from_arrays(store.tables[level], columns)}"
+    else:
+        rows = f"VALUES ({', '.join([dialect.param] * len(columns))})"
     return (
-        f"INSERT INTO {table} ({', '.join(columns)}) "
-        f"VALUES ({', '.join([dialect.param] * len(columns))}) "
+        f"INSERT INTO {table} ({', '.join(columns)}) {rows} "
         f"ON CONFLICT ({', '.join(keys)}) DO UPDATE SET {', '.join(updates)}"
     )
 
@@ -483,43 +521,111 @@ def _add_to_running_days(store: UsageStore, conn: Connection, level: Level, days
     one of its days up to its next get the deltas summed so far.
     """
     dialect, table, n = store.db.dialect, level.table, store.metrics.size
-    p = dialect.param
     cum = [f"cum_{name}" for name in store.metric_columns]
     key_columns = level.rollup.key_columns
-    same_key = "".join(f"{column} = {p} AND " for column in key_columns)
     keys = sorted(days)
-    conn.exec_driver_sql(
+    created = ", ".join(f"coalesce(prev.{c}, 0)" for c in cum)
+    conflict = f"ON CONFLICT ({''.join(f'{c}, ' for c in key_columns)}day) DO NOTHING"
+    insert_head = (
         f"INSERT INTO {table} ({''.join(f'{c}, ' for c in key_columns)}day, {', '.join(cum)}) "
-        f"SELECT {', '.join([p] * (len(key_columns) + 1))}, "
-        f"{', '.join(f'coalesce(prev.{c}, 0)' for c in cum)} "
-        "FROM (SELECT 1 AS one) AS o LEFT JOIN ("
-        f"  SELECT * FROM {table} WHERE {same_key}day < {p}"
-        "  ORDER BY day DESC LIMIT 1"
-        ") AS prev ON true WHERE true "
-        f"ON CONFLICT ({''.join(f'{c}, ' for c in key_columns)}day) DO NOTHING",
-        [(*key, *key) for key in keys],
     )
-    first = dialect.least(f"coalesce(day_first_us, {p})", p)
-    last = dialect.greatest(f"coalesce(day_last_us, {p})", p)
-    rows = []
+    # The deltas: for each (key, day), the sums of the batch's days of the key up to
+    # it, added to the rows from that day up to (not including) the key's next day.
+    rows: list[tuple[Any, ...]] = []
     summed: list[int] = []
     for position, key in enumerate(keys):
-        values, day = days[key], key[-1]
+        values = days[key]
         if position and keys[position - 1][:-1] == key[:-1]:
             summed = [a + b for a, b in zip(summed, values[:n], strict=True)]
         else:
             summed = values[:n]
         following = keys[position + 1] if position + 1 < len(keys) else None
         until = following[-1] if following and following[:-1] == key[:-1] else _NO_DAY
-        first_us, last_us = values[n], values[n + 1]
-        rows.append((*summed, day, first_us, first_us, day, last_us, last_us, *key, until))
+        rows.append((*key, until, values[n], values[n + 1], *summed))
+    if dialect.set_based:
+        _add_to_running_days_at_once(store, conn, level, keys, rows, insert_head, conflict)
+        return
+    p = dialect.param
+    same_key = "".join(f"{column} = {p} AND " for column in key_columns)
+    conn.exec_driver_sql(
+        f"{insert_head}SELECT {', '.join([p] * (len(key_columns) + 1))}, {created} "
+        "FROM (SELECT 1 AS one) AS o LEFT JOIN ("
+        f"  SELECT * FROM {table} WHERE {same_key}day < {p}"
+        "  ORDER BY day DESC LIMIT 1"
+        f") AS prev ON true WHERE true {conflict}",
+        [(*key, *key) for key in keys],
+    )
+    first = dialect.least(f"coalesce(day_first_us, {p})", p)
+    last = dialect.greatest(f"coalesce(day_last_us, {p})", p)
+    width = len(key_columns) + 1
     conn.exec_driver_sql(
         f"UPDATE {table} SET "
         + ", ".join(f"{c} = {c} + {p}" for c in cum)
         + f", day_first_us = CASE WHEN day = {p} THEN {first} ELSE day_first_us END"
         + f", day_last_us = CASE WHEN day = {p} THEN {last} ELSE day_last_us END"
         + f" WHERE {same_key}day >= {p} AND day < {p}",
-        rows,
+        [_update_params(row, width) for row in rows],
+    )
+
+
+def _update_params(row: tuple[Any, ...], width: int) -> tuple[Any, ...]:
+    """A delta row ``(key..., day, until, first_us, last_us, sums...)`` as the
+    parameters of the one-row UPDATE."""
+    day, until, first_us, last_us = row[width - 1 : width + 3]
+    return (*row[width + 3 :], day, first_us, first_us, day, last_us, last_us, *row[:width], until)
+
+
+def _add_to_running_days_at_once(
+    store: UsageStore,
+    conn: Connection,
+    level: Level,
+    keys: list[tuple[Any, ...]],
+    rows: list[tuple[Any, ...]],
+    insert_head: str,
+    conflict: str,
+) -> None:
+    """:func:`_add_to_running_days` in two statements over arrays (PostgreSQL).
+
+    The new rows read the running totals before the statement: the same values as
+    one statement per row would (a new row is a copy of the row before it until the
+    deltas are added, so a later new row of the same key copies the same totals).
+    Each existing row takes at most one delta (the ranges of a key do not overlap);
+    the rows are locked in key order first, as one statement per row would, so that
+    writers sharing rows without a user key (per model, in total) cannot deadlock.
+    """
+    dialect, table = store.db.dialect, level.table
+    source = store.tables[level]
+    key_columns = level.rollup.key_columns
+    named = (*key_columns, "day")
+    cum = [f"cum_{name}" for name in store.metric_columns]
+    same = " AND ".join(f"t.{c} = v.{c}" for c in key_columns) or "true"
+    conn.exec_driver_sql(
+        f"{insert_head}SELECT {', '.join(f'v.{c}' for c in named)}, "
+        f"{', '.join(f'coalesce(prev.{c}, 0)' for c in cum)} "
+        f"FROM {dialect.rows_from_arrays(source, named)} LEFT JOIN LATERAL ("
+        f"  SELECT * FROM {table} t WHERE {same} AND t.day < v.day"
+        "  ORDER BY t.day DESC LIMIT 1"
+        f") AS prev ON true {conflict}",
+        _columns(keys),
+    )
+    deltas = (*named, "until", "first_us", "last_us", *cum)
+    types = {"until": "day", "first_us": "day_first_us", "last_us": "day_last_us"}
+    spans = dialect.rows_from_arrays(source, [types.get(c, c) for c in deltas], names=deltas)
+    in_range = f"{same} AND t.day >= v.day AND t.day < v.until"
+    keys_sql = ", ".join(f"t.{c}" for c in named)
+    conn.exec_driver_sql(
+        f"WITH v AS MATERIALIZED (SELECT * FROM {spans}), "
+        f"locked AS (SELECT 1 FROM {table} t JOIN v ON {in_range} "
+        f"ORDER BY {keys_sql} FOR UPDATE OF t) "
+        f"UPDATE {table} AS t SET "
+        + ", ".join(f"{c} = t.{c} + v.{c}" for c in cum)
+        + ", day_first_us = CASE WHEN t.day = v.day THEN "
+        + dialect.least("coalesce(t.day_first_us, v.first_us)", "v.first_us")
+        + " ELSE t.day_first_us END, day_last_us = CASE WHEN t.day = v.day THEN "
+        + dialect.greatest("coalesce(t.day_last_us, v.last_us)", "v.last_us")
+        # The locks first (the scalar subquery runs once, before any row changes).
+        + f" ELSE t.day_last_us END FROM v WHERE {in_range} AND (SELECT count(*) FROM locked) >= 0",
+        _columns(rows),
     )
 
 
