@@ -157,6 +157,13 @@ class Dialect:
         """``statement`` (holding :meth:`any_of` of ``name``) ready to run."""
         return text(statement)
 
+    def keep_serial(self, conn: Connection) -> None:
+        """No parallel plan for the rest of this transaction. The usage-by-key
+        statements are index seeks per key and scans of a few thousand bucket rows, which
+        the planner would still split across worker processes: starting them cost more
+        than they saved (10-25% slower reports at 10M events on two cores)."""
+        conn.exec_driver_sql("SET LOCAL max_parallel_workers_per_gather = 0")
+
     def lock_users(self, conn: Connection, keys: Iterable[int]) -> None:
         """Serialize writers that share a user (key order rules out deadlocks)."""
         conn.execute(
@@ -262,6 +269,9 @@ class SqliteDialect(Dialect):
     def with_list(self, statement: str, name: str) -> TextClause:
         """``statement`` with the list ``name`` bound expanding (a placeholder each)."""
         return text(statement).bindparams(bindparam(name, expanding=True))
+
+    def keep_serial(self, conn: Connection) -> None:
+        """Nothing to do: SQLite plans are serial."""
 
     def lock_users(self, conn: Connection, keys: Iterable[int]) -> None:
         """Nothing to do: a SQLite write transaction (BEGIN IMMEDIATE) is alone."""

@@ -105,6 +105,7 @@ class UsageReader:
         self.metrics = store.metrics
         self.sql = store.metric_sql
         self._days = USER_ROLLUP.table(Grain.DAY)
+        self._serial = False  # whether this transaction's plans are kept serial
 
     # -- per key ------------------------------------------------------------------
 
@@ -170,6 +171,7 @@ class UsageReader:
             f"{order.sql(self.metrics, 'p')} {direction}, {self.db.dialect.binary('p.external_id')}"
         )
         params.update(limit=order.limit, offset=order.offset)
+        self._keep_serial()
         rows = self.conn.execute(text(query), params).all()
         head = rows[0]
         total: Raw = [*(value or 0 for value in head[1 : n + 1]), None, head[n + 1]]
@@ -192,8 +194,16 @@ class UsageReader:
         if found is not None:
             ctes, union, params = found
             query = f"WITH {', '.join(ctes)} " if ctes else ""
+            self._keep_serial()
             self._add_rows(result, text(query + union), params, len(rollup.keys))
         return result
+
+    def _keep_serial(self) -> None:
+        """Before the first usage-by-key statement of this transaction: no parallel
+        plan (see :meth:`~tokenledger.store.dialect.Dialect.keep_serial`)."""
+        if not self._serial:
+            self.db.dialect.keep_serial(self.conn)
+            self._serial = True
 
     def _per_key_sql(
         self, rollup: Rollup, start_us: int, end_us: int, users: UserFilter, *, first: bool
