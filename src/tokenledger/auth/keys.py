@@ -208,13 +208,14 @@ def revoke_key(
     raise LookupError(f"no key with id {key_id}")
 
 
-def _plausible(secret: str) -> bool:
+def plausible(secret: str) -> bool:
+    """Whether ``secret`` has a key's shape (else no transaction is spent on it)."""
     return secret.startswith(KEY_PREFIX) and len(secret) <= 200
 
 
 def find_key(db: Database, secret: str) -> ApiKey | None:
     """The active key whose secret is ``secret``, or None."""
-    if not _plausible(secret):
+    if not plausible(secret):
         return None  # no transaction for what cannot be a key
     with db.read() as conn:
         return find_key_in(conn, secret)
@@ -222,7 +223,7 @@ def find_key(db: Database, secret: str) -> ApiKey | None:
 
 def find_key_in(conn: Connection, secret: str) -> ApiKey | None:
     """:func:`find_key` in an open transaction (a call that reads more in it)."""
-    if not _plausible(secret):
+    if not plausible(secret):
         return None
     row = conn.execute(_BY_HASH, {"key_hash": hash_key(secret)}).first()
     if row is None or row.revoked_us is not None:

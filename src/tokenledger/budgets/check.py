@@ -347,6 +347,12 @@ class Budgets:
         """The gateway's :class:`~tokenledger.gateway.budget.BudgetGate`."""
         return self.decide(self.uses_of(user_id, now_us=now_us), now_us=now_us)
 
+    def check_in(self, conn: Connection, user_id: str, *, now_us: int) -> Decision:
+        """:meth:`check` in ``conn``'s read transaction (the gateway's, which found the
+        key in it: a :class:`~tokenledger.gateway.budget.SharedReadGate`)."""
+        uses = self._uses_of(UsageReader(self.store, conn), user_id, now_us)
+        return self.decide(uses, now_us=now_us)
+
 
 def _draft(fields: dict[str, Any], now_us: int) -> Budget:
     """An unsaved budget (id 0) of checked ``fields``."""

@@ -15,9 +15,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
+from sqlalchemy.engine import Connection
 
 from tokenledger.auth import names
-from tokenledger.auth.keys import PERSON_SCOPE, ApiKey, find_key, touch_key
+from tokenledger.auth.keys import PERSON_SCOPE, ApiKey, find_key_in, plausible, touch_key
 from tokenledger.gateway.errors import GatewayError
 from tokenledger.gateway.upstreams import Kind
 from tokenledger.store.database import Database, DatabaseUnavailable
@@ -43,6 +44,16 @@ def presented_key(headers: Mapping[str, str]) -> str | None:
 
 def authenticate(db: Database, headers: Mapping[str, str], *, now_us: int) -> ApiKey:
     """The caller's active gateway key, or a :class:`GatewayError`."""
+    secret = presented_secret(headers)
+    with db.read() as conn:
+        key = key_in(conn, secret)
+    touch(db, key, now_us=now_us)
+    return key
+
+
+def presented_secret(headers: Mapping[str, str]) -> str:
+    """The key the request presents (401 when none, or when it cannot be a key: no
+    transaction is spent on it)."""
     secret = presented_key(headers)
     if secret is None:
         raise GatewayError(
@@ -51,9 +62,17 @@ def authenticate(db: Database, headers: Mapping[str, str], *, now_us: int) -> Ap
             "missing API key: send a TokenLedger gateway key as 'Authorization: Bearer <key>' "
             "or 'x-api-key: <key>'",
         )
-    key = find_key(db, secret)
+    if not plausible(secret):
+        raise _invalid_key()
+    return secret
+
+
+def key_in(conn: Connection, secret: str) -> ApiKey:
+    """The active gateway key of ``secret``, read in ``conn``'s transaction (401 or
+    403 otherwise)."""
+    key = find_key_in(conn, secret)
     if key is None:
-        raise GatewayError(401, "invalid_api_key", "unknown or revoked API key")
+        raise _invalid_key()
     if key.scope not in {PERSON_SCOPE, APP_SCOPE}:
         raise GatewayError(
             403,
@@ -61,9 +80,17 @@ def authenticate(db: Database, headers: Mapping[str, str], *, now_us: int) -> Ap
             f"this key has scope {key.scope!r}; the gateway needs a {PERSON_SCOPE!r} or "
             f"{APP_SCOPE!r} key",
         )
-    with suppress(DatabaseUnavailable):  # "last used" must never fail a request
-        touch_key(db, key, now_us=now_us)
     return key
+
+
+def touch(db: Database, key: ApiKey, *, now_us: int) -> None:
+    """Record the key's use (at most once a minute; "last used" never fails a request)."""
+    with suppress(DatabaseUnavailable):
+        touch_key(db, key, now_us=now_us)
+
+
+def _invalid_key() -> GatewayError:
+    return GatewayError(401, "invalid_api_key", "unknown or revoked API key")
 
 
 def named_in_headers(key: ApiKey, headers: Mapping[str, str]) -> Caller | None:

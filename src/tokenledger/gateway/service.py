@@ -2,7 +2,9 @@
 
 Before anything is forwarded: the key (401/403), the body (400; its size is limited
 as ingest's), the person (400), an upstream for the model (404) and the budget check
-(429). Requests refused here reach no upstream and are not recorded.
+(429). Requests refused here reach no upstream and are not recorded. The key and,
+when the person is known from it or the headers, their budgets are read in one
+transaction, in one trip to a worker thread.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from starlette.types import ASGIApp
 from tokenledger.auth.keys import ApiKey
 from tokenledger.clock import Clock, now_us
 from tokenledger.gateway import callers, forward
-from tokenledger.gateway.budget import BudgetGate, Decision
+from tokenledger.gateway.budget import BudgetGate, Decision, SharedReadGate
 from tokenledger.gateway.callers import Caller
 from tokenledger.gateway.calls import Call
 from tokenledger.gateway.endpoints import Endpoint
@@ -45,6 +47,13 @@ class Gateway:
     db: Database
     clock: Clock
     observer: Observer = field(default_factory=Unobserved)
+    # The gate, when it can read in the key's transaction (it uses the same database).
+    _shared_gate: SharedReadGate | None = field(init=False, repr=False, default=None)
+
+    def __post_init__(self) -> None:
+        gate = self.budget
+        if isinstance(gate, SharedReadGate) and gate.db is self.db:
+            self._shared_gate = gate
 
     async def handle(self, request: Request, endpoint: Endpoint) -> ASGIApp:
         """The answer to a gateway request: a refusal, or the forwarded call."""
@@ -107,17 +116,23 @@ class Gateway:
 
     def _admit(self, headers: dict[str, str], at_us: int) -> tuple[ApiKey, Caller | None]:
         """The caller's key and, when it is known without the body, the person (whose
-        budget is then checked)."""
-        key = callers.authenticate(self.db, headers, now_us=at_us)
-        caller = callers.named_in_headers(key, headers)
+        budget is then checked, in the key's transaction when the gate can)."""
+        secret = callers.presented_secret(headers)
+        decision: Decision | None = None
+        with self.db.read() as conn:
+            key = callers.key_in(conn, secret)
+            caller = callers.named_in_headers(key, headers)
+            if caller is not None and self._shared_gate is not None:
+                decision = self._shared_gate.check_in(conn, caller.user_id, now_us=at_us)
+        callers.touch(self.db, key, now_us=at_us)
         if caller is not None:
-            self._check_budget(caller.user_id, at_us)
+            if decision is None:
+                decision = self.budget.check(caller.user_id, now_us=at_us)
+            _allowed(caller.user_id, decision)
         return key, caller
 
     def _check_budget(self, user_id: str, at_us: int) -> None:
-        decision = self.budget.check(user_id, now_us=at_us)
-        if not decision.allowed:
-            raise _over_budget(user_id, decision)
+        _allowed(user_id, self.budget.check(user_id, now_us=at_us))
 
     async def _record(self, event: dict[str, Any]) -> None:
         await run_in_threadpool(self.recorder.store, event)
@@ -192,6 +207,11 @@ def _upstream_body(endpoint: Endpoint, document: dict[str, Any], body: bytes) ->
         {**options, "include_usage": True} if isinstance(options, dict) else {"include_usage": True}
     )
     return orjson.dumps({**document, "stream_options": options}), True
+
+
+def _allowed(user_id: str, decision: Decision) -> None:
+    if not decision.allowed:
+        raise _over_budget(user_id, decision)
 
 
 def _over_budget(user_id: str, decision: Decision) -> GatewayError:

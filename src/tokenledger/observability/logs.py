@@ -111,5 +111,9 @@ def logging_config(level: str) -> dict[str, Any]:
             **{name: {"handlers": [], "propagate": True} for name in ("uvicorn", "uvicorn.error")},
             # Never SQL statements and their parameters, even at debug.
             "sqlalchemy": {"level": "WARNING"},
+            # Not a line per upstream call ("HTTP Request: POST ..."): the gateway's
+            # request line and metrics tell the same, and this one is written on the
+            # way to forwarding the answer.
+            "httpx2": {"level": "WARNING"},
         },
     }
