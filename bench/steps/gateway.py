@@ -4,8 +4,9 @@ The fake provider (``tests/support/fake_upstream.py``) runs in a process of its 
 and answers at once; ``tokenledger serve`` (one process, a fresh database, SQLite
 ``FULL``) forwards to it. Each figure is measured twice in the same run, interleaved:
 straight to the fake, and through the gateway, so the difference is what the gateway
-adds (its key check, the budget check, forwarding, metering, and the commit of the
-event, which ends before the answer does):
+adds (its key check, the budget check, forwarding and metering; the event is
+committed right after the answer ends, docs/gateway.md, so its commit is in neither
+figure, only in the CPU the server has left for the next request):
 
 - a non-streaming Chat Completions request: the whole answer, one after the other;
 - a streamed one: the time to the first byte of the answer (the rest is read too);

@@ -335,3 +335,38 @@ def test_the_app_alerts_after_an_ingest_on_its_own(
             time.sleep(0.05)
     thresholds = sorted(orjson.loads(item.body)["threshold"] for item in receiver.accepted)
     assert thresholds == [50, 80]
+
+
+def test_commits_wake_the_thread_without_reading_deliveries_each_time(
+    service: AlertService, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A busy ingest wakes the alert thread after every commit: the people are checked
+    each time, the due deliveries only when a crossing was recorded, a delivery was
+    queued again, or the last look is a second old."""
+    looks: list[float] = []
+    real = service.deliver_due
+
+    def counted() -> float:
+        looks.append(time.monotonic())
+        return real()
+
+    monkeypatch.setattr(service, "deliver_due", counted)
+    service.start()
+    deadline = time.monotonic() + 10
+    while not looks and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert looks, "the first turn looks for due deliveries"
+    began, first = time.monotonic(), len(looks)
+    for number in range(40):  # 40 commits of people without budgets, 10 ms apart
+        service.people_committed([f"nobody-{number}"])
+        time.sleep(0.01)
+    spent = time.monotonic() - began
+    # One look per second at most (plus one at a boundary), not one per commit.
+    assert len(looks) - first <= int(spent) + 1
+    before = len(looks)
+    service._deliver_now.set()  # what a resend does
+    service._wake.set()
+    deadline = time.monotonic() + 0.5
+    while len(looks) == before and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert len(looks) > before  # at once, not after the second

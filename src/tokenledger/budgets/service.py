@@ -69,6 +69,7 @@ class AlertService:
         self.clock = clock
         self._people: queue.SimpleQueue[str] = queue.SimpleQueue()
         self._wake = threading.Event()
+        self._deliver_now = threading.Event()  # a delivery was queued again (resend)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._client: httpx2.Client | None = None
@@ -118,6 +119,10 @@ class AlertService:
 
     def _run(self) -> None:
         next_sweep = 0.0
+        # When due deliveries are looked for again: at most a second apart, and at once
+        # after new crossings or a resend; not on every commit that wakes the thread
+        # (at a busy ingest that is every batch: two reads each, for nothing).
+        next_delivery = 0.0
         synced = False
         while not self._stop.is_set():
             wait = 1.0
@@ -130,6 +135,7 @@ class AlertService:
                         continue
                     self.sync_channels()
                     synced = True
+                found = 0
                 if time.monotonic() >= next_sweep:
                     began = time.monotonic()
                     swept, found = self.sweep_changed()
@@ -141,8 +147,11 @@ class AlertService:
                             found,
                         )
                     next_sweep = time.monotonic() + self.settings.alert_sweep_s
-                self.check_committed()
-                wait = self.deliver_due()
+                found += self.check_committed()
+                if found or self._deliver_now.is_set() or time.monotonic() >= next_delivery:
+                    self._deliver_now.clear()
+                    next_delivery = time.monotonic() + self.deliver_due()
+                wait = max(0.0, next_delivery - time.monotonic())
             except Exception:  # the database may be away: try again on the next turn
                 log.exception("budget alerts: a turn failed")
             self._wake.wait(max(0.01, min(wait, next_sweep - time.monotonic())))
@@ -281,4 +290,5 @@ class AlertService:
                 now_us=at,
                 client=client,
             )
+        self._deliver_now.set()
         self._wake.set()
