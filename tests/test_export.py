@@ -265,9 +265,11 @@ def page_queries(db: Database) -> Iterator[list[str]]:
         if "ORDER BY e.started_us, e.id LIMIT" in statement:
             seen.append(statement)
 
-    event.listen(db.engine, "before_cursor_execute", record)
+    for engine in db.engines:  # on SQLite, pages are read through the scan engine
+        event.listen(engine, "before_cursor_execute", record)
     yield seen
-    event.remove(db.engine, "before_cursor_execute", record)
+    for engine in db.engines:
+        event.remove(engine, "before_cursor_execute", record)
 
 
 def _spread(days: int, per_day: int) -> list[dict[str, Any]]:
@@ -351,13 +353,15 @@ def test_a_cancelled_export_stops_before_its_next_piece_of_work(
     def record(*args: Any) -> None:
         statements.append(args[2])
 
-    event.listen(db.engine, "before_cursor_execute", record)
+    for engine in db.engines:
+        event.listen(engine, "before_cursor_execute", record)
     try:
         export.cancel()  # e.g. from the thread that saw the client go away
         with pytest.raises(ExportCancelled):
             next(chunks)
     finally:
-        event.remove(db.engine, "before_cursor_execute", record)
+        for engine in db.engines:
+            event.remove(engine, "before_cursor_execute", record)
     assert statements == []  # not one more query once cancelled
     assert outcomes == [ExportOutcome(rows=0, complete=False)]
     # Not cancelled, the same export has every row.

@@ -9,6 +9,9 @@ import random
 from datetime import date
 from typing import Any
 
+import pytest
+from sqlalchemy import Engine, event
+
 from tests.conftest import make_event
 from tokenledger.export import (
     COLUMNS,
@@ -21,7 +24,7 @@ from tokenledger.export import (
 from tokenledger.ingest import ingest
 from tokenledger.localdays import LocalRange, zone
 from tokenledger.reports import UserFilter
-from tokenledger.store.database import Database
+from tokenledger.store.database import SCAN_CACHE_KIB, Database
 from tokenledger.store.usage_store import UsageStore
 
 NOW_US = 2**62
@@ -113,3 +116,29 @@ def test_database_written_lines_are_the_python_file(db: Database) -> None:
 def test_letters_the_database_leaves_unguarded_need_no_guard() -> None:
     for code in range(0xC0, 0x530):
         assert escape_cell(chr(code) + "=x") == chr(code) + "=x"
+
+
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+def test_an_events_export_reads_events_with_the_small_page_cache(db: Database) -> None:
+    # Every statement of an events export that reads events runs on a connection whose
+    # SQLite page cache is the scans' small one: at 10M events, pages read on the
+    # reports' connections (64 MiB of cache each) grew the server by 258 MiB (4 of them).
+    store = UsageStore(db)
+    ingest(store, _events(300), now_us=NOW_US)
+    seen: list[tuple[str, int]] = []
+
+    def cache_size(conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        found = conn.connection.dbapi_connection.execute("PRAGMA cache_size").fetchone()
+        seen.append((statement, found[0]))
+
+    local_range = LocalRange.of(date(2026, 10, 30), date(2026, 11, 2), zone("UTC"))
+    request = ExportRequest(local_range=local_range, users=UserFilter(), granularity="events")
+    event.listen(Engine, "before_cursor_execute", cache_size)
+    try:
+        # A page size that leaves some lines to Python: their records are read too.
+        assert b"".join(CsvExport(store, request, page_size=50)).count(b"\r\n") == 301
+    finally:
+        event.remove(Engine, "before_cursor_execute", cache_size)
+    scans = [size for statement, size in seen if "FROM events e" in statement]
+    assert len(scans) >= 7
+    assert set(scans) == {-SCAN_CACHE_KIB}

@@ -47,7 +47,12 @@ class Settings(BaseSettings):
     sqlite_busy_timeout_ms: int = Field(
         10000, ge=0, description="How long a SQLite writer waits for the write lock (ms)."
     )
-    pool_size: int = Field(8, ge=1, description="Database connections kept per process.")
+    pool_size: int = Field(
+        8,
+        ge=1,
+        description="Database connections kept per process (on a SQLite file, as many "
+        "again for the events export's reads, with a small page cache).",
+    )
     max_body_bytes: int = Field(
         5 * 1024 * 1024, ge=1024, description="Largest accepted ingest request body (bytes)."
     )

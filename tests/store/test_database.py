@@ -10,7 +10,7 @@ from sqlalchemy import create_engine, text
 from tests.conftest import make_event
 from tokenledger.ingest import ingest
 from tokenledger.localdays import to_us
-from tokenledger.store.database import Database, DatabaseUnavailable
+from tokenledger.store.database import CACHE_KIB, SCAN_CACHE_KIB, Database, DatabaseUnavailable
 from tokenledger.store.usage_store import UsageStore
 
 NOW_US = to_us(datetime(2026, 11, 25, 12, tzinfo=UTC))
@@ -53,3 +53,17 @@ def test_no_free_connection_in_time_is_unavailable(database_url: str) -> None:
             pass
     finally:
         db.dispose()
+
+
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+def test_sqlite_scans_run_with_a_small_page_cache_and_reports_with_a_large_one(
+    db: Database,
+) -> None:
+    # SQLite's page cache is per connection, in this process: a scan's (an events
+    # export's pages, read once) stays small, the reports' stays large.
+    size = "PRAGMA cache_size"
+    with db.read() as conn:
+        assert conn.exec_driver_sql(size).scalar() == -CACHE_KIB
+    with db.scan() as conn:
+        assert conn.exec_driver_sql(size).scalar() == -SCAN_CACHE_KIB
+    assert SCAN_CACHE_KIB * 8 <= CACHE_KIB

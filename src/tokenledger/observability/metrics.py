@@ -249,11 +249,13 @@ def create_metrics() -> Metrics:
 
 
 def count_database_errors(db: Database, metrics: Metrics) -> None:
-    """Count every error the database driver raises through ``db``'s engine."""
+    """Count every error the database driver raises through ``db``'s engines."""
 
-    @event.listens_for(db.engine, "handle_error")
     def _on_error(context: ExceptionContext) -> None:
         metrics.database_errors.labels(type(context.original_exception).__name__).inc()
+
+    for engine in db.engines:
+        event.listen(engine, "handle_error", _on_error)
 
 
 @contextmanager

@@ -4,7 +4,8 @@ A page is the next ``page_size`` events after a keyset ``(started_us, id)``, rea
 its own short transaction: an event's keyset never changes (erasure rewrites only its
 id text, hash and metadata, ``tokenledger reprice`` only its cost), so paging never
 repeats one; the only events it can miss are those retention deletes meanwhile, which
-are gone anyway.
+are gone anyway. Pages are read by :meth:`Database.scan` (on SQLite, connections with a
+small page cache of their own: events read once must not fill the reports' caches).
 """
 
 from __future__ import annotations
@@ -87,7 +88,7 @@ def event_page(
     params, member = _keyset(
         store, after=after, end_us=end_us, last_id=last_id, users=users, page_size=page_size
     )
-    with store.db.read() as conn:
+    with store.db.scan() as conn:
         return conn.execute(text(_PAGE_SQL.format(member=member)), params).all()
 
 
@@ -183,7 +184,7 @@ def line_page(
         "JOIN events e ON e.id = x.id JOIN users u ON u.id = e.user_pk "
         "ORDER BY x.started_us, x.id"
     )
-    with store.db.read() as conn:
+    with store.db.scan() as conn:
         return conn.execute(text(query), params).all()
 
 
@@ -192,5 +193,5 @@ def records(store: UsageStore, ids: Sequence[int]) -> Sequence[Sequence[Any]]:
     query = text(f"{_COLUMNS_SQL} WHERE e.id IN :ids ORDER BY e.started_us, e.id").bindparams(
         bindparam("ids", expanding=True)
     )
-    with store.db.read() as conn:
+    with store.db.scan() as conn:
         return conn.execute(query, {"ids": list(ids)}).all()
