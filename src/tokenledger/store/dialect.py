@@ -316,7 +316,7 @@ def _first(days_table: str, keys: Sequence[str], alias: str, wanted: bool) -> st
     """The first request in the days ``[:ds, :de)`` of a key (one more seek), or NULL
     when the caller looks it up later for the rows it shows."""
     if not wanted:
-        return "NULL"
+        return "CAST(NULL AS BIGINT)"  # typed: a CTE of it compares with numbers
     return (
         f"(SELECT d.day_first_us FROM {days_table} d WHERE {_same_key('d', alias, keys)}"
         "d.day >= :ds AND d.day < :de ORDER BY d.day LIMIT 1)"

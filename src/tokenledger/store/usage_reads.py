@@ -151,26 +151,36 @@ class UsageReader:
         n = self.metrics.size
         if found is None:
             return UserPage(0, self.metrics.empty(), [], {})
-        ctes, union, params = found
+        ctes, selects, params = found
         names = self.store.metric_columns
         columns = ", ".join(("user_pk", *names, "first_us", "last_us"))
-        merged = ", ".join(f"CAST(sum({name}) AS BIGINT) AS {name}" for name in names)
         key = order.sql(self.metrics, "r")
         direction = "DESC" if order.descending else "ASC"
         by = f"{key} {direction}, {self.db.dialect.binary('u.external_id')}"
         totals = ", ".join(f"CAST(sum({name}) AS BIGINT)" for name in names)
+        # Only the rows up to the page's last (with any that tie with it) meet the
+        # people table for the tie-break: the page's key bound comes from the sums
+        # alone (a top-N of one column), not from joining and sorting every row.
+        reach = ">=" if order.descending else "<="
         query = (
             f"WITH {''.join(f'{cte}, ' for cte in ctes)}"
-            f"x({columns}) AS ({union}), "
-            f"r AS MATERIALIZED (SELECT user_pk, {merged}, min(first_us) AS first_us, "
-            "max(last_us) AS last_us FROM x GROUP BY user_pk), "
+            f"{_one_row_per_user(selects, columns, names)}, "
             f"t AS (SELECT count(*) AS people, {totals}, max(last_us) AS latest FROM r), "
+            f"b AS (SELECT {key} AS k FROM r ORDER BY k {direction} LIMIT 1 OFFSET :last), "
             f"p AS (SELECT r.*, u.external_id, u.name, u.email FROM r "
-            f"JOIN users u ON u.id = r.user_pk ORDER BY {by} LIMIT :limit OFFSET :offset) "
+            f"JOIN users u ON u.id = r.user_pk "
+            f"WHERE {key} {reach} coalesce((SELECT k FROM b), :unbounded) "
+            f"ORDER BY {by} LIMIT :limit OFFSET :offset) "
             f"SELECT t.*, p.* FROM t LEFT JOIN p ON 1 = 1 ORDER BY "
             f"{order.sql(self.metrics, 'p')} {direction}, {self.db.dialect.binary('p.external_id')}"
         )
-        params.update(limit=order.limit, offset=order.offset)
+        params.update(
+            limit=order.limit,
+            offset=order.offset,
+            last=max(order.offset + order.limit - 1, 0),
+            # Past the last row there is no bound: every key is within this one.
+            unbounded=_MISSING if order.descending else -_MISSING - 1,
+        )
         self._keep_serial()
         rows = self.conn.execute(text(query), params).all()
         head = rows[0]
@@ -192,9 +202,10 @@ class UsageReader:
         result: dict[Any, Raw] = {}
         found = self._per_key_sql(rollup, start_us, end_us, users, first=first)
         if found is not None:
-            ctes, union, params = found
+            ctes, selects, params = found
             query = f"WITH {', '.join(ctes)} " if ctes else ""
             self._keep_serial()
+            union = " UNION ALL ".join(selects)
             self._add_rows(result, text(query + union), params, len(rollup.keys))
         return result
 
@@ -207,10 +218,10 @@ class UsageReader:
 
     def _per_key_sql(
         self, rollup: Rollup, start_us: int, end_us: int, users: UserFilter, *, first: bool
-    ) -> tuple[list[str], str, dict[str, Any]] | None:
-        """The statement of :meth:`_per_key`: its CTEs, the UNION ALL of rows ``(key...,
-        metrics..., first_us, last_us)`` (a key may have several) and its parameters;
-        None when the range has no piece."""
+    ) -> tuple[list[str], list[str], dict[str, Any]] | None:
+        """The statement of :meth:`_per_key`: its CTEs, the SELECTs of rows ``(key...,
+        metrics..., first_us, last_us)`` (the whole days', then the edges': each has at
+        most one row per key) and its parameters; None when the range has no piece."""
         by_user = USER in rollup.keys
         if users.active and not by_user:
             raise ValueError(f"the {rollup.name} rollup has no user key to filter by")
@@ -236,7 +247,7 @@ class UsageReader:
             selects.append(edges)
         if not selects:
             return None
-        return ctes, " UNION ALL ".join(selects), params
+        return ctes, selects, params
 
     def _whole_days(self, rollup: Rollup, ctes: list[str], member: str, *, first: bool) -> str:
         """The whole days: each key's running totals at the end minus at the start."""
@@ -453,6 +464,25 @@ class UsageReader:
         ).one()
         n = self.metrics.size
         return [*(value or 0 for value in row[:n]), row[n], row[n + 1]]
+
+
+def _one_row_per_user(selects: list[str], columns: str, names: Sequence[str]) -> str:
+    """The CTE ``r``: each user's usage from ``selects`` (at most one row per user
+    each). One SELECT is ``r`` itself; the whole days' and the edges' rows are joined
+    by user (not summed again by a GROUP BY over both, which sorts every row)."""
+    if len(selects) == 1:
+        return f"r({columns}) AS MATERIALIZED ({selects[0]})"
+    whole, edges = selects
+    sums = ", ".join(f"w.{name} + coalesce(e.{name}, 0)" for name in names)
+    first = "CASE WHEN e.first_us IS NULL OR w.first_us <= e.first_us THEN w.first_us END"
+    last = "CASE WHEN e.last_us IS NULL OR w.last_us >= e.last_us THEN w.last_us END"
+    return (
+        f"w({columns}) AS MATERIALIZED ({whole}), e({columns}) AS MATERIALIZED ({edges}), "
+        f"r({columns}) AS MATERIALIZED ("
+        f"SELECT w.user_pk, {sums}, coalesce({first}, e.first_us), coalesce({last}, e.last_us) "
+        "FROM w LEFT JOIN e ON e.user_pk = w.user_pk "
+        "UNION ALL SELECT * FROM e WHERE NOT EXISTS (SELECT 1 FROM w WHERE w.user_pk = e.user_pk))"
+    )
 
 
 def _piece(rollup: Rollup, grain: Grain, first: int, last: int) -> tuple[str, int, int]:
