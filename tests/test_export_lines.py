@@ -142,3 +142,27 @@ def test_an_events_export_reads_events_with_the_small_page_cache(db: Database) -
     scans = [size for statement, size in seen if "FROM events e" in statement]
     assert len(scans) >= 7
     assert set(scans) == {-SCAN_CACHE_KIB}
+
+
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+def test_a_daily_export_reads_its_days_with_the_small_page_cache(db: Database) -> None:
+    # Each local day of a daily export is read once: on the reports' connections its
+    # rollup rows filled their 64 MiB caches (at 10M events, +113 MiB for 31 days).
+    store = UsageStore(db)
+    ingest(store, _events(300), now_us=NOW_US)
+    seen: list[tuple[str, int]] = []
+
+    def cache_size(conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        found = conn.connection.dbapi_connection.execute("PRAGMA cache_size").fetchone()
+        seen.append((statement, found[0]))
+
+    local_range = LocalRange.of(date(2026, 10, 30), date(2026, 11, 2), zone("UTC"))
+    request = ExportRequest(local_range=local_range, users=UserFilter(), granularity="daily")
+    event.listen(Engine, "before_cursor_execute", cache_size)
+    try:
+        assert b"".join(CsvExport(store, request)).count(b"\r\n") > 4
+    finally:
+        event.remove(Engine, "before_cursor_execute", cache_size)
+    days = [size for statement, size in seen if "rollup_user_" in statement]
+    assert len(days) >= 4  # one statement per local day at least
+    assert set(days) == {-SCAN_CACHE_KIB}

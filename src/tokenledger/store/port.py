@@ -91,6 +91,11 @@ class UsagePort(Protocol):
         """Queries on one read-only snapshot."""
         ...
 
+    def scan(self) -> AbstractContextManager[UsageQueries]:
+        """:meth:`read` for rows read once (a piece of a long export): on SQLite, on a
+        connection with a small page cache (``Database.scan``)."""
+        ...
+
     def has_events(self) -> bool: ...
 
     def retained_from(self) -> int | None:

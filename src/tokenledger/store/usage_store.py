@@ -137,6 +137,12 @@ class UsageStore:
         with self.db.read() as conn:
             yield UsageReader(self, conn)
 
+    @contextmanager
+    def scan(self) -> Iterator[UsageReader]:
+        """:meth:`read` on the scan pool (rows read once: each day of a daily export)."""
+        with self.db.scan() as conn:
+            yield UsageReader(self, conn)
+
     def retained_from(self) -> int | None:
         """The instant before which retention deleted the raw events (None: none)."""
         return retention.retained_from(self.db)
