@@ -129,6 +129,14 @@ class Dialect:
     # kilobytes: a multi-row VALUES of 500 events (10,000 placeholders) cost more
     # than storing them, and one statement per row is a round trip per row.
     set_based = True
+    # From how many rows a statement over arrays beats one statement per row: a
+    # single event (a gateway request) pays for planning the larger statement, and its
+    # array types vary with its values (p95 of the gateway's added latency 7 -> 12 ms).
+    AT_ONCE_FROM = 32
+
+    def at_once(self, rows: int) -> bool:
+        """Whether ``rows`` rows are written in one statement over arrays."""
+        return rows >= self.AT_ONCE_FROM
 
     def rows_from_arrays(
         self,
@@ -262,6 +270,9 @@ class SqliteDialect(Dialect):
     # SQLite runs in the process: a prepared statement per row costs no round trip,
     # and the driver keeps the statements it prepared by their text.
     set_based = False
+
+    def at_once(self, rows: int) -> bool:
+        return False
 
     def any_of(self, column: str, name: str, sql_type: str) -> str:
         return f"{column} IN :{name}"

@@ -248,7 +248,7 @@ def _ensure_users(
             }
             for user_id in missing
         ]
-        if dialect.set_based:
+        if dialect.at_once(len(rows)):
             columns = ("external_id", "search_key", "first_us", "last_us")
             result = conn.exec_driver_sql(
                 f"INSERT INTO users ({', '.join(columns)}) SELECT * FROM "
@@ -325,7 +325,7 @@ def _insert_events(
     head = f"INSERT INTO events ({', '.join(_EVENT_COLUMNS)}) "
     tail = " ON CONFLICT (event_id) DO NOTHING RETURNING event_id"
     dialect = db.dialect
-    if dialect.set_based:  # one statement, one array per column
+    if dialect.at_once(len(rows)):  # one statement, one array per column
         source = dialect.rows_from_arrays(events, _EVENT_COLUMNS)
         found = conn.exec_driver_sql(f"{head}SELECT * FROM {source}{tail}", _columns(rows))
         return {row[0] for row in found}
@@ -469,7 +469,7 @@ def _update_profiles(
         span_updates.sort(key=lambda update: update[-1] or 0)
         dialect, p = db.dialect, db.dialect.param
         spans = (*(f"{column}_at_us" for column, _ in PROFILE_FIELDS), "first_us", "last_us")
-        if dialect.set_based:  # the batch's people hold their user locks: any order
+        if dialect.at_once(len(span_updates)):  # the people hold their user locks
             source = dialect.rows_from_arrays(users, (*spans, "id"))
             conn.exec_driver_sql(
                 f"UPDATE users AS u SET {', '.join(f'{c} = v.{c}' for c in spans)} "
@@ -488,20 +488,20 @@ def write_rollups(store: UsageStore, conn: Connection, sums: dict[Level, Sums]) 
             _add_to_running_days(store, conn, level, rows)
             continue
         ordered = [(*key, *rows[key]) for key in sorted(rows)]
-        if store.db.dialect.set_based:  # one statement, rows in key order
-            conn.exec_driver_sql(_bucket_upsert(store, level), _columns(ordered))
+        if store.db.dialect.at_once(len(ordered)):  # one statement, rows in key order
+            conn.exec_driver_sql(_bucket_upsert(store, level, at_once=True), _columns(ordered))
         else:
-            conn.exec_driver_sql(_bucket_upsert(store, level), ordered)
+            conn.exec_driver_sql(_bucket_upsert(store, level, at_once=False), ordered)
 
 
-def _bucket_upsert(store: UsageStore, level: Level) -> str:
+def _bucket_upsert(store: UsageStore, level: Level, *, at_once: bool) -> str:
     dialect, table, names = store.db.dialect, level.table, store.metric_columns
     keys = (*level.rollup.key_columns, "bucket")
     columns = (*keys, *names, "first_us", "last_us")
     updates = [f"{name} = {table}.{name} + excluded.{name}" for name in names]
     updates.append(f"first_us = {dialect.least(f'{table}.first_us', 'excluded.first_us')}")
     updates.append(f"last_us = {dialect.greatest(f'{table}.last_us', 'excluded.last_us')}")
-    if dialect.set_based:
+    if at_once:
         rows = f"SELECT * FROM {dialect.rows_from_arrays(store.tables[level], columns)}"
     else:
         rows = f"VALUES ({', '.join([dialect.param] * len(columns))})"
@@ -542,7 +542,7 @@ def _add_to_running_days(store: UsageStore, conn: Connection, level: Level, days
         following = keys[position + 1] if position + 1 < len(keys) else None
         until = following[-1] if following and following[:-1] == key[:-1] else _NO_DAY
         rows.append((*key, until, values[n], values[n + 1], *summed))
-    if dialect.set_based:
+    if dialect.at_once(len(rows)):
         _add_to_running_days_at_once(store, conn, level, keys, rows, insert_head, conflict)
         return
     p = dialect.param
