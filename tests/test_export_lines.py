@@ -17,6 +17,7 @@ from tokenledger.export import (
     COLUMNS,
     CsvExport,
     ExportRequest,
+    Granularity,
     csv_chunks,
     escape_cell,
     event_rows,
@@ -118,11 +119,11 @@ def test_letters_the_database_leaves_unguarded_need_no_guard() -> None:
         assert escape_cell(chr(code) + "=x") == chr(code) + "=x"
 
 
-@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
-def test_an_events_export_reads_events_with_the_small_page_cache(db: Database) -> None:
-    # Every statement of an events export that reads events runs on a connection whose
-    # SQLite page cache is the scans' small one: at 10M events, pages read on the
-    # reports' connections (64 MiB of cache each) grew the server by 258 MiB (4 of them).
+def _exported_with_cache_sizes(
+    db: Database, granularity: Granularity, **options: Any
+) -> tuple[bytes, list[tuple[str, int]]]:
+    """An export of 300 events over four UTC days, and each statement it ran with the
+    SQLite page cache size of its connection."""
     store = UsageStore(db)
     ingest(store, _events(300), now_us=NOW_US)
     seen: list[tuple[str, int]] = []
@@ -132,13 +133,22 @@ def test_an_events_export_reads_events_with_the_small_page_cache(db: Database) -
         seen.append((statement, found[0]))
 
     local_range = LocalRange.of(date(2026, 10, 30), date(2026, 11, 2), zone("UTC"))
-    request = ExportRequest(local_range=local_range, users=UserFilter(), granularity="events")
+    request = ExportRequest(local_range=local_range, users=UserFilter(), granularity=granularity)
     event.listen(Engine, "before_cursor_execute", cache_size)
     try:
-        # A page size that leaves some lines to Python: their records are read too.
-        assert b"".join(CsvExport(store, request, page_size=50)).count(b"\r\n") == 301
+        return b"".join(CsvExport(store, request, **options)), seen
     finally:
         event.remove(Engine, "before_cursor_execute", cache_size)
+
+
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+def test_an_events_export_reads_events_with_the_small_page_cache(db: Database) -> None:
+    # Every statement of an events export that reads events runs on a connection whose
+    # SQLite page cache is the scans' small one: at 10M events, pages read on the
+    # reports' connections (64 MiB of cache each) grew the server by 258 MiB (4 of them).
+    # A page size that leaves some lines to Python: their records are read too.
+    written, seen = _exported_with_cache_sizes(db, "events", page_size=50)
+    assert written.count(b"\r\n") == 301
     scans = [size for statement, size in seen if "FROM events e" in statement]
     assert len(scans) >= 7
     assert set(scans) == {-SCAN_CACHE_KIB}
@@ -148,21 +158,8 @@ def test_an_events_export_reads_events_with_the_small_page_cache(db: Database) -
 def test_a_daily_export_reads_its_days_with_the_small_page_cache(db: Database) -> None:
     # Each local day of a daily export is read once: on the reports' connections its
     # rollup rows filled their 64 MiB caches (at 10M events, +113 MiB for 31 days).
-    store = UsageStore(db)
-    ingest(store, _events(300), now_us=NOW_US)
-    seen: list[tuple[str, int]] = []
-
-    def cache_size(conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
-        found = conn.connection.dbapi_connection.execute("PRAGMA cache_size").fetchone()
-        seen.append((statement, found[0]))
-
-    local_range = LocalRange.of(date(2026, 10, 30), date(2026, 11, 2), zone("UTC"))
-    request = ExportRequest(local_range=local_range, users=UserFilter(), granularity="daily")
-    event.listen(Engine, "before_cursor_execute", cache_size)
-    try:
-        assert b"".join(CsvExport(store, request)).count(b"\r\n") > 4
-    finally:
-        event.remove(Engine, "before_cursor_execute", cache_size)
+    written, seen = _exported_with_cache_sizes(db, "daily")
+    assert written.count(b"\r\n") > 4
     days = [size for statement, size in seen if "rollup_user_" in statement]
     assert len(days) >= 4  # one statement per local day at least
     assert set(days) == {-SCAN_CACHE_KIB}
