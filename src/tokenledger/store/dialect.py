@@ -123,12 +123,13 @@ class Dialect:
 
     # -- a batch's rows in one statement (the write path) -------------------------------
 
-    # Whether the write path sends a batch's rows as one array per column, read by
-    # :meth:`rows_from_arrays` in a single statement. The driver parses the text of
-    # every statement it runs for its placeholders, in Python, uncached past a few
-    # kilobytes: a multi-row VALUES of 500 events (10,000 placeholders) cost more
-    # than storing them, and one statement per row is a round trip per row.
-    set_based = True
+    # Whether a list of ids goes as one array parameter (:meth:`any_of`), however long.
+    # The driver parses the text of every statement it runs for its placeholders, in
+    # Python, uncached past a few kilobytes: a multi-row VALUES of 500 events (10,000
+    # placeholders) cost more than storing them, and one statement per row is a round
+    # trip per row. Rows go the same way from :data:`AT_ONCE_FROM` of them
+    # (:meth:`rows_from_arrays`).
+    lists_as_arrays = True
     # From how many rows a statement over arrays beats one statement per row: a
     # single event (a gateway request) pays for planning the larger statement, and its
     # array types vary with its values (p95 of the gateway's added latency 7 -> 12 ms).
@@ -139,22 +140,17 @@ class Dialect:
         return rows >= self.AT_ONCE_FROM
 
     def rows_from_arrays(
-        self,
-        table: Table,
-        columns: Sequence[str],
-        *,
-        alias: str = "v",
-        names: Sequence[str] | None = None,
+        self, table: Table, columns: Sequence[str], *, names: Sequence[str] | None = None
     ) -> str:
         """A FROM item of one row per array index, from one array parameter per
-        column, typed as ``table``'s ``columns`` and named ``alias(names)`` (the
-        columns' own names by default): its rows come in array order. The arrays are
+        column, typed as ``table``'s ``columns`` and named ``v(names)`` (the columns'
+        own names by default): its rows come in array order. The arrays are
         sent in binary (``%b``): the driver writes them ten times faster than as text."""
         dialect = self._engine.dialect
         arrays = ", ".join(
             f"CAST(%b AS {table.c[column].type.compile(dialect=dialect)}[])" for column in columns
         )
-        return f"unnest({arrays}) AS {alias}({', '.join(names or columns)})"
+        return f"unnest({arrays}) AS v({', '.join(names or columns)})"
 
     def any_of(self, column: str, name: str, sql_type: str) -> str:
         """``column`` is one of the values of the list parameter ``name`` (one array,
@@ -269,7 +265,7 @@ class SqliteDialect(Dialect):
 
     # SQLite runs in the process: a prepared statement per row costs no round trip,
     # and the driver keeps the statements it prepared by their text.
-    set_based = False
+    lists_as_arrays = False
 
     def at_once(self, rows: int) -> bool:
         return False

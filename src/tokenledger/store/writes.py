@@ -206,7 +206,7 @@ def user_lock_key(user_id: str) -> int:
 def _chunks(db: Database, values: Sequence[str], size: int = 500) -> Iterable[Sequence[str]]:
     """``values`` in pieces of ``size`` for SQLite (a placeholder each), whole where
     they go as one array."""
-    if db.dialect.set_based:
+    if db.dialect.lists_as_arrays:
         size = max(len(values), 1)
     for start in range(0, len(values), size):
         yield values[start : start + size]
